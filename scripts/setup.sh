@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything tsswarm needs on a fresh Debian 12 machine (as root) and builds it:
+# Debian packages, npm packages, the native runtime and the TypeScript.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+  build-essential pkg-config      # the native runtime (C)
+  busybox-static                  # the test and demo image
+  iproute2 nftables               # network namespaces, veth, bridges, VXLAN, load balancing
+  runc crun                       # alternative OCI runtimes (--runtime runc|crun) and benchmark anchors
+  umoci skopeo                    # OCI image layouts and docker-save archives for image tests
+  hyperfine jq util-linux procps  # benchmarks and scripts
+)
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages"
+  npm ci --no-fund --no-audit --loglevel=error
+fi
+
+echo "setup: building native runtime and TypeScript"
+make -s -C native
+npx tsc -p tsconfig.build.json

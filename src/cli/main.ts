@@ -1,0 +1,2 @@
+console.error('tsswarm: not built yet');
+process.exit(1);

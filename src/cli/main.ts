@@ -1,2 +1,87 @@
-console.error('tsswarm: not built yet');
-process.exit(1);
+/** `tsswarm`: the command line. Mirrors docker's commands and flags where the concept is the same. */
+import { Command, CommanderError, Option } from 'commander';
+import { NodeClient, daemonAddress } from './client.js';
+import { containerCommands } from './container-commands.js';
+import { imageCommands } from './image-commands.js';
+import type { OutputFormat } from './format.js';
+import { printJson } from './format.js';
+
+const VERSION = '0.1.0';
+
+function buildProgram(): Command {
+  const program = new Command('tsswarm')
+    .description('a container orchestrator in the style of Docker Swarm mode')
+    .version(VERSION, '--version')
+    .option('-H, --host <unix://PATH>', 'daemon socket to connect to (default: $TSSWARM_HOST or unix:///run/tsswarm/tsswarm.sock)')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .enablePositionalOptions()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (str, write) => write(`tsswarm: ${str.replace(/^error: /, '')}`) });
+
+  let client: NodeClient | undefined;
+  const connect = () => (client ??= new NodeClient(daemonAddress(program.opts().host)));
+  const format = () => program.opts().format as OutputFormat;
+
+  program.addCommand(new Command('daemon').description('run the node daemon')
+    .requiredOption('--data-dir <dir>', 'where this node keeps its state')
+    .option('--socket <path>', 'unix socket of the local API', '/run/tsswarm/tsswarm.sock')
+    .option('--listen-addr <ip:port>', 'address for cluster traffic (managers and workers)', '0.0.0.0:2377')
+    .option('--cgroup-parent <name>', 'cgroup under which containers are created', 'tsswarm')
+    .addOption(new Option('--runtime <name>', 'OCI runtime for containers').choices(['tsswarm', 'runc', 'crun']).default('tsswarm'))
+    .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .action(async (o) => {
+      const { runDaemon } = await import('../daemon/main.js');
+      await runDaemon(o);
+    }));
+
+  program.addCommand(new Command('info').description('show information about this node and its daemon')
+    .action(async () => {
+      const info = await connect().call('Info', {});
+      if (format() === 'json') { printJson(info); return; }
+      for (const [k, v] of Object.entries(info)) process.stdout.write(`${k}: ${String(v)}\n`);
+    }));
+
+  for (const c of containerCommands(connect, format)) program.addCommand(c);
+  for (const c of imageCommands(connect, format)) program.addCommand(c);
+
+  program.hook('postAction', () => client?.close());
+  return program;
+}
+
+/** docker's top-level shortcuts: `tsswarm run`, `ps`, `exec`, `logs`, `images`. */
+const SHORTCUTS: Record<string, string[]> = {
+  run: ['container', 'run'], ps: ['container', 'ps'], exec: ['container', 'exec'], logs: ['container', 'logs'],
+  images: ['image', 'ls'],
+};
+const GLOBAL_OPTIONS_WITH_VALUE = new Set(['-H', '--host', '--format']);
+
+function expandShortcut(args: string[]): string[] {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (GLOBAL_OPTIONS_WITH_VALUE.has(a)) { i++; continue; }
+    if (a.startsWith('-')) continue;
+    const target = SHORTCUTS[a];
+    return target ? [...args.slice(0, i), ...target, ...args.slice(i + 1)] : args;
+  }
+  return args;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  const args = expandShortcut(process.argv.slice(2));
+  try {
+    await program.parseAsync(args, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    // docker run returns 125 when the daemon refused, so scripts can tell it from the container's own code.
+    const isRun = args.includes('container') && args[args.indexOf('container') + 1] === 'run';
+    process.stderr.write(`tsswarm: ${(err as Error).message}\n`);
+    process.exitCode = isRun ? 125 : 1;
+  }
+}
+
+await main();

@@ -1,0 +1,107 @@
+/**
+ * `tsswarm daemon`: one per host. Owns the data dir, serves the local API on a root-only unix
+ * socket, and runs this node's containers. Several daemons can share a machine: each has its own
+ * data dir, socket, cgroup parent (and, in cluster tests, network namespace).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { createLogger } from '../log.js';
+import { writeFileAtomic } from '../durable-file.js';
+import { ContainerManager } from '../worker/containers/manager.js';
+import { RuntimeDriver, cgroupLayout, type RuntimeName } from '../worker/runtime/driver.js';
+import { nodeApiHandlers, nodeApiService, type ImageService } from '../worker/node-api.js';
+import { ImageStore } from '../worker/images/index.js';
+
+export interface DaemonOptions {
+  dataDir: string;
+  socket: string;
+  listenAddr: string;
+  cgroupParent: string;
+  runtime: RuntimeName;
+  logLevel: string;
+}
+
+const CGROUP_PARENT_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*(\/[a-zA-Z0-9][a-zA-Z0-9_.-]*)*$/;
+
+/** Refuses to share a data dir with a live daemon; a stale pid file from a crash is taken over. */
+function claimDataDir(dataDir: string): void {
+  const pidFile = join(dataDir, 'daemon.pid');
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    let cmdline = '';
+    try { cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { /* gone */ }
+    if (pid && pid !== process.pid && cmdline.includes('daemon')) {
+      throw new Error(`data dir ${dataDir} is in use by the daemon with pid ${pid}`);
+    }
+  }
+}
+
+async function nodeId(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'node-id');
+  const existing = await readFile(file, 'utf8').catch(() => '');
+  if (existing.trim()) return existing.trim();
+  const id = randomBytes(13).toString('hex').slice(0, 25);
+  await writeFileAtomic(file, id);
+  return id;
+}
+
+export async function runDaemon(o: DaemonOptions): Promise<void> {
+  const log = createLogger('tsswarm-daemon', o.logLevel);
+  const dataDir = resolve(o.dataDir);
+  const socket = resolve(o.socket);
+  if (!CGROUP_PARENT_RE.test(o.cgroupParent)) throw new Error(`invalid --cgroup-parent "${o.cgroupParent}": expected a relative cgroup path such as tsswarm or tests/node1`);
+  if (process.getuid?.() !== 0) throw new Error('the daemon must run as root (it creates namespaces, cgroups and mounts)');
+
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  claimDataDir(dataDir);
+  await writeFile(join(dataDir, 'daemon.pid'), `${process.pid}\n`);
+  const id = await nodeId(dataDir);
+
+  // Runtime state is per boot (tmpfs under /run) and per daemon, so daemons never see each other's containers.
+  const stateRoot = join('/run/tsswarm/runtime', createHash('sha256').update(dataDir).digest('hex').slice(0, 16));
+  await mkdir(stateRoot, { recursive: true, mode: 0o700 });
+  const runtime = new RuntimeDriver(o.runtime, stateRoot);
+  const images = await ImageStore.open(join(dataDir, 'images'), log);
+  const containers = await ContainerManager.open({ dataDir, images, runtime, cgroupParent: o.cgroupParent, log });
+
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+  server.addService(nodeApiService(), nodeApiHandlers({
+    containers,
+    images: images as unknown as ImageService,
+    log,
+    info: {
+      version: '0.1.0', nodeId: id, hostname: hostname(), dataDir, runtime: o.runtime,
+      cgroupParent: o.cgroupParent, cgroupVersion: cgroupLayout(),
+    },
+  }));
+
+  await mkdir(dirname(socket), { recursive: true, mode: 0o755 });
+  // A socket file left by a crashed daemon would make bind fail; claimDataDir ruled out a live owner.
+  if (existsSync(socket)) unlinkSync(socket);
+  await new Promise<void>((ok, fail) => server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? fail(err) : ok())));
+  chmodSync(socket, 0o600);
+  log.info({ socket, dataDir, nodeId: id, runtime: o.runtime, cgroupParent: o.cgroupParent }, 'daemon ready');
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'daemon stopping; containers keep running under their shims');
+    containers.close();
+    server.tryShutdown(() => {
+      try { unlinkSync(socket); } catch { /* already gone */ }
+      try { unlinkSync(join(dataDir, 'daemon.pid')); } catch { /* already gone */ }
+      process.exit(0);
+    });
+    setTimeout(() => process.exit(0), 3000).unref();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  // A bug in one request must not take the node's containers' supervisor down with it.
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+}

@@ -1,0 +1,101 @@
+/**
+ * Reads the json-file logs the shim writes ({"log","stream","time"} per line), once or following
+ * new lines until the container stops.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+
+export interface LogEntry {
+  stream: 'stdout' | 'stderr';
+  data: Buffer;
+  time: string;
+}
+
+export interface LogReadOptions {
+  follow: boolean;
+  /** Last N lines of what is already there; < 0 for all. */
+  tail: number;
+  /** With follow: resolves when no more lines will come (the container exited). */
+  finished?: Promise<unknown>;
+  signal?: AbortSignal;
+}
+
+function parseLine(line: string): LogEntry | undefined {
+  try {
+    const obj = JSON.parse(line) as { log?: string; stream?: string; time?: string };
+    if (typeof obj.log !== 'string') return undefined;
+    return { stream: obj.stream === 'stderr' ? 'stderr' : 'stdout', data: Buffer.from(obj.log), time: obj.time ?? '' };
+  } catch {
+    return undefined; // a torn last line from a crash: skip it rather than fail the whole read
+  }
+}
+
+export async function* readLogs(path: string, opts: LogReadOptions): AsyncGenerator<LogEntry> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !opts.follow) return;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  let offset = 0;
+  let pending = '';
+  const readNew = async (): Promise<LogEntry[]> => {
+    if (!fh) {
+      try { fh = await open(path, 'r'); } catch { return []; }
+    }
+    const out: LogEntry[] = [];
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+      if (bytesRead === 0) break;
+      offset += bytesRead;
+      pending += buf.toString('utf8', 0, bytesRead);
+    }
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const entry = parseLine(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+      if (entry) out.push(entry);
+    }
+    return out;
+  };
+
+  try {
+    const existing = await readNew();
+    const start = opts.tail >= 0 ? Math.max(0, existing.length - opts.tail) : 0;
+    for (let i = start; i < existing.length; i++) yield existing[i]!;
+    if (!opts.follow) return;
+
+    let finished = false;
+    let wake: () => void = () => {};
+    void opts.finished?.then(() => { finished = true; wake(); });
+    let watcher: FSWatcher | undefined;
+    const arm = () => {
+      if (watcher) return;
+      try { watcher = watch(path, () => wake()); } catch { /* file not there yet: poll */ }
+    };
+    const onAbort = () => { finished = true; wake(); };
+    opts.signal?.addEventListener('abort', onAbort);
+    try {
+      while (!opts.signal?.aborted) {
+        arm();
+        for (const entry of await readNew()) yield entry;
+        if (finished) {
+          for (const entry of await readNew()) yield entry;
+          return;
+        }
+        // inotify wakes us on writes; the timeout covers a log file that is replaced or created late.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 250);
+          wake = () => { clearTimeout(timer); resolve(); };
+        });
+      }
+    } finally {
+      watcher?.close();
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  } finally {
+    await fh?.close();
+  }
+}

@@ -1,0 +1,496 @@
+/**
+ * The containers of this node: create, start, stop, restart policies, adoption after a daemon
+ * restart. Each container lives in <data-dir>/containers/<id>/ (container.json, config.json, the
+ * overlay's upper and work dirs, the json log and the shim's pid and exit files); the shim, not the
+ * daemon, is the container's parent, so the daemon can die and come back without touching it.
+ */
+import { randomBytes } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { writeFileAtomic } from '../../durable-file.js';
+import { buildOciSpec, resolveCommand, type ImageRuntimeConfig } from '../runtime/oci-spec.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
+import { resolveIdentity } from './identity.js';
+import { readLogs, type LogEntry } from './logs.js';
+import { randomContainerName } from './names.js';
+import { ContainerError, type ContainerRecord, type ContainerSpec, type ExitRecord } from './types.js';
+
+/** What the manager needs of the image store. */
+export interface ImageLookup {
+  resolve(ref: string): { id: string; config: ImageRuntimeConfig & { stopSignal?: string } } | undefined;
+  lowerDirs(image: { id: string }): string[];
+}
+
+export interface ContainerManagerOptions {
+  dataDir: string;
+  images: ImageLookup;
+  runtime: RuntimeDriver;
+  cgroupParent: string;
+  log: Logger;
+}
+
+interface Live {
+  record: ContainerRecord;
+  watcher?: FSWatcher;
+  exited: Deferred<ExitRecord>;
+  restartTimer?: NodeJS.Timeout;
+  /** Serialises lifecycle operations on one container (start vs. exit handling vs. remove). */
+  busy: Promise<unknown>;
+}
+
+class Deferred<T> {
+  resolve!: (v: T) => void;
+  readonly promise = new Promise<T>((r) => { this.resolve = r; });
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const RESTART_BACKOFF_MS = { first: 100, max: 60_000 };
+
+export class ContainerManager {
+  private readonly containers = new Map<string, Live>();
+  private readonly dir: string;
+  private closed = false;
+
+  private constructor(private readonly opts: ContainerManagerOptions) {
+    this.dir = join(opts.dataDir, 'containers');
+  }
+
+  static async open(opts: ContainerManagerOptions): Promise<ContainerManager> {
+    const mgr = new ContainerManager(opts);
+    await mkdir(mgr.dir, { recursive: true });
+    await mgr.adopt();
+    return mgr;
+  }
+
+  /** Stops watching; containers keep running under their shims. */
+  close(): void {
+    this.closed = true;
+    for (const live of this.containers.values()) {
+      live.watcher?.close();
+      if (live.restartTimer) clearTimeout(live.restartTimer);
+    }
+  }
+
+  list(all: boolean): ContainerRecord[] {
+    const out = [...this.containers.values()].map((l) => l.record);
+    out.sort((a, b) => b.created.localeCompare(a.created));
+    return all ? out : out.filter((r) => r.state.status === 'running' || r.state.status === 'paused' || r.state.status === 'restarting');
+  }
+
+  get(ref: string): ContainerRecord {
+    return this.find(ref).record;
+  }
+
+  inUseImageIds(): Set<string> {
+    return new Set([...this.containers.values()].map((l) => l.record.imageId));
+  }
+
+  async create(spec: ContainerSpec): Promise<ContainerRecord> {
+    const image = this.opts.images.resolve(spec.image);
+    if (!image) throw new ContainerError(`No such image: ${spec.image}`, 'not-found');
+    const name = spec.name || randomContainerName((n) => this.byName(n) !== undefined);
+    if (!NAME_RE.test(name)) throw new ContainerError(`Invalid container name "${name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, 'invalid');
+    const clash = this.byName(name);
+    if (clash) throw new ContainerError(`Conflict. The container name "/${name}" is already in use by container "${clash.record.id}"`, 'conflict');
+
+    const id = randomBytes(32).toString('hex');
+    const hostname = spec.hostname || id.slice(0, 12);
+    const full: ContainerSpec = { ...spec, name, hostname, stopSignal: spec.stopSignal || image.config.stopSignal || 'SIGTERM' };
+    const command = resolveCommand(full, image.config);
+    if (command.length === 0) throw new ContainerError('no command specified: the image has no Cmd or Entrypoint and none was given', 'invalid');
+
+    const lowerDirs = this.opts.images.lowerDirs(image);
+    const identity = resolveIdentity(full.user || image.config.user, lowerDirs);
+    const cdir = join(this.dir, id);
+    const record: ContainerRecord = {
+      id, name, image: spec.image, imageId: image.id, spec: full, command,
+      state: { status: 'created', pid: 0, exitCode: 0, oomKilled: false, error: '', startedAt: '', finishedAt: '', restartCount: 0 },
+      created: new Date().toISOString(), bundle: cdir, logPath: join(cdir, 'container.log'), stoppedByUser: false,
+    };
+    // Reserve the name before the first await so that two concurrent creates cannot both take it.
+    const live: Live = { record, exited: new Deferred(), busy: Promise.resolve() };
+    this.containers.set(id, live);
+    try {
+      await mkdir(join(cdir, 'rootfs'), { recursive: true });
+      await Promise.all([mkdir(join(cdir, 'upper')), mkdir(join(cdir, 'work'))]);
+      const etc = { hosts: join(cdir, 'hosts'), hostname: join(cdir, 'hostname'), resolvConf: join(cdir, 'resolv.conf') };
+      await Promise.all([
+        writeFile(etc.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`),
+        writeFile(etc.hostname, `${hostname}\n`),
+        writeFile(etc.resolvConf, await hostResolvConf(full.network)),
+      ]);
+      const oci = buildOciSpec({
+        id, spec: full, image: image.config, rootfs: join(cdir, 'rootfs'),
+        uid: identity.uid, gid: identity.gid, additionalGids: identity.additionalGids,
+        cgroupsPath: `/${this.opts.cgroupParent}/${id}`, etcFiles: etc,
+      });
+      await writeFile(join(cdir, 'config.json'), JSON.stringify(oci));
+      await this.save(record, true);
+    } catch (err) {
+      this.containers.delete(id);
+      await rm(cdir, { recursive: true, force: true });
+      throw err;
+    }
+    this.opts.log.info({ id, name, image: spec.image }, 'container created');
+    return record;
+  }
+
+  async start(ref: string): Promise<ContainerRecord> {
+    const live = this.find(ref);
+    return this.serialise(live, () => this.startLocked(live, false));
+  }
+
+  private async startLocked(live: Live, isRestart: boolean): Promise<ContainerRecord> {
+    const r = live.record;
+    if (r.state.status === 'running' || r.state.status === 'paused') return r;
+    if (r.state.status === 'restarting' && !isRestart) return r;
+    if (live.restartTimer) { clearTimeout(live.restartTimer); live.restartTimer = undefined; }
+    const image = this.opts.images.resolve(r.imageId);
+    if (!image) throw new ContainerError(`image ${r.image} (${r.imageId.slice(0, 19)}) of container ${r.name} was removed`, 'conflict');
+    await Promise.all(['exit.json', 'init.pid', 'shim.pid'].map((f) => unlink(join(r.bundle, f)).catch(() => {})));
+    live.exited = new Deferred();
+    r.stoppedByUser = false;
+    this.watch(live);
+    try {
+      await this.opts.runtime.start({
+        id: r.id, bundle: r.bundle, stateDir: r.bundle, logPath: r.logPath,
+        overlay: { lower: this.opts.images.lowerDirs(image), upper: join(r.bundle, 'upper'), work: join(r.bundle, 'work') },
+      });
+    } catch (err) {
+      live.watcher?.close();
+      live.watcher = undefined;
+      r.state = { ...r.state, status: 'exited', exitCode: 128, error: (err as Error).message, finishedAt: new Date().toISOString() };
+      await this.save(r, false);
+      throw new ContainerError(`cannot start container ${r.name}: ${(err as Error).message}`, 'runtime');
+    }
+    const pid = Number(await readFile(join(r.bundle, 'init.pid'), 'utf8').catch(() => '0'));
+    r.state = {
+      ...r.state, status: 'running', pid, exitCode: 0, oomKilled: false, error: '',
+      startedAt: new Date().toISOString(), finishedAt: '',
+    };
+    await this.save(r, false);
+    // The container may have exited before the watch saw exit.json appear.
+    void this.checkExit(live);
+    return r;
+  }
+
+  /** Resolves with the exit of the current (or next) run of the container. */
+  async wait(ref: string): Promise<ExitRecord> {
+    const live = this.find(ref);
+    const s = live.record.state.status;
+    if (s === 'exited' || s === 'dead' || s === 'created') {
+      return { exitCode: live.record.state.exitCode, signal: null, oomKilled: live.record.state.oomKilled, finishedAt: live.record.state.finishedAt, error: live.record.state.error };
+    }
+    return live.exited.promise;
+  }
+
+  /** Promise that settles when the current run ends, for log followers. */
+  exitOf(ref: string): Promise<ExitRecord> {
+    return this.find(ref).exited.promise;
+  }
+
+  async stop(ref: string, timeoutSeconds?: number): Promise<ContainerRecord> {
+    const live = this.find(ref);
+    const r = live.record;
+    r.stoppedByUser = true;
+    if (live.restartTimer) {
+      clearTimeout(live.restartTimer);
+      live.restartTimer = undefined;
+      r.state.status = 'exited';
+      await this.save(r, false);
+      return r;
+    }
+    if (r.state.status !== 'running' && r.state.status !== 'paused') return r;
+    if (r.state.status === 'paused') await this.unpause(ref);
+    const grace = (timeoutSeconds ?? r.spec.stopTimeout ?? 10) * 1000;
+    this.signal(r, r.spec.stopSignal || 'SIGTERM');
+    const exited = await Promise.race([live.exited.promise.then(() => true), sleep(grace).then(() => false)]);
+    if (!exited) {
+      this.opts.log.info({ id: r.id, graceMs: grace }, 'container did not stop in time: sending SIGKILL');
+      this.signal(r, 'SIGKILL');
+      await live.exited.promise;
+    }
+    await live.busy;
+    return r;
+  }
+
+  async kill(ref: string, signal = 'SIGKILL'): Promise<ContainerRecord> {
+    const live = this.find(ref);
+    const r = live.record;
+    if (r.state.status !== 'running' && r.state.status !== 'paused') {
+      throw new ContainerError(`Container ${r.name} is not running`, 'conflict');
+    }
+    const sig = normaliseSignal(signal);
+    if (sig === 'SIGKILL' || sig === 'SIGTERM') r.stoppedByUser = true;
+    this.signal(r, sig);
+    if (sig === 'SIGKILL') {
+      await live.exited.promise;
+      await live.busy;
+    }
+    return r;
+  }
+
+  async pause(ref: string): Promise<ContainerRecord> {
+    const live = this.find(ref);
+    const r = live.record;
+    if (r.state.status !== 'running') throw new ContainerError(`Container ${r.name} is not running`, 'conflict');
+    await this.opts.runtime.commandOrThrow(['pause', r.id]);
+    r.state.status = 'paused';
+    await this.save(r, false);
+    return r;
+  }
+
+  async unpause(ref: string): Promise<ContainerRecord> {
+    const live = this.find(ref);
+    const r = live.record;
+    if (r.state.status !== 'paused') throw new ContainerError(`Container ${r.name} is not paused`, 'conflict');
+    await this.opts.runtime.commandOrThrow(['resume', r.id]);
+    r.state.status = 'running';
+    await this.save(r, false);
+    return r;
+  }
+
+  async remove(ref: string, force: boolean): Promise<void> {
+    const live = this.find(ref);
+    const r = live.record;
+    if ((r.state.status === 'running' || r.state.status === 'paused') && !force) {
+      throw new ContainerError(`You cannot remove a ${r.state.status} container ${r.id.slice(0, 12)}. Stop the container before attempting removal or force remove`, 'conflict');
+    }
+    r.stoppedByUser = true;
+    if (live.restartTimer) clearTimeout(live.restartTimer);
+    if (r.state.status === 'running' || r.state.status === 'paused') {
+      if (r.state.status === 'paused') await this.opts.runtime.command(['resume', r.id]);
+      this.signal(r, 'SIGKILL');
+      await Promise.race([live.exited.promise, sleep(5000)]);
+    }
+    await live.busy;
+    await this.destroy(live);
+  }
+
+  logs(ref: string, opts: { follow: boolean; tail: number; signal?: AbortSignal }): AsyncGenerator<LogEntry> {
+    const live = this.find(ref);
+    const running = ['running', 'paused', 'restarting'].includes(live.record.state.status);
+    return readLogs(live.record.logPath, {
+      follow: opts.follow && running,
+      tail: opts.tail,
+      finished: this.settledAfterExit(live),
+      signal: opts.signal,
+    });
+  }
+
+  /** Starts a process in a running container; the caller streams its output. */
+  async exec(ref: string, cmd: string[], env: string[], workingDir: string, user: string) {
+    const live = this.find(ref);
+    const r = live.record;
+    if (r.state.status !== 'running') throw new ContainerError(`Container ${r.name} is not running`, 'conflict');
+    if (cmd.length === 0) throw new ContainerError('exec: no command given', 'invalid');
+    const oci = JSON.parse(await readFile(join(r.bundle, 'config.json'), 'utf8')) as { process: Record<string, unknown> };
+    const image = this.opts.images.resolve(r.imageId);
+    const identity = user ? resolveIdentity(user, image ? this.opts.images.lowerDirs(image) : []) : undefined;
+    const proc = {
+      ...oci.process,
+      args: cmd,
+      env: [...(oci.process.env as string[]), ...env],
+      cwd: workingDir || oci.process.cwd,
+      ...(identity ? { user: { uid: identity.uid, gid: identity.gid } } : {}),
+    };
+    const file = join(r.bundle, `exec-${randomBytes(6).toString('hex')}.json`);
+    await writeFile(file, JSON.stringify(proc));
+    const child = this.opts.runtime.exec(r.id, file);
+    child.on('close', () => { void unlink(file).catch(() => {}); });
+    return child;
+  }
+
+  // ---- internals ----
+
+  private find(ref: string): Live {
+    if (!ref) throw new ContainerError('container name or id required', 'invalid');
+    const exact = this.containers.get(ref) ?? this.byName(ref.replace(/^\//, ''));
+    if (exact) return exact;
+    if (/^[0-9a-f]+$/.test(ref)) {
+      const matches = [...this.containers.values()].filter((l) => l.record.id.startsWith(ref));
+      if (matches.length === 1) return matches[0]!;
+      if (matches.length > 1) throw new ContainerError(`multiple containers match id prefix ${ref}: use more characters`, 'invalid');
+    }
+    throw new ContainerError(`No such container: ${ref}`, 'not-found');
+  }
+
+  private byName(name: string): Live | undefined {
+    for (const live of this.containers.values()) if (live.record.name === name) return live;
+    return undefined;
+  }
+
+  private serialise<T>(live: Live, fn: () => Promise<T>): Promise<T> {
+    const next = live.busy.then(fn, fn);
+    live.busy = next.catch(() => {});
+    return next;
+  }
+
+  private signal(r: ContainerRecord, signal: string): void {
+    if (r.state.pid <= 0) return;
+    try {
+      process.kill(r.state.pid, normaliseSignal(signal) as NodeJS.Signals);
+    } catch (err) {
+      // ESRCH: it exited already; the exit watch will record it.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new ContainerError(`cannot signal ${r.name}: ${(err as Error).message}`);
+    }
+  }
+
+  private watch(live: Live): void {
+    live.watcher?.close();
+    try {
+      live.watcher = watch(live.record.bundle, (_event, file) => {
+        if (file === 'exit.json') void this.checkExit(live);
+      });
+      live.watcher.on('error', () => {});
+    } catch (err) {
+      this.opts.log.warn({ id: live.record.id, err }, 'cannot watch container dir; relying on polling');
+    }
+  }
+
+  /** Reads exit.json if the shim wrote it; applies the exit once. */
+  private async checkExit(live: Live): Promise<void> {
+    const r = live.record;
+    let exit: ExitRecord;
+    try {
+      exit = JSON.parse(await readFile(join(r.bundle, 'exit.json'), 'utf8')) as ExitRecord;
+    } catch {
+      return;
+    }
+    await this.serialise(live, async () => {
+      if (r.state.status !== 'running' && r.state.status !== 'paused') return;
+      live.watcher?.close();
+      live.watcher = undefined;
+      await this.applyExit(live, exit);
+    });
+  }
+
+  private async applyExit(live: Live, exit: ExitRecord): Promise<void> {
+    const r = live.record;
+    r.state = {
+      ...r.state, status: 'exited', pid: 0, exitCode: exit.exitCode, oomKilled: exit.oomKilled,
+      error: exit.error ?? '', finishedAt: exit.finishedAt || new Date().toISOString(),
+    };
+    this.opts.log.info({ id: r.id, name: r.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled }, 'container exited');
+    const restart = this.shouldRestart(r);
+    if (restart && !this.closed) {
+      r.state.status = 'restarting';
+      const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.first * 2 ** Math.min(r.state.restartCount, 16));
+      live.restartTimer = setTimeout(() => {
+        live.restartTimer = undefined;
+        r.state.restartCount++;
+        this.serialise(live, () => this.startLocked(live, true)).catch((err) => {
+          this.opts.log.warn({ id: r.id, err: (err as Error).message }, 'restart failed');
+        });
+      }, delay);
+    }
+    await this.save(r, false);
+    live.exited.resolve(exit);
+    if (!restart && r.spec.autoRemove) {
+      // Remove after the exit is delivered, so a waiting `run` still gets its output and code.
+      setImmediate(() => { void this.destroy(live).catch((err) => this.opts.log.warn({ err }, 'auto-remove failed')); });
+    }
+  }
+
+  private shouldRestart(r: ContainerRecord): boolean {
+    if (r.stoppedByUser) return false;
+    const p = r.spec.restart;
+    switch (p.name) {
+      case 'always':
+      case 'unless-stopped':
+        return true;
+      case 'on-failure':
+        return r.state.exitCode !== 0 && (p.maxRetries === 0 || r.state.restartCount < p.maxRetries);
+      default:
+        return false;
+    }
+  }
+
+  private settledAfterExit(live: Live): Promise<unknown> {
+    // Follow until the run ends and is not being restarted.
+    return live.exited.promise.then(() => live.busy);
+  }
+
+  private async destroy(live: Live): Promise<void> {
+    const r = live.record;
+    live.watcher?.close();
+    // The shim deletes the runtime state and unmounts on exit; a forced delete covers a shim that died.
+    await this.opts.runtime.command(['delete', '--force', r.id]).catch(() => {});
+    await rm(r.bundle, { recursive: true, force: true });
+    this.containers.delete(r.id);
+    this.opts.log.info({ id: r.id, name: r.name }, 'container removed');
+  }
+
+  private async save(r: ContainerRecord, durable: boolean): Promise<void> {
+    if (!this.containers.has(r.id)) return;
+    await writeFileAtomic(join(r.bundle, 'container.json'), JSON.stringify(r), durable);
+  }
+
+  /** After a daemon restart: take every container back, and learn what happened while we were away. */
+  private async adopt(): Promise<void> {
+    for (const id of await readdir(this.dir)) {
+      const cdir = join(this.dir, id);
+      let record: ContainerRecord;
+      try {
+        record = JSON.parse(await readFile(join(cdir, 'container.json'), 'utf8')) as ContainerRecord;
+      } catch (err) {
+        this.opts.log.warn({ dir: cdir, err: (err as Error).message }, 'skipping container dir without a readable container.json');
+        continue;
+      }
+      const live: Live = { record, exited: new Deferred(), busy: Promise.resolve() };
+      this.containers.set(record.id, live);
+      const s = record.state.status;
+      if (s !== 'running' && s !== 'paused' && s !== 'restarting') continue;
+      if (s === 'restarting') {
+        record.state.status = 'exited';
+        if (this.shouldRestart(record)) void this.serialise(live, () => this.startLocked(live, true)).catch(() => {});
+        continue;
+      }
+      const exitJson = await readFile(join(cdir, 'exit.json'), 'utf8').catch(() => undefined);
+      if (exitJson) {
+        await this.applyExit(live, JSON.parse(exitJson) as ExitRecord);
+        continue;
+      }
+      if (await shimAlive(cdir, record.id)) {
+        this.watch(live);
+        void this.checkExit(live);
+        this.opts.log.info({ id: record.id, name: record.name }, 'adopted running container');
+      } else {
+        record.state = { ...record.state, status: 'dead', pid: 0, error: 'the shim died without recording an exit', finishedAt: new Date().toISOString() };
+        await this.save(record, false);
+        live.exited.resolve({ exitCode: record.state.exitCode, signal: null, oomKilled: false, finishedAt: record.state.finishedAt, error: record.state.error });
+      }
+    }
+  }
+}
+
+async function shimAlive(cdir: string, id: string): Promise<boolean> {
+  const pid = Number(await readFile(join(cdir, 'shim.pid'), 'utf8').catch(() => '0'));
+  if (!pid) return false;
+  // The pid could have been reused: the live shim names its container on its command line.
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return cmdline.includes(id);
+}
+
+async function hostResolvConf(network: ContainerSpec['network']): Promise<string> {
+  if (network === 'none') return '';
+  return readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+}
+
+const SIGNAL_NUMBERS: Record<string, string> = {
+  '1': 'SIGHUP', '2': 'SIGINT', '3': 'SIGQUIT', '9': 'SIGKILL', '10': 'SIGUSR1', '12': 'SIGUSR2', '15': 'SIGTERM',
+};
+
+export function normaliseSignal(signal: string): string {
+  const s = signal.trim().toUpperCase();
+  const name = SIGNAL_NUMBERS[s] ?? (s.startsWith('SIG') ? s : `SIG${s}`);
+  if (!(name in constants.signals)) throw new ContainerError(`invalid signal: ${signal}`, 'invalid');
+  return name;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,80 @@
+/** A container as the user asked for it (`container run` flags), after validation. */
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  cmd: string[];
+  entrypoint: string[];
+  entrypointSet: boolean;
+  env: string[];
+  workingDir: string;
+  user: string;
+  hostname: string;
+  memoryBytes: number;
+  nanoCpus: number;
+  pidsLimit: number;
+  restart: RestartPolicy;
+  mounts: BindMount[];
+  network: 'none' | 'host';
+  autoRemove: boolean;
+  readOnly: boolean;
+  stopSignal: string;
+  stopTimeout: number;
+  labels: Record<string, string>;
+}
+
+export interface RestartPolicy {
+  name: 'no' | 'on-failure' | 'always' | 'unless-stopped';
+  maxRetries: number;
+}
+
+export interface BindMount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead';
+
+export interface ContainerState {
+  status: ContainerStatus;
+  pid: number;
+  exitCode: number;
+  oomKilled: boolean;
+  error: string;
+  startedAt: string;
+  finishedAt: string;
+  restartCount: number;
+}
+
+/** What the daemon keeps on disk for each container (<data-dir>/containers/<id>/container.json). */
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  image: string;
+  imageId: string;
+  spec: ContainerSpec;
+  state: ContainerState;
+  created: string;
+  bundle: string;
+  logPath: string;
+  command: string[];
+  /** Set by stop/kill from the user: a restart policy must not bring the container back. */
+  stoppedByUser: boolean;
+}
+
+/** What the shim records when the container's init process ends (exit.json). */
+export interface ExitRecord {
+  exitCode: number;
+  signal: number | null;
+  oomKilled: boolean;
+  startedAt?: string;
+  finishedAt: string;
+  error?: string;
+}
+
+export class ContainerError extends Error {
+  constructor(message: string, readonly code: 'not-found' | 'conflict' | 'invalid' | 'runtime' = 'runtime') {
+    super(message);
+    this.name = 'ContainerError';
+  }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine (Debian packages, npm packages, native build) and runs every test.
+# Must run as root: the tests create real containers, cgroups, mounts and network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "scripts/test.sh: run as root (the tests use namespaces, cgroups and mounts)" >&2; exit 1; }
+bash scripts/setup.sh
+npx tsc -p tsconfig.json --noEmit
+npx vitest run "$@"

@@ -1,0 +1,144 @@
+/**
+ * Linearizability checker: Wing & Gong's search with memoization of (linearized set, model state),
+ * as in Porcupine. Histories are split per key first (a KV store is linearizable iff every key is),
+ * which keeps each search small.
+ */
+
+export interface Model<S, I, O> {
+  init(): S;
+  /** Applies input to state; returns the next state if the observed output is possible, else undefined. */
+  step(state: S, input: I, output: O | undefined): S | undefined;
+  /** A stable string for memoization. */
+  key(state: S): string;
+}
+
+export interface Operation<I, O> {
+  input: I;
+  /** undefined while pending (never returned): it may or may not have taken effect */
+  output: O | undefined;
+  call: number;
+  /** Infinity when pending */
+  ret: number;
+}
+
+interface Node {
+  isCall: boolean;
+  id: number;
+  time: number;
+  match: Node | null; // call -> its return
+  prev: Node | null;
+  next: Node | null;
+}
+
+export function checkLinearizable<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[]): boolean {
+  const n = ops.length;
+  if (n === 0) return true;
+  // events sorted by time; at equal times calls go first so that overlapping is the generous reading
+  const events: { isCall: boolean; id: number; time: number }[] = [];
+  for (let i = 0; i < n; i++) {
+    events.push({ isCall: true, id: i, time: ops[i]!.call });
+    events.push({ isCall: false, id: i, time: ops[i]!.ret });
+  }
+  events.sort((a, b) => a.time - b.time || (a.isCall === b.isCall ? 0 : a.isCall ? -1 : 1));
+
+  const head: Node = { isCall: false, id: -1, time: -Infinity, match: null, prev: null, next: null };
+  let tail = head;
+  const calls: Node[] = new Array(n);
+  const rets: Node[] = new Array(n);
+  for (const ev of events) {
+    const node: Node = { isCall: ev.isCall, id: ev.id, time: ev.time, match: null, prev: tail, next: null };
+    tail.next = node;
+    tail = node;
+    if (ev.isCall) calls[ev.id] = node;
+    else rets[ev.id] = node;
+  }
+  for (let i = 0; i < n; i++) calls[i]!.match = rets[i]!;
+
+  const lift = (c: Node): void => {
+    c.prev!.next = c.next;
+    if (c.next) c.next.prev = c.prev;
+    const r = c.match!;
+    r.prev!.next = r.next;
+    if (r.next) r.next.prev = r.prev;
+  };
+  const unlift = (c: Node): void => {
+    const r = c.match!;
+    r.prev!.next = r;
+    if (r.next) r.next.prev = r;
+    c.prev!.next = c;
+    if (c.next) c.next.prev = c;
+  };
+
+  const words = (n + 31) >>> 5;
+  const linearized = new Uint32Array(words);
+  const cache = new Set<string>();
+  const stack: { node: Node; state: S }[] = [];
+  let state = model.init();
+  let entry = head.next;
+
+  while (head.next !== null) {
+    if (entry === null) return false;
+    if (entry.isCall) {
+      const op = ops[entry.id]!;
+      const next = model.step(state, op.input, op.output);
+      let advanced = false;
+      if (next !== undefined) {
+        const w = entry.id >>> 5;
+        const bit = 1 << (entry.id & 31);
+        linearized[w]! |= bit;
+        const key = linearized.join(',') + '|' + model.key(next);
+        if (!cache.has(key)) {
+          cache.add(key);
+          stack.push({ node: entry, state });
+          state = next;
+          lift(entry);
+          entry = head.next;
+          advanced = true;
+        } else {
+          linearized[w]! &= ~bit;
+        }
+      }
+      if (!advanced) entry = entry.next;
+    } else {
+      // a return whose call is not linearized yet: backtrack
+      const top = stack.pop();
+      if (!top) return false;
+      state = top.state;
+      const id = top.node.id;
+      linearized[id >>> 5]! &= ~(1 << (id & 31));
+      unlift(top.node);
+      entry = top.node.next;
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- key-value register model
+
+export type KvInput = { op: 'put'; key: string; value: string } | { op: 'get'; key: string };
+/** put returns null; get returns the value or null when absent */
+export type KvOutput = string | null;
+
+const registerModel: Model<string | null, KvInput, KvOutput> = {
+  init: () => null,
+  step(state, input, output) {
+    if (input.op === 'put') return input.value;
+    if (output === undefined) return state; // a pending get has no effect and no constraint
+    return output === state ? state : undefined;
+  },
+  key: (s) => (s === null ? '\u0000' : s),
+};
+
+/** Checks a KV history key by key. Returns the first key whose history is not linearizable, or null. */
+export function checkKvHistory(ops: Operation<KvInput, KvOutput>[]): string | null {
+  const byKey = new Map<string, Operation<KvInput, KvOutput>[]>();
+  for (const op of ops) {
+    // a get that never returned constrains nothing
+    if (op.input.op === 'get' && op.output === undefined) continue;
+    let list = byKey.get(op.input.key);
+    if (!list) byKey.set(op.input.key, (list = []));
+    list.push(op);
+  }
+  for (const [key, list] of byKey) if (!checkLinearizable(registerModel, list)) return key;
+  return null;
+}

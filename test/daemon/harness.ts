@@ -1,0 +1,115 @@
+/**
+ * Starts real daemons (bin/tsswarm, built into dist/) with their own data dir, socket and cgroup
+ * parent, and runs the CLI against them. Everything a test starts is stopped by PID in teardown.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+export const CLI = join(REPO, 'bin/tsswarm');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class TestDaemon {
+  readonly dir: string;
+  readonly socket: string;
+  readonly dataDir: string;
+  readonly cgroupParent: string;
+  private proc?: ChildProcess;
+  logs = '';
+
+  constructor(readonly name: string, readonly runtime = 'tsswarm') {
+    this.dir = mkdtempSync(join(tmpdir(), `tsswarm-test-${name}-`));
+    this.socket = join(this.dir, 'tsswarm.sock');
+    this.dataDir = join(this.dir, 'data');
+    this.cgroupParent = `tsswarm-test-${name}-${process.pid}`;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  async start(): Promise<void> {
+    rmSync(this.socket, { force: true });
+    const proc = spawn(process.execPath, [CLI, 'daemon', '--data-dir', this.dataDir, '--socket', this.socket,
+      '--cgroup-parent', this.cgroupParent, '--runtime', this.runtime], { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => { this.logs += d; });
+    this.proc = proc;
+    const deadline = Date.now() + 15_000;
+    while (!existsSync(this.socket)) {
+      if (proc.exitCode !== null) throw new Error(`daemon ${this.name} exited with ${proc.exitCode}: ${this.logs}`);
+      if (Date.now() > deadline) throw new Error(`daemon ${this.name} did not create its socket: ${this.logs}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** SIGKILL, as a crash would: containers must survive it. */
+  async crash(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  }
+
+  cli(args: string[], timeoutMs = 60_000): Promise<CliResult> {
+    return new Promise((resolvePromise) => {
+      execFile(process.execPath, [CLI, '-H', `unix://${this.socket}`, ...args], { timeout: timeoutMs, encoding: 'utf8' },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+          resolvePromise({ code, stdout, stderr });
+        });
+    });
+  }
+
+  /** Like cli() but fails the test with the daemon's words when the command fails. */
+  async ok(args: string[]): Promise<string> {
+    const r = await this.cli(args);
+    if (r.code !== 0) throw new Error(`tsswarm ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** Removes every container, stops the daemon, and leaves no cgroup or file behind. */
+  async destroy(): Promise<void> {
+    if (this.proc && this.proc.exitCode === null) {
+      const ids = (await this.cli(['container', 'ps', '-a', '-q', '--no-trunc'])).stdout.split('\n').filter(Boolean);
+      for (const id of ids) await this.cli(['container', 'rm', '-f', id]);
+    }
+    await this.stop();
+    for (const controller of readdirSync('/sys/fs/cgroup')) {
+      const dir = join('/sys/fs/cgroup', controller, this.cgroupParent);
+      if (existsSync(dir)) {
+        for (const child of readdirSync(dir, { withFileTypes: true })) {
+          if (child.isDirectory()) try { rmdirSync(join(dir, child.name)); } catch { /* busy: reported by the test */ }
+        }
+        try { rmdirSync(dir); } catch { /* see above */ }
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Builds the busybox test image tarball once per test file. */
+export function busyboxTarball(dir: string): Promise<string> {
+  const out = join(dir, 'busybox.tar');
+  return new Promise((res, rej) => execFile('bash', [join(REPO, 'scripts/busybox-rootfs.sh'), out], (err, _o, stderr) => (err ? rej(new Error(stderr)) : res(out))));
+}
+
+export function tempDir(name: string): string {
+  return mkdtempSync(join(tmpdir(), `tsswarm-test-${name}-`));
+}

@@ -1,0 +1,141 @@
+/**
+ * The cluster's objects as the replicated store keeps them (DESIGN.md, "Objects"). Spec is what
+ * the user asked for, status is what is; `meta.version` is the raft index of the last change, which
+ * compare-and-set updates name.
+ */
+
+export interface Meta {
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type NodeRole = 'manager' | 'worker';
+export type NodeAvailability = 'active' | 'pause' | 'drain';
+
+export interface NodeObject {
+  id: string;
+  meta: Meta;
+  spec: { role: NodeRole; availability: NodeAvailability; labels: Record<string, string> };
+  description: {
+    hostname: string;
+    platform: { os: string; arch: string };
+    resources: { nanoCpus: number; memoryBytes: number; generic: Record<string, number> };
+    engineLabels: Record<string, string>;
+  };
+  status: { state: 'unknown' | 'ready' | 'down' | 'disconnected'; message: string; addr: string };
+  managerStatus?: { raftId: number; addr: string; reachability: 'reachable' | 'unreachable' | 'unknown'; leader: boolean };
+}
+
+export interface ResourceSpec {
+  nanoCpus: number;
+  memoryBytes: number;
+}
+
+export interface ServiceSpec {
+  name: string;
+  labels: Record<string, string>;
+  task: {
+    image: string;
+    command: string[];
+    args: string[];
+    env: string[];
+    workingDir: string;
+    user: string;
+    hostname: string;
+    mounts: { source: string; target: string; readOnly: boolean }[];
+    resources: { reservations: ResourceSpec; limits: ResourceSpec & { pids: number } };
+    restartPolicy: { condition: 'none' | 'on-failure' | 'any'; delayMs: number; maxAttempts: number; windowMs: number };
+    placement: { constraints: string[]; preferences: { spread: string }[]; maxReplicasPerNode: number };
+    stopGracePeriodMs: number;
+    stopSignal: string;
+    healthcheck?: { test: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number };
+    networks: string[];
+  };
+  mode: { replicated: { replicas: number } } | { global: Record<string, never> };
+  update: UpdateConfig;
+  rollback: UpdateConfig;
+  endpoint: { mode: 'vip' | 'dnsrr'; ports: PortConfig[] };
+}
+
+export interface UpdateConfig {
+  parallelism: number;
+  delayMs: number;
+  failureAction: 'pause' | 'continue' | 'rollback';
+  monitorMs: number;
+  maxFailureRatio: number;
+  order: 'stop-first' | 'start-first';
+}
+
+export interface PortConfig {
+  protocol: 'tcp' | 'udp';
+  targetPort: number;
+  publishedPort: number;
+  publishMode: 'ingress' | 'host';
+}
+
+export interface ServiceObject {
+  id: string;
+  meta: Meta;
+  spec: ServiceSpec;
+  /** Bumped on every spec change: tasks carry the version they were made from. */
+  specVersion: number;
+  previousSpec?: ServiceSpec;
+  endpoint: { virtualIps: { networkId: string; addr: string }[]; ports: PortConfig[] };
+  updateStatus?: { state: 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_completed' | 'rollback_paused'; message: string; startedAt: string; completedAt: string };
+}
+
+/** Task states in the order they are reached; a task's state only moves forward. */
+export const TASK_STATES = [
+  'new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running',
+  'complete', 'shutdown', 'failed', 'rejected', 'orphaned',
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+export type DesiredTaskState = 'running' | 'shutdown' | 'remove';
+
+export function taskStateRank(s: TaskState): number {
+  return TASK_STATES.indexOf(s);
+}
+
+/** A task past RUNNING is finished: it will never run again. */
+export function isTerminal(s: TaskState): boolean {
+  return taskStateRank(s) > taskStateRank('running');
+}
+
+export interface TaskObject {
+  id: string;
+  meta: Meta;
+  serviceId: string;
+  /** Replicated services: 1..replicas. Global services: 0 (the node id identifies the task). */
+  slot: number;
+  nodeId: string;
+  spec: ServiceSpec['task'];
+  specVersion: number;
+  desiredState: DesiredTaskState;
+  status: {
+    state: TaskState;
+    timestamp: string;
+    message: string;
+    error: string;
+    exitCode: number;
+    containerId: string;
+  };
+  networks: { networkId: string; addresses: string[] }[];
+}
+
+export interface NetworkObject {
+  id: string;
+  meta: Meta;
+  spec: { name: string; driver: 'overlay'; subnet: string; gateway: string; attachable: boolean; labels: Record<string, string> };
+  vni: number;
+}
+
+export interface ObjectTypes {
+  node: NodeObject;
+  service: ServiceObject;
+  task: TaskObject;
+  network: NetworkObject;
+}
+export type ObjectKind = keyof ObjectTypes;
+export const OBJECT_KINDS: ObjectKind[] = ['node', 'service', 'task', 'network'];
+export type AnyObject = ObjectTypes[ObjectKind];

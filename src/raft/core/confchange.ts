@@ -1,4 +1,4 @@
-import { ConfChangeOp, type ConfChange, type ConfState, type NodeId } from './types.js';
+import { ConfChangeOp, EntryType, type ConfChange, type ConfState, type Entry, type NodeId } from './types.js';
 
 /** Layout of a conf-change entry's data: op (1 byte), node id (u32 LE), then opaque context. */
 export function encodeConfChange(cc: ConfChange): Uint8Array {
@@ -36,4 +36,16 @@ export function applyConfChange(conf: ConfState, cc: ConfChange): ConfState {
 
 export function cloneConf(c: ConfState): ConfState {
   return { voters: c.voters.slice(), learners: c.learners.slice() };
+}
+
+/**
+ * The first log entries of a new cluster: one AddVoter per initial member, at term 1, committed.
+ * Every initial member starts from the same entries, and a node that joins later learns the initial
+ * membership by replaying them (the membership lives in the log, not in local configuration).
+ */
+export function bootstrapEntries(voters: NodeId[]): Entry[] {
+  return voters.map((node, i) => ({
+    term: 1, index: i + 1, type: EntryType.ConfChange,
+    data: encodeConfChange({ op: ConfChangeOp.AddVoter, node }),
+  }));
 }

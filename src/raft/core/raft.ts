@@ -99,6 +99,8 @@ export class Raft {
   private deferredReads: { readCtx: string; from: NodeId }[] = [];
   private heartbeatPending = false;
   private appendPending = new Set<NodeId>();
+  /** peers that get one append even when there is nothing new for them */
+  private appendForced = new Set<NodeId>();
 
   private snapshot: Snapshot;
   private snapshotToPersist: Snapshot | null = null;
@@ -248,7 +250,7 @@ export class Raft {
 
   hasReady(): boolean {
     if (this.readyOutstanding) return false;
-    if (this.heartbeatPending || this.appendPending.size > 0) this.flushSends();
+    if (this.heartbeatPending || this.appendPending.size > 0 || this.appendForced.size > 0) this.flushSends();
     return (
       this.msgs.length > 0 ||
       this.readStates.length > 0 ||
@@ -348,6 +350,7 @@ export class Raft {
     this.deferredReads = [];
     this.heartbeatPending = false;
     this.appendPending.clear();
+    this.appendForced.clear();
     const last = this.log.lastIndex();
     for (const [id, pr] of this.prs) {
       pr.match = id === this.id ? last : 0;
@@ -595,8 +598,16 @@ export class Raft {
 
   private handleHeartbeatResp(m: Message, pr: Progress): void {
     pr.probeSent = false;
-    if (pr.state === ProgressState.Snapshot) this.sendSnapChunk(m.from, pr); // resend a chunk that may be lost
-    else if (pr.match < this.log.lastIndex() || pr.sentCommit < this.log.committed) this.appendPending.add(m.from);
+    if (pr.state === ProgressState.Snapshot) {
+      this.sendSnapChunk(m.from, pr); // resend a chunk that may be lost
+    } else if (pr.match < this.log.lastIndex()) {
+      // appends may have been lost: make room and send one even if it carries nothing new; a peer
+      // missing its previous entry rejects it, which moves it back to probing
+      if (pr.state === ProgressState.Replicate && pr.inflight.full()) pr.inflight.freeFirst();
+      this.appendForced.add(m.from);
+    } else if (pr.sentCommit < this.log.committed) {
+      this.appendPending.add(m.from);
+    }
     if (m.context > pr.readAck) {
       pr.readAck = m.context;
       this.releaseReads();
@@ -727,6 +738,7 @@ export class Raft {
     if (this.role !== Role.Leader) {
       this.heartbeatPending = false;
       this.appendPending.clear();
+      this.appendForced.clear();
       return;
     }
     if (this.heartbeatPending) {
@@ -740,18 +752,29 @@ export class Raft {
         this.send(m);
       }
     }
+    if (this.appendForced.size > 0) {
+      for (const id of this.appendForced) {
+        const pr = this.prs.get(id);
+        if (pr) this.sendAppends(id, pr, true);
+      }
+      this.appendForced.clear();
+    }
     if (this.appendPending.size > 0) {
       for (const id of this.appendPending) {
         const pr = this.prs.get(id);
-        if (pr) this.sendAppends(id, pr);
+        if (pr) this.sendAppends(id, pr, false);
       }
       this.appendPending.clear();
     }
   }
 
-  private sendAppends(to: NodeId, pr: Progress): void {
+  private sendAppends(to: NodeId, pr: Progress, force: boolean): void {
     const last = this.log.lastIndex();
     let sentAny = false;
+    if (force && !pr.paused()) {
+      if (!this.sendAppend(to, pr)) return;
+      sentAny = true;
+    }
     while (!pr.paused()) {
       const hasNew = pr.next <= last;
       // with nothing new, one empty append still carries a commit index the peer has not seen
@@ -822,9 +845,7 @@ export class Raft {
       case MsgType.Prop:
         if (this.lead === NONE) return this.drop('proposal: no leader', m);
         if (m.from !== this.id) return this.drop('proposal forwarded to a non-leader', m);
-        m.to = this.lead;
-        m.term = 0;
-        this.send(m);
+        this.send({ ...m, to: this.lead, term: 0 });
         return;
       case MsgType.App:
         this.electionElapsed = 0;
@@ -840,8 +861,8 @@ export class Raft {
         return this.handleSnapChunk(m);
       case MsgType.ReadIndex:
         if (this.lead === NONE) return this.drop('read index: no leader', m);
-        m.to = this.lead;
-        this.send(m);
+        // forwarded on behalf of the requester: the leader answers it directly
+        this.send({ ...m, to: this.lead, term: 0 });
         return;
       case MsgType.ReadIndexResp:
         this.readStates.push({ index: m.index, readCtx: m.readCtx });

@@ -55,7 +55,7 @@ export class HashingStream extends Transform {
   }
 }
 
-/** The error for a blob or layer whose content does not match its digest. */
-export function digestMismatch(what: string, expected: Digest, got: Digest): ImageError {
-  return new ImageError(`${what} ${shortDigest(expected)}: digest mismatch (got ${shortDigest(got)})`);
+/** The error for a blob or layer whose content does not match its digest; `what` names it ("layer sha256:…"). */
+export function digestMismatch(what: string, got: Digest): ImageError {
+  return new ImageError(`${what}: digest mismatch (got ${shortDigest(got)})`);
 }

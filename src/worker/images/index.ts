@@ -1,0 +1,6 @@
+/** The worker's image store: see store.ts. */
+export { ImageStore, type RemoveOptions } from './store.js';
+export type { ImageRecord } from './metadata.js';
+export type { ImageConfig } from './image-config.js';
+export { ImageError } from './errors.js';
+export { normalizeRef, parseReference } from './reference.js';

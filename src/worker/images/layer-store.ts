@@ -1,0 +1,81 @@
+/**
+ * Unpacked layers under <root>/layers/<diff_id hex>/, one directory per distinct layer, shared by every
+ * image (and so every container) that has it. Keyed by diff_id rather than chain id: with overlayfs
+ * whiteouts a layer's directory depends only on the layer itself, not on the layers below it.
+ *
+ * A layer is unpacked into a temp dir and renamed into place only when complete and verified, so a
+ * directory at its final path is always a whole layer.
+ */
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { hexOf, isDigest, type Digest } from './digest.js';
+import { unpackLayer, type UnpackedLayer } from './layer-unpack.js';
+
+export class LayerStore {
+  readonly dir: string;
+
+  constructor(root: string, private readonly tmp: () => string, private readonly log?: Logger) {
+    this.dir = join(root, 'layers');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+  }
+
+  path(diffId: Digest): string {
+    return join(this.dir, hexOf(diffId));
+  }
+
+  async has(diffId: Digest): Promise<boolean> {
+    return stat(this.path(diffId)).then((s) => s.isDirectory(), () => false);
+  }
+
+  /**
+   * Unpacks the blob at `blobPath` as a layer. With `diffId` its uncompressed content must hash to it;
+   * without (a plain rootfs tarball has no config to say), the layer is stored under what it hashes to.
+   */
+  async unpack(blobPath: string, what: string, diffId?: Digest): Promise<UnpackedLayer> {
+    const work = this.tmp();
+    await mkdir(work, { mode: 0o755 });
+    const started = performance.now();
+    try {
+      const result = await unpackLayer(blobPath, work, what, diffId);
+      if (await this.has(result.diffId)) {
+        // Already there (the same content imported before, or twice in one load): keep the first.
+        await rm(work, { recursive: true, force: true });
+      } else {
+        await rename(work, this.path(result.diffId));
+      }
+      this.log?.debug({ layer: result.diffId, compression: result.compression, bytes: result.size, ms: Math.round(performance.now() - started) }, 'layer unpacked');
+      return result;
+    } catch (err) {
+      await rm(work, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  async list(): Promise<{ layers: Digest[]; stray: string[] }> {
+    const names = await readdir(this.dir);
+    const layers: Digest[] = [];
+    const stray: string[] = [];
+    for (const n of names) {
+      const d = `sha256:${n}`;
+      if (isDigest(d)) layers.push(d);
+      else stray.push(join(this.dir, n));
+    }
+    return { layers, stray };
+  }
+
+  async remove(diffId: Digest): Promise<void> {
+    // Rename first so that a crash half-way through rm leaves a temp dir (cleared on open), never a
+    // half-deleted layer at a path an image still points to.
+    const doomed = this.tmp();
+    try {
+      await rename(this.path(diffId), doomed);
+    } catch {
+      return;
+    }
+    await rm(doomed, { recursive: true, force: true });
+  }
+}

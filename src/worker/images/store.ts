@@ -1,0 +1,317 @@
+/**
+ * The image store of one daemon, in <data-dir>/images:
+ *
+ *   blobs/sha256/<hex>   manifests, configs and layer blobs as they came, verified
+ *   layers/<hex>/        each distinct layer unpacked once (by diff_id), overlayfs lower dirs
+ *   images.json          the index: images, tags, layer sizes — the commit point of every change
+ *   tmp/                 work in progress; emptied on open
+ *
+ * Changes are serialised (one import, load or remove at a time) so that a sweep of unreferenced
+ * content never races an import that has put content in place but not yet committed it. Reads
+ * (list, resolve, lowerDirs) answer from memory and never wait.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { BlobStore } from './blob-store.js';
+import { defaultRepoName, type ImageCandidate } from './candidate.js';
+import { readHead } from './compression.js';
+import { isDigest, shortDigest, type Digest } from './digest.js';
+import { readDockerArchive, isDockerArchive } from './docker-archive.js';
+import { ImageError, reason } from './errors.js';
+import { DEFAULT_PATH, toConfigDoc, toImageConfig, type ImageConfig } from './image-config.js';
+import { LayerStore } from './layer-store.js';
+import { loadState, referencedContent, saveState, type ImageRecord, type StoredImage, type StoreState } from './metadata.js';
+import { isOciLayout, readOciLayout } from './oci-layout.js';
+import { normalizeRef, tryParseReference } from './reference.js';
+import { ArchiveSource, DirectorySource, type ImageSource } from './source.js';
+
+export type { ImageRecord } from './metadata.js';
+
+const SHORT_ID_MIN = 12;
+
+export interface RemoveOptions {
+  force?: boolean;
+  /** Whether a container (running or not) uses the image with this id. */
+  inUse?: (id: string) => boolean;
+}
+
+export class ImageStore {
+  private state: StoreState;
+  private readonly blobs: BlobStore;
+  private readonly layers: LayerStore;
+  private readonly tmpDir: string;
+  private readonly indexPath: string;
+  private queue: Promise<unknown> = Promise.resolve();
+  private tmpSeq = 0;
+
+  private constructor(readonly root: string, state: StoreState, private readonly log?: Logger) {
+    this.state = state;
+    this.tmpDir = join(root, 'tmp');
+    this.indexPath = join(root, 'images.json');
+    const tmp = (): string => join(this.tmpDir, `${process.pid}-${Date.now().toString(36)}-${this.tmpSeq++}`);
+    this.blobs = new BlobStore(root, tmp);
+    this.layers = new LayerStore(root, tmp, log);
+  }
+
+  /** Opens (creating if needed) the store at `root`, clearing what interrupted imports left behind. */
+  static async open(root: string, log?: Logger): Promise<ImageStore> {
+    await mkdir(root, { recursive: true });
+    const state = await loadState(join(root, 'images.json'));
+    const store = new ImageStore(root, state, log);
+    await rm(store.tmpDir, { recursive: true, force: true });
+    await mkdir(store.tmpDir, { recursive: true });
+    await store.blobs.init();
+    await store.layers.init();
+    await store.sweep();
+    for (const img of state.images) {
+      for (const l of img.layers) {
+        if (!(await store.layers.has(l as Digest))) log?.warn({ image: img.id, layer: l }, 'image store: layer directory missing');
+      }
+    }
+    log?.info({ root, images: state.images.length }, 'image store open');
+    return store;
+  }
+
+  list(): ImageRecord[] {
+    return this.state.images.map(publicRecord);
+  }
+
+  /** By tag ("busybox", "busybox:latest"), then by full or short id (>= 12 hex, with or without "sha256:"). */
+  resolve(refOrId: string): ImageRecord | undefined {
+    const img = this.find(refOrId);
+    return img && publicRecord(img);
+  }
+
+  private find(refOrId: string): StoredImage | undefined {
+    const ref = tryParseReference(refOrId);
+    if (typeof ref !== 'string') {
+      const tag = `${ref.name}:${ref.tag}`;
+      const tagged = this.state.images.find((i) => i.refs.includes(tag));
+      if (tagged) return tagged;
+    }
+    const hex = refOrId.startsWith('sha256:') ? refOrId.slice('sha256:'.length) : refOrId;
+    if (hex.length < SHORT_ID_MIN || hex.length > 64 || !/^[0-9a-f]+$/.test(hex)) return undefined;
+    const matches = this.state.images.filter((i) => i.id.startsWith(`sha256:${hex}`));
+    if (matches.length > 1) throw new ImageError(`image id prefix ${hex} is ambiguous (${matches.length} images)`);
+    return matches[0];
+  }
+
+  /** overlayfs lowerdir= entries for the image, top layer first. */
+  lowerDirs(image: ImageRecord): string[] {
+    const dirs: string[] = [];
+    // A layer that occurs twice needs to be there only once, at its top-most place: the lower copy's
+    // files are all covered by the upper copy's identical ones. overlayfs refuses duplicate lowers.
+    for (const l of [...image.layers].reverse()) {
+      if (!isDigest(l)) throw new ImageError(`image ${shortDigest(image.id)}: bad layer id ${l}`);
+      const dir = this.layers.path(l);
+      if (!dirs.includes(dir)) dirs.push(dir);
+    }
+    return dirs;
+  }
+
+  /** Imports a plain rootfs tarball (optionally compressed) as a one-layer image tagged `ref`. */
+  importRootfs(tarPath: string, ref: string, opts: { config?: Partial<ImageConfig> } = {}): Promise<ImageRecord> {
+    return this.serial(async () => {
+      const tag = normalizeRef(ref);
+      await checkReadableFile(tarPath);
+      const blob = await this.blobs.ingestFile(tarPath, `rootfs ${tarPath}`);
+      const head = await readHead(tarPath, 512);
+      if (head.length === 0) throw new ImageError(`${tarPath}: empty file (not a tar archive)`);
+      let diffId: Digest;
+      let size: number;
+      try {
+        ({ diffId, size } = await this.layers.unpack(this.blobs.path(blob.digest), tarPath));
+      } catch (err) {
+        await this.sweep();
+        throw err;
+      }
+      const config: ImageConfig = {
+        env: [DEFAULT_PATH], entrypoint: null, cmd: null, workingDir: '', user: '', exposedPorts: [], labels: {},
+        ...opts.config,
+      };
+      const created = new Date().toISOString();
+      const configBlob = await this.blobs.put(JSON.stringify(toConfigDoc(config, [diffId], created)));
+      const image: StoredImage = { id: configBlob, refs: [tag], layers: [diffId], config, created, size, blobs: [configBlob, blob.digest] };
+      this.state.layers[diffId] = { size };
+      await this.commit(image);
+      this.log?.info({ image: image.id, ref: tag, bytes: size }, 'rootfs imported');
+      return publicRecord(image);
+    });
+  }
+
+  /**
+   * Loads every image of an OCI image layout (directory or tar) or a docker-save archive. OCI layouts
+   * name only a tag ("latest"); the repository then is `opts.name`, else the file's base name.
+   */
+  load(path: string, opts: { name?: string } = {}): Promise<ImageRecord[]> {
+    return this.serial(async () => {
+      const info = await stat(path).catch(() => undefined);
+      if (!info) throw new ImageError(`${path}: no such file or directory`);
+      const source: ImageSource = info.isDirectory()
+        ? await DirectorySource.open(path)
+        : await ArchiveSource.open(path, join(this.tmpDir, `load-${process.pid}-${this.tmpSeq++}`));
+      try {
+        let candidates: ImageCandidate[];
+        if (await isDockerArchive(source)) candidates = await readDockerArchive(source);
+        else if (await isOciLayout(source)) {
+          const name = opts.name !== undefined ? normalizeRef(opts.name).replace(/:[^:/]*$/, '') : defaultRepoName(path);
+          candidates = await readOciLayout(source, name);
+        } else throw new ImageError(`${path}: unknown image format (neither an OCI layout with index.json nor a docker-save archive with manifest.json)`);
+        const loaded: ImageRecord[] = [];
+        try {
+          for (const c of candidates) loaded.push(await this.ingest(source, c));
+        } catch (err) {
+          await this.sweep();
+          throw err;
+        }
+        return loaded;
+      } finally {
+        await source.close();
+      }
+    });
+  }
+
+  /**
+   * Like `docker rmi`: a tag removes that tag, and the image too once no tag is left; an id removes
+   * the image with all its tags (with `force` when it has several). An image a container uses is
+   * refused unless `force`. Layers and blobs no other image shares are deleted.
+   */
+  remove(refOrId: string, opts: RemoveOptions = {}): Promise<{ untagged: string[]; deleted: string[] }> {
+    return this.serial(async () => {
+      const img = this.find(refOrId);
+      if (!img) throw new ImageError(`no such image: ${refOrId}`);
+      const parsed = tryParseReference(refOrId);
+      const byTag = typeof parsed !== 'string' && img.refs.includes(`${parsed.name}:${parsed.tag}`);
+      const inUse = opts.inUse?.(img.id) ?? false;
+      let untagged: string[];
+      if (byTag) {
+        const tag = `${(parsed as { name: string }).name}:${(parsed as { tag: string }).tag}`;
+        untagged = [tag];
+        if (img.refs.length === 1 && inUse && !opts.force) {
+          throw new ImageError(`image ${tag} (${shortDigest(img.id)}) is in use by a container; remove the container first or force`);
+        }
+      } else {
+        if (inUse && !opts.force) throw new ImageError(`image ${shortDigest(img.id)} is in use by a container; remove the container first or force`);
+        if (img.refs.length > 1 && !opts.force) {
+          throw new ImageError(`image ${shortDigest(img.id)} has ${img.refs.length} tags (${img.refs.join(', ')}); remove them by tag or force`);
+        }
+        untagged = [...img.refs];
+      }
+      const refs = img.refs.filter((r) => !untagged.includes(r));
+      const deleted: string[] = [];
+      const images = this.state.images.filter((i) => i !== img);
+      if (refs.length > 0) images.push({ ...img, refs });
+      else deleted.push(img.id);
+      const before = new Set(this.state.images.flatMap((i) => i.layers));
+      await this.setState({ ...this.state, images });
+      const after = new Set(images.flatMap((i) => i.layers));
+      for (const l of before) if (!after.has(l)) deleted.push(l);
+      await this.sweep();
+      this.log?.info({ image: img.id, untagged, deleted }, 'image removed');
+      return { untagged, deleted };
+    });
+  }
+
+  // --- internals ---
+
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(op, op);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Puts a candidate's blobs and layers in place, then commits the image. */
+  private async ingest(source: ImageSource, c: ImageCandidate): Promise<ImageRecord> {
+    const blobs = new Set<string>([await this.blobs.put(c.config.bytes)]);
+    for (const d of c.documents) blobs.add(await this.blobs.put(d));
+    let size = 0;
+    for (const layer of c.layers) {
+      const what = `layer ${shortDigest(layer.blobDigest ?? layer.diffId)}`;
+      const blob = await source.ingest(layer.rel, this.blobs, what, layer.blobDigest);
+      blobs.add(blob);
+      let layerSize = this.state.layers[layer.diffId]?.size;
+      if (layerSize === undefined || !(await this.layers.has(layer.diffId))) {
+        layerSize = (await this.layers.unpack(this.blobs.path(blob), `layer ${shortDigest(layer.diffId)}`, layer.diffId)).size;
+      }
+      this.state.layers[layer.diffId] = { size: layerSize };
+      size += layerSize;
+    }
+    const existing = this.state.images.find((i) => i.id === c.config.digest);
+    const created = c.config.doc.created ?? existing?.created ?? new Date().toISOString();
+    const image: StoredImage = {
+      id: c.config.digest,
+      refs: [...new Set([...(existing?.refs ?? []), ...c.refs])],
+      layers: c.layers.map((l) => l.diffId),
+      config: toImageConfig(c.config.doc),
+      created,
+      size,
+      blobs: [...new Set([...(existing?.blobs ?? []), ...blobs])],
+    };
+    await this.commit(image);
+    this.log?.info({ image: image.id, refs: image.refs, layers: image.layers.length, bytes: size }, 'image loaded');
+    return publicRecord(image);
+  }
+
+  /**
+   * Adds or replaces an image and moves its tags away from any other image (which keeps existing,
+   * untagged, as docker does), then makes everything durable and writes the index.
+   */
+  private async commit(image: StoredImage): Promise<void> {
+    const images = this.state.images
+      .filter((i) => i.id !== image.id)
+      .map((i) => ({ ...i, refs: i.refs.filter((r) => !image.refs.includes(r)) }));
+    images.push(image);
+    await syncFilesystem(this.root);
+    await this.setState({ ...this.state, images });
+  }
+
+  private async setState(next: StoreState): Promise<void> {
+    const { layers } = referencedContent(next);
+    next.layers = Object.fromEntries(Object.entries(next.layers).filter(([d]) => layers.has(d as Digest)));
+    await saveState(this.indexPath, next);
+    this.state = next;
+  }
+
+  /** Deletes layers and blobs that no image refers to (mark and sweep), and stray temp files. */
+  private async sweep(): Promise<void> {
+    const { layers, blobs } = referencedContent(this.state);
+    const onDisk = await this.layers.list();
+    for (const l of onDisk.layers) if (!layers.has(l)) await this.layers.remove(l);
+    for (const s of onDisk.stray) await rm(s, { recursive: true, force: true });
+    for (const b of await this.blobs.list()) if (!blobs.has(b)) await this.blobs.remove(b);
+    for (const s of await this.blobs.listStray()) await rm(s, { recursive: true, force: true });
+    for (const t of await readdir(this.tmpDir)) await rm(join(this.tmpDir, t), { recursive: true, force: true });
+  }
+}
+
+function publicRecord(i: StoredImage): ImageRecord {
+  return {
+    id: i.id,
+    refs: [...i.refs],
+    layers: [...i.layers],
+    config: structuredClone(i.config),
+    created: i.created,
+    size: i.size,
+  };
+}
+
+async function checkReadableFile(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) throw new ImageError(`${path}: no such file`);
+  if (!info.isFile()) throw new ImageError(`${path}: not a regular file`);
+}
+
+/**
+ * Flushes the store's file system (syncfs via `sync -f`) before the index names new content: fsyncing
+ * each of a layer's thousands of files would cost far more than one syncfs per import.
+ */
+async function syncFilesystem(path: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const p = spawn('sync', ['-f', path], { stdio: 'ignore' });
+    p.on('error', () => resolve());
+    p.on('close', () => resolve());
+  });
+}
+

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../api/validation.js';
+import type { ClusterLog } from './cluster-log.js';
+import { ControlError, ControlService } from './control.js';
+import { ClusterStore } from './store/store.js';
+
+/** A log of one: applies proposals at once. Real raft replaces it outside unit tests. */
+function soloLog(store: ClusterStore): ClusterLog {
+  return { propose: async (p) => store.apply(store.appliedIndex + 1, p), barrier: async () => {}, isLeader: () => true };
+}
+
+function setup(checkConstraint?: (c: string) => string | undefined) {
+  const store = new ClusterStore();
+  return { store, control: new ControlService(store, soloLog(store), checkConstraint) };
+}
+
+describe('ControlService', () => {
+  it('creates a service with Docker defaults', async () => {
+    const { control } = setup();
+    const s = await control.createService({ name: 'web', task: { image: 'busybox' } });
+    expect(s.spec.mode).toEqual({ replicated: { replicas: 1 } });
+    expect(s.spec.task.restartPolicy.condition).toBe('any');
+    expect(s.spec.update).toMatchObject({ parallelism: 1, failureAction: 'pause', order: 'stop-first' });
+    expect(s.specVersion).toBe(1);
+    expect((await control.getService('web')).id).toBe(s.id);
+    expect((await control.getService(s.id.slice(0, 6))).id).toBe(s.id);
+  });
+
+  it.each([
+    [{ name: 'web', task: { image: '' } }, /task.image: an image is required/],
+    [{ name: 'bad name!', task: { image: 'x' } }, /name: must be/],
+    [{ name: 'web', task: { image: 'x' }, mode: { replicated: { replicas: -1 } } }, /mode/],
+    [{ name: 'web', task: { image: 'x', resources: { limits: { memoryBytes: 1000 } } } }, /minimum memory limit/],
+    [{ name: 'web', task: { image: 'x' }, endpoint: { ports: [{ targetPort: 80, publishedPort: 8080 }, { targetPort: 81, publishedPort: 8080 }] } }, /8080\/tcp is given twice/],
+  ])('refuses %j with one line', async (spec, message) => {
+    const { control } = setup();
+    await expect(control.createService(spec)).rejects.toThrow(ValidationError);
+    await expect(control.createService(spec)).rejects.toThrow(message);
+  });
+
+  it('validates constraints with the given parser', async () => {
+    const { control } = setup((c) => (c.includes('==') || c.includes('!=') ? undefined : 'expected == or !='));
+    await expect(control.createService({ name: 'w', task: { image: 'x', placement: { constraints: ['node.role=manager'] } } }))
+      .rejects.toThrow('invalid constraint "node.role=manager": expected == or !=');
+  });
+
+  it('refuses a name in use and a port published twice', async () => {
+    const { control } = setup();
+    await control.createService({ name: 'web', task: { image: 'x' }, endpoint: { ports: [{ targetPort: 80, publishedPort: 8080 }] } });
+    await expect(control.createService({ name: 'web', task: { image: 'x' } })).rejects.toThrow(/already in use/);
+    await expect(control.createService({ name: 'api', task: { image: 'x' }, endpoint: { ports: [{ targetPort: 80, publishedPort: 8080 }] } }))
+      .rejects.toThrow(/port 8080\/tcp is already published by service web/);
+  });
+
+  it('updates with compare-and-set, keeps the previous spec and rolls back', async () => {
+    const { control } = setup();
+    const s = await control.createService({ name: 'web', task: { image: 'v1' } });
+    const u = await control.updateService('web', s.meta.version, { ...s.spec, task: { ...s.spec.task, image: 'v2' } });
+    expect(u.specVersion).toBe(2);
+    expect(u.previousSpec?.task.image).toBe('v1');
+    // A client that read version 1 and writes after someone else changed it is refused.
+    await expect(control.updateService('web', s.meta.version, { ...s.spec, task: { ...s.spec.task, image: 'v3' } })).rejects.toThrow(ControlError);
+    const r = await control.updateService('web', 0, undefined, { rollback: true });
+    expect(r.spec.task.image).toBe('v1');
+    expect(r.specVersion).toBe(3);
+    // --force changes nothing in the spec but still bumps the version.
+    expect((await control.updateService('web', 0, r.spec, { force: true })).specVersion).toBe(4);
+  });
+
+  it('removes a service and marks its assigned tasks for removal', async () => {
+    const { store, control } = setup();
+    const s = await control.createService({ name: 'web', task: { image: 'x' } });
+    store.apply(store.appliedIndex + 1, { time: 't', actions: [
+      { op: 'create', kind: 'task', object: { id: 't1', meta: { version: 0, createdAt: '', updatedAt: '' }, serviceId: s.id, slot: 1, nodeId: 'n1', spec: s.spec.task, specVersion: 1, desiredState: 'running', status: { state: 'running', timestamp: '', message: '', error: '', exitCode: 0, containerId: '' }, networks: [] } },
+      { op: 'create', kind: 'task', object: { id: 't2', meta: { version: 0, createdAt: '', updatedAt: '' }, serviceId: s.id, slot: 2, nodeId: '', spec: s.spec.task, specVersion: 1, desiredState: 'running', status: { state: 'pending', timestamp: '', message: '', error: '', exitCode: 0, containerId: '' }, networks: [] } },
+    ] });
+    await control.removeService('web');
+    expect(store.get('service', s.id)).toBeUndefined();
+    expect(store.get('task', 't1')!.desiredState).toBe('remove');
+    expect(store.get('task', 't2')).toBeUndefined();
+    await expect(control.getService('web')).rejects.toThrow('service web not found');
+  });
+});

@@ -1,0 +1,210 @@
+/**
+ * The control API's logic, independent of gRPC: validates, reads the store linearizably, and turns
+ * requests into compare-and-set proposals. Any manager can serve it: proposals go through raft to
+ * the leader, and the store applies them in one order everywhere.
+ */
+import { randomBytes } from 'node:crypto';
+import { validate, ValidationError } from '../api/validation.js';
+import type { ClusterLog } from './cluster-log.js';
+import { isTerminal, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from './objects.js';
+import { serviceSpecSchema, withServiceDefaults } from './service-spec.js';
+import { StoreError, type Action, type ClusterStore } from './store/store.js';
+
+export type ConstraintCheck = (expr: string) => string | undefined; // an error message, or undefined when valid
+
+export class ControlError extends Error {
+  constructor(message: string, readonly code: 'not-found' | 'exists' | 'conflict' | 'invalid' | 'unavailable') {
+    super(message);
+    this.name = 'ControlError';
+  }
+}
+
+export function newObjectId(): string {
+  // 25 base-36 characters, as SwarmKit's ids look.
+  return BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36).padStart(25, '0').slice(-25);
+}
+
+function fromStoreError(err: StoreError): ControlError {
+  return new ControlError(err.message, err.code === 'not-found' ? 'not-found' : err.code === 'exists' ? 'exists' : err.code === 'conflict' ? 'conflict' : 'invalid');
+}
+
+export interface ServiceSummary {
+  service: ServiceObject;
+  running: number;
+  desired: number;
+}
+
+export class ControlService {
+  constructor(
+    private readonly store: ClusterStore,
+    private readonly log: ClusterLog,
+    private readonly checkConstraint: ConstraintCheck = () => undefined,
+    private readonly now: () => string = () => new Date().toISOString(),
+  ) {}
+
+  private async write(actions: Action[]) {
+    const result = await this.log.propose({ actions, time: this.now() });
+    if (!result.ok) throw fromStoreError(result.error);
+    return result.objects;
+  }
+
+  // ---- nodes ----
+
+  async listNodes(): Promise<NodeObject[]> {
+    await this.log.barrier();
+    return this.store.list('node').sort((a, b) => a.description.hostname.localeCompare(b.description.hostname));
+  }
+
+  async getNode(ref: string): Promise<NodeObject> {
+    await this.log.barrier();
+    return this.resolve('node', ref, (n) => n.description.hostname);
+  }
+
+  async updateNode(ref: string, version: number, spec: Partial<NodeObject['spec']>): Promise<NodeObject> {
+    const node = await this.getNode(ref);
+    if (spec.availability && !['active', 'pause', 'drain'].includes(spec.availability)) {
+      throw new ValidationError(`invalid availability "${spec.availability}": expected active, pause or drain`);
+    }
+    if (spec.role && !['manager', 'worker'].includes(spec.role)) throw new ValidationError(`invalid role "${spec.role}": expected manager or worker`);
+    const next: NodeObject = { ...node, spec: { ...node.spec, ...spec, labels: spec.labels ?? node.spec.labels } };
+    const [updated] = await this.write([{ op: 'update', kind: 'node', object: next, expectVersion: version || node.meta.version }]);
+    return updated as NodeObject;
+  }
+
+  async removeNode(ref: string, force: boolean): Promise<void> {
+    const node = await this.getNode(ref);
+    if (node.spec.role === 'manager') {
+      throw new ControlError(`node ${node.description.hostname} is a manager: demote it before removing it`, 'conflict');
+    }
+    if (node.status.state === 'ready' && !force) {
+      throw new ControlError(`node ${node.description.hostname} is not down and can't be removed: stop it first, or use --force`, 'conflict');
+    }
+    await this.write([{ op: 'delete', kind: 'node', id: node.id, expectVersion: node.meta.version }]);
+  }
+
+  // ---- services ----
+
+  private checkSpec(raw: unknown): ServiceSpec {
+    const spec = validate('service spec', serviceSpecSchema, withServiceDefaults((raw ?? {}) as ServiceSpec)) as ServiceSpec;
+    for (const c of spec.task.placement.constraints) {
+      const problem = this.checkConstraint(c);
+      if (problem) throw new ValidationError(`invalid constraint "${c}": ${problem}`);
+    }
+    const published = spec.endpoint.ports.map((p) => `${p.publishedPort}/${p.protocol}`).filter((p) => !p.startsWith('0/'));
+    const dup = published.find((p, i) => published.indexOf(p) !== i);
+    if (dup) throw new ValidationError(`published port ${dup} is given twice`);
+    return spec;
+  }
+
+  async createService(raw: unknown): Promise<ServiceObject> {
+    const spec = this.checkSpec(raw);
+    await this.log.barrier();
+    if (this.store.findByName('service', spec.name)) throw new ControlError(`service name "${spec.name}" is already in use`, 'exists');
+    this.checkPortsFree(spec, undefined);
+    const service: ServiceObject = {
+      id: newObjectId(), meta: { version: 0, createdAt: '', updatedAt: '' }, spec, specVersion: 1,
+      endpoint: { virtualIps: [], ports: spec.endpoint.ports },
+    };
+    const [created] = await this.write([{ op: 'create', kind: 'service', object: service }]);
+    return created as ServiceObject;
+  }
+
+  async listServices(): Promise<ServiceSummary[]> {
+    await this.log.barrier();
+    return this.store.list('service').sort((a, b) => a.spec.name.localeCompare(b.spec.name)).map((s) => this.summarise(s));
+  }
+
+  summarise(service: ServiceObject): ServiceSummary {
+    const tasks = this.store.tasksOfService(service.id);
+    const running = tasks.filter((t) => t.desiredState === 'running' && t.status.state === 'running').length;
+    const desired = 'replicated' in service.spec.mode
+      ? service.spec.mode.replicated.replicas
+      : tasks.filter((t) => t.desiredState === 'running').length;
+    return { service, running, desired };
+  }
+
+  async getService(ref: string): Promise<ServiceObject> {
+    await this.log.barrier();
+    return this.resolve('service', ref, (s) => s.spec.name);
+  }
+
+  /**
+   * Replaces the spec (compare-and-set on `version`), keeping the old one for rollback. `force`
+   * bumps the spec version without a change, which makes the orchestrator replace every task.
+   */
+  async updateService(ref: string, version: number, raw: unknown, opts: { rollback?: boolean; force?: boolean } = {}): Promise<ServiceObject> {
+    const current = await this.getService(ref);
+    let spec: ServiceSpec;
+    if (opts.rollback) {
+      if (!current.previousSpec) throw new ControlError(`service ${current.spec.name} has no previous spec to roll back to`, 'conflict');
+      spec = current.previousSpec;
+    } else {
+      spec = this.checkSpec(raw);
+    }
+    if (spec.name !== current.spec.name) throw new ValidationError('a service cannot be renamed');
+    this.checkPortsFree(spec, current.id);
+    const changed = JSON.stringify(spec) !== JSON.stringify(current.spec);
+    const next: ServiceObject = {
+      ...current,
+      spec,
+      previousSpec: changed ? current.spec : current.previousSpec,
+      specVersion: changed || opts.force ? current.specVersion + 1 : current.specVersion,
+      endpoint: { ...current.endpoint, ports: spec.endpoint.ports },
+    };
+    const [updated] = await this.write([{ op: 'update', kind: 'service', object: next, expectVersion: version || current.meta.version }]);
+    return updated as ServiceObject;
+  }
+
+  /** Deletes the service; its tasks are told to go away in the same proposal and deleted once stopped. */
+  async removeService(ref: string): Promise<void> {
+    const service = await this.getService(ref);
+    const actions: Action[] = [{ op: 'delete', kind: 'service', id: service.id, expectVersion: service.meta.version }];
+    for (const t of this.store.tasksOfService(service.id)) {
+      if (isTerminal(t.status.state) || !t.nodeId) actions.push({ op: 'delete', kind: 'task', id: t.id });
+      else actions.push({ op: 'update', kind: 'task', object: { ...t, desiredState: 'remove' }, expectVersion: t.meta.version });
+    }
+    await this.write(actions);
+  }
+
+  // ---- tasks ----
+
+  async listTasks(filter: { service?: string; node?: string; desiredState?: string }): Promise<TaskObject[]> {
+    await this.log.barrier();
+    let tasks: TaskObject[];
+    if (filter.service) tasks = this.store.tasksOfService(this.resolve('service', filter.service, (s) => s.spec.name).id);
+    else if (filter.node) tasks = this.store.tasksOfNode(this.resolve('node', filter.node, (n) => n.description.hostname).id);
+    else tasks = this.store.list('task');
+    if (filter.node && filter.service) {
+      const nodeId = this.resolve('node', filter.node, (n) => n.description.hostname).id;
+      tasks = tasks.filter((t) => t.nodeId === nodeId);
+    }
+    if (filter.desiredState) tasks = tasks.filter((t) => t.desiredState === filter.desiredState);
+    return tasks.sort((a, b) => a.slot - b.slot || a.nodeId.localeCompare(b.nodeId) || b.meta.version - a.meta.version);
+  }
+
+  // ---- helpers ----
+
+  /** By exact id, exact name, or unique id prefix: what docker accepts. */
+  private resolve<K extends 'node' | 'service'>(kind: K, ref: string, nameOf: (o: any) => string): K extends 'node' ? NodeObject : ServiceObject {
+    if (!ref) throw new ValidationError(`a ${kind} id or name is required`);
+    const all = this.store.list(kind) as (NodeObject | ServiceObject)[];
+    const hit = all.find((o) => o.id === ref) ?? all.find((o) => nameOf(o) === ref);
+    if (hit) return hit as never;
+    const byPrefix = all.filter((o) => o.id.startsWith(ref));
+    if (byPrefix.length === 1) return byPrefix[0] as never;
+    if (byPrefix.length > 1) throw new ControlError(`${kind} ${ref} is ambiguous (${byPrefix.length} matches)`, 'invalid');
+    throw new ControlError(`${kind} ${ref} not found`, 'not-found');
+  }
+
+  private checkPortsFree(spec: ServiceSpec, self: string | undefined): void {
+    for (const p of spec.endpoint.ports) {
+      if (p.publishedPort === 0 || p.publishMode !== 'ingress') continue;
+      for (const other of this.store.list('service')) {
+        if (other.id === self) continue;
+        if (other.endpoint.ports.some((q) => q.publishedPort === p.publishedPort && q.protocol === p.protocol && q.publishMode === 'ingress')) {
+          throw new ControlError(`port ${p.publishedPort}/${p.protocol} is already published by service ${other.spec.name}`, 'exists');
+        }
+      }
+    }
+  }
+}

@@ -13,7 +13,7 @@ import { createLogger } from '../log.js';
 import { writeFileAtomic } from '../durable-file.js';
 import { ContainerManager } from '../worker/containers/manager.js';
 import { RuntimeDriver, cgroupLayout, type RuntimeName } from '../worker/runtime/driver.js';
-import { nodeApiHandlers, nodeApiService, type ImageService } from '../worker/node-api.js';
+import { nodeApiHandlers, nodeApiService } from '../worker/node-api.js';
 import { ImageStore } from '../worker/images/index.js';
 
 export interface DaemonOptions {
@@ -71,7 +71,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
   server.addService(nodeApiService(), nodeApiHandlers({
     containers,
-    images: images as unknown as ImageService,
+    images,
     log,
     info: {
       version: '0.1.0', nodeId: id, hostname: hostname(), dataDir, runtime: o.runtime,

@@ -43,9 +43,9 @@ export function cloneConf(c: ConfState): ConfState {
  * Every initial member starts from the same entries, and a node that joins later learns the initial
  * membership by replaying them (the membership lives in the log, not in local configuration).
  */
-export function bootstrapEntries(voters: NodeId[]): Entry[] {
+export function bootstrapEntries(voters: NodeId[], context?: (node: NodeId) => Uint8Array): Entry[] {
   return voters.map((node, i) => ({
     term: 1, index: i + 1, type: EntryType.ConfChange,
-    data: encodeConfChange({ op: ConfChangeOp.AddVoter, node }),
+    data: encodeConfChange(context ? { op: ConfChangeOp.AddVoter, node, context: context(node) } : { op: ConfChangeOp.AddVoter, node }),
   }));
 }

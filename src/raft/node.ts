@@ -1,0 +1,447 @@
+import type * as grpc from '@grpc/grpc-js';
+import { bootstrapEntries, decodeConfChange } from './core/confchange.js';
+import { Raft, type RaftStatus } from './core/raft.js';
+import { ConfChangeOp, EntryType, Role, type Entry, type Message, type NodeId, type Ready } from './core/types.js';
+import { LevelRaftStorage } from './storage/leveldb.js';
+import { GrpcTransport } from './transport/grpc.js';
+
+/** What the node replicates: the caller's state machine. */
+export interface StateMachine {
+  /** Applies one committed command (in log order, exactly once per node lifetime after restore). */
+  apply(index: number, data: Uint8Array): void;
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array): void;
+}
+
+export interface RaftNodeOptions {
+  id: NodeId;
+  dataDir: string;
+  /** this node's raft address, told to peers when it is added */
+  address: string;
+  /** initial members (id -> address) for a new cluster; omit to join an existing one as a learner */
+  initialMembers?: Map<NodeId, string>;
+  stateMachine: StateMachine;
+  /** the caller's gRPC server: the Raft service is added to it */
+  server: grpc.Server;
+  channelCredentials?: grpc.ChannelCredentials;
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  /** take a state-machine snapshot every this many applied entries */
+  snapshotEvery?: number;
+  /** entries kept after a snapshot so slightly slow followers avoid a snapshot transfer */
+  snapshotKeep?: number;
+  requestTimeoutMs?: number;
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
+}
+
+interface Pending {
+  resolve: (index: number) => void;
+  reject: (e: Error) => void;
+  deadline: number;
+}
+
+interface ReadWait {
+  index: number;
+  waiters: Pending[];
+}
+
+const HEADER = 8; // origin node id u32 | proposal sequence u32
+
+/**
+ * The node loop: ties the pure core to LevelDB storage, the gRPC transport and the state machine.
+ * Each turn persists one ready batch with one fsync, then sends its messages and applies its
+ * committed entries; whatever arrives during the fsync is stepped into the core and goes out in the
+ * next batch, which is what makes many concurrent proposals share a write.
+ */
+export class RaftNode {
+  readonly id: NodeId;
+  private raft!: Raft;
+  private storage!: LevelRaftStorage;
+  private readonly transport: GrpcTransport;
+  private readonly sm: StateMachine;
+  private readonly opts: RaftNodeOptions;
+  private readonly addresses = new Map<NodeId, string>();
+  private proposeSeq = 0;
+  private readSeq = 0;
+  private pending = new Map<number, Pending>();
+  private proposeQueue: Uint8Array[] = [];
+  private proposeQueueSeqs: number[] = [];
+  private readQueue: Pending[] = [];
+  private readsInFlight = new Map<string, Pending[]>();
+  private readsWaitingApply: ReadWait[] = [];
+  private leaderWaiters: (() => void)[] = [];
+  private applied = 0;
+  private lastSnapshotIndex = 0;
+  private running = false;
+  private scheduled = false;
+  private stopped = false;
+  private started = false;
+  private ticker: NodeJS.Timeout | null = null;
+  private fatal: Error | null = null;
+
+  constructor(opts: RaftNodeOptions) {
+    this.opts = opts;
+    this.id = opts.id;
+    this.sm = opts.stateMachine;
+    this.transport = new GrpcTransport({
+      id: opts.id,
+      onMessage: (m) => this.receive(m),
+      onDrop: (reason, to) => this.log('debug', `transport drop to ${to}: ${reason}`),
+      ...(opts.channelCredentials ? { channelCredentials: opts.channelCredentials } : {}),
+    });
+    this.transport.register(opts.server);
+  }
+
+  async start(): Promise<void> {
+    const o = this.opts;
+    this.storage = await LevelRaftStorage.open(o.dataDir);
+    let st = await this.storage.load();
+    if (!st) {
+      const members = o.initialMembers;
+      const entries = members
+        ? bootstrapEntries([...members.keys()].sort((a, b) => a - b), (id) => this.ccContext(0, members.get(id)!))
+        : [];
+      const hard = { term: entries.length > 0 ? 1 : 0, vote: 0, commit: entries.length };
+      await this.storage.bootstrap(hard, entries);
+      st = { hardState: hard, snapshot: { meta: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: new Uint8Array(0) }, entries };
+    }
+    if (st.snapshot.data.length > 0) this.restoreSnapshot(st.snapshot.data);
+    this.applied = st.snapshot.meta.index;
+    this.lastSnapshotIndex = st.snapshot.meta.index;
+    // addresses of members named in the log are learned as their conf changes are (re)applied
+    this.raft = new Raft(
+      {
+        id: o.id, electionTicks: o.electionTicks ?? 10, heartbeatTicks: o.heartbeatTicks ?? 1,
+        random: Math.random, preVote: true, checkQuorum: true,
+        onDrop: (reason) => this.log('debug', `raft drop: ${reason}`),
+      },
+      st,
+    );
+    for (const e of st.entries) this.learnAddress(e);
+    this.started = true;
+    this.ticker = setInterval(() => this.tick(), o.tickMs ?? 100);
+    this.kick();
+  }
+
+  // ---------------------------------------------------------------- API
+
+  /** Resolves with the entry's index once it is committed and applied on this node. */
+  propose(data: Uint8Array): Promise<number> {
+    if (!this.started || this.stopped) return Promise.reject(new Error('raft node is not running'));
+    const seq = this.nextSeq();
+    const buf = new Uint8Array(HEADER + data.length);
+    writeHeader(buf, this.id, seq);
+    buf.set(data, HEADER);
+    const p = this.track(seq);
+    this.proposeQueue.push(buf);
+    this.proposeQueueSeqs.push(seq);
+    this.kick();
+    return p;
+  }
+
+  /** Resolves when this node's state machine reflects every write committed before the call. */
+  read(): Promise<void> {
+    if (!this.started || this.stopped) return Promise.reject(new Error('raft node is not running'));
+    return new Promise<void>((resolve, reject) => {
+      this.readQueue.push({ resolve: () => resolve(), reject, deadline: Date.now() + this.timeoutMs() });
+      this.kick();
+    });
+  }
+
+  status(): RaftStatus & { appliedByNode: number } {
+    return { ...this.raft.status(), appliedByNode: this.applied };
+  }
+
+  isLeader(): boolean {
+    return this.raft.role === Role.Leader;
+  }
+
+  addLearner(id: NodeId, address: string): Promise<number> {
+    return this.confChange(ConfChangeOp.AddLearner, id, address);
+  }
+
+  promote(id: NodeId): Promise<number> {
+    return this.confChange(ConfChangeOp.AddVoter, id, this.addresses.get(id) ?? '');
+  }
+
+  remove(id: NodeId): Promise<number> {
+    return this.confChange(ConfChangeOp.Remove, id, '');
+  }
+
+  /** Hands leadership to `to` (default: the most caught-up other voter); resolves when it moved. */
+  async transferLeadership(to?: NodeId): Promise<NodeId> {
+    const st = this.raft.status();
+    if (st.role !== Role.Leader) throw new Error('not the leader');
+    let target = to;
+    if (target === undefined) {
+      let best = -1;
+      for (const [id, pr] of st.progress) {
+        if (id !== this.id && st.conf.voters.includes(id) && pr.match > best) {
+          best = pr.match;
+          target = id;
+        }
+      }
+    }
+    if (target === undefined) throw new Error('no other voter to transfer to');
+    this.raft.transferLeader(target);
+    this.kick();
+    const deadline = Date.now() + this.timeoutMs();
+    while (Date.now() < deadline) {
+      await new Promise<void>((r) => this.leaderWaiters.push(r));
+      const lead = this.raft.lead;
+      if (lead !== this.id && lead !== 0) return lead;
+    }
+    throw new Error('leadership transfer timed out');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.transport.close();
+    const err = new Error('raft node stopped');
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const p of this.readQueue) p.reject(err);
+    this.readQueue = [];
+    while (this.running) await new Promise((r) => setTimeout(r, 5));
+    await this.storage?.close();
+  }
+
+  // ---------------------------------------------------------------- loop
+
+  private receive(m: Message): void {
+    if (!this.started || this.stopped) return;
+    this.raft.step(m);
+    this.kick();
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.raft.tick();
+    this.expire();
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.scheduled || this.running || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.stopped || this.fatal) return;
+    this.running = true;
+    try {
+      for (;;) {
+        this.flushRequests();
+        if (!this.raft.hasReady()) break;
+        const rd = this.raft.ready();
+        await this.storage.save(rd); // durable before anything in rd is sent or applied
+        if (this.stopped) return;
+        this.transport.send(rd.messages);
+        this.applyReady(rd);
+        this.raft.advance(rd);
+        this.serveReads();
+        this.maybeSnapshot();
+        if (rd.softState) for (const w of this.leaderWaiters.splice(0)) w();
+      }
+    } catch (e) {
+      // storage failures leave us unable to promise durability: stop rather than diverge
+      this.fatal = e as Error;
+      this.log('error', `raft node ${this.id} stopping on fatal error: ${(e as Error).message}`);
+      void this.stop();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private flushRequests(): void {
+    if (this.proposeQueue.length > 0) {
+      const datas = this.proposeQueue;
+      const seqs = this.proposeQueueSeqs;
+      this.proposeQueue = [];
+      this.proposeQueueSeqs = [];
+      const r = this.raft.proposeBatch(datas);
+      if (!r.ok) this.failSeqs(seqs, r.reason);
+    }
+    if (this.readQueue.length > 0) {
+      const ctx = `${this.id}:${++this.readSeq}`;
+      this.readsInFlight.set(ctx, this.readQueue);
+      this.readQueue = [];
+      this.raft.readIndex(ctx);
+    }
+  }
+
+  private applyReady(rd: Ready): void {
+    if (rd.snapshot && rd.snapshotRestore) {
+      this.restoreSnapshot(rd.snapshot.data);
+      this.applied = rd.snapshot.meta.index;
+      this.lastSnapshotIndex = rd.snapshot.meta.index;
+    }
+    const ents = rd.committedEntries;
+    for (let i = 0; i < ents.length; i++) this.applyEntry(ents[i]!);
+    for (const rs of rd.readStates) {
+      const ws = this.readsInFlight.get(rs.readCtx);
+      if (!ws) continue;
+      this.readsInFlight.delete(rs.readCtx);
+      this.readsWaitingApply.push({ index: rs.index, waiters: ws });
+    }
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.index <= this.applied) return;
+    this.applied = e.index;
+    if (e.type === EntryType.ConfChange) {
+      this.learnAddress(e);
+      const cc = decodeConfChange(e.data);
+      if (cc && cc.context && cc.context.length >= HEADER) this.resolveHeader(cc.context, e.index);
+      return;
+    }
+    if (e.data.length < HEADER) return; // leader no-op
+    this.sm.apply(e.index, e.data.subarray(HEADER));
+    this.resolveHeader(e.data, e.index);
+  }
+
+  private resolveHeader(h: Uint8Array, index: number): void {
+    const dv = new DataView(h.buffer, h.byteOffset, HEADER);
+    if (dv.getUint32(0, true) !== this.id) return;
+    const seq = dv.getUint32(4, true);
+    const p = this.pending.get(seq);
+    if (!p) return;
+    this.pending.delete(seq);
+    p.resolve(index);
+  }
+
+  private serveReads(): void {
+    if (this.readsWaitingApply.length === 0) return;
+    const rest: ReadWait[] = [];
+    for (const r of this.readsWaitingApply) {
+      if (r.index <= this.applied) for (const w of r.waiters) w.resolve(r.index);
+      else rest.push(r);
+    }
+    this.readsWaitingApply = rest;
+  }
+
+  private maybeSnapshot(): void {
+    const every = this.opts.snapshotEvery ?? 10_000;
+    if (this.applied - this.lastSnapshotIndex < every) return;
+    const data = this.wrapSnapshot(this.sm.snapshot());
+    this.raft.compact(this.applied, data, this.opts.snapshotKeep ?? 1000);
+    this.lastSnapshotIndex = this.applied;
+  }
+
+  // ---------------------------------------------------------------- membership and addresses
+
+  private confChange(op: ConfChangeOp, node: NodeId, address: string): Promise<number> {
+    if (!this.started || this.stopped) return Promise.reject(new Error('raft node is not running'));
+    const seq = this.nextSeq();
+    const p = this.track(seq);
+    const r = this.raft.proposeConfChange({ op, node, context: this.ccContext(seq, address) });
+    if (!r.ok) this.failSeqs([seq], r.reason);
+    this.kick();
+    return p;
+  }
+
+  private ccContext(seq: number, address: string): Uint8Array {
+    const a = Buffer.from(address, 'utf8');
+    const out = new Uint8Array(HEADER + a.length);
+    writeHeader(out, seq === 0 ? 0 : this.id, seq);
+    out.set(a, HEADER);
+    return out;
+  }
+
+  private learnAddress(e: Entry): void {
+    if (e.type !== EntryType.ConfChange) return;
+    const cc = decodeConfChange(e.data);
+    if (!cc) return;
+    if (cc.op === ConfChangeOp.Remove) {
+      // a removed member keeps its address until it is applied everywhere; it simply gets no traffic
+      this.addresses.delete(cc.node);
+      if (cc.node !== this.id) this.transport.removePeer(cc.node);
+      return;
+    }
+    const ctx = cc.context;
+    if (!ctx || ctx.length <= HEADER) return;
+    const addr = Buffer.from(ctx.subarray(HEADER)).toString('utf8');
+    this.addresses.set(cc.node, addr);
+    this.transport.setPeer(cc.node, addr);
+  }
+
+  /** Snapshot layout: u32 length of the address book (JSON) | address book | state machine data. */
+  private wrapSnapshot(smData: Uint8Array): Uint8Array {
+    const book = Buffer.from(JSON.stringify([...this.addresses]), 'utf8');
+    const out = new Uint8Array(4 + book.length + smData.length);
+    new DataView(out.buffer).setUint32(0, book.length, true);
+    out.set(book, 4);
+    out.set(smData, 4 + book.length);
+    return out;
+  }
+
+  private restoreSnapshot(data: Uint8Array): void {
+    const n = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0, true);
+    const book = JSON.parse(Buffer.from(data.subarray(4, 4 + n)).toString('utf8')) as [NodeId, string][];
+    this.addresses.clear();
+    for (const [id, addr] of book) {
+      this.addresses.set(id, addr);
+      this.transport.setPeer(id, addr);
+    }
+    this.sm.restore(data.subarray(4 + n));
+  }
+
+  // ---------------------------------------------------------------- bookkeeping
+
+  private nextSeq(): number {
+    this.proposeSeq = (this.proposeSeq + 1) >>> 0 || 1;
+    return this.proposeSeq;
+  }
+
+  private track(seq: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject, deadline: Date.now() + this.timeoutMs() });
+    });
+  }
+
+  private failSeqs(seqs: number[], reason: string): void {
+    const err = new Error(`proposal refused: ${reason}`);
+    for (const s of seqs) {
+      const p = this.pending.get(s);
+      if (!p) continue;
+      this.pending.delete(s);
+      p.reject(err);
+    }
+  }
+
+  /** Requests are tracked in insertion order, so expiry only looks at the oldest. */
+  private expire(): void {
+    const now = Date.now();
+    for (const [seq, p] of this.pending) {
+      if (p.deadline > now) break;
+      this.pending.delete(seq);
+      p.reject(new Error('proposal timed out (not committed; it may still commit later)'));
+    }
+    for (const [ctx, ws] of this.readsInFlight) {
+      if (ws[0] && ws[0].deadline > now) break;
+      this.readsInFlight.delete(ctx);
+      for (const w of ws) w.reject(new Error('read timed out'));
+    }
+    for (const w of this.leaderWaiters.splice(0)) w();
+  }
+
+  private timeoutMs(): number {
+    return this.opts.requestTimeoutMs ?? 5000;
+  }
+
+  private log(level: 'debug' | 'info' | 'warn' | 'error', msg: string): void {
+    this.opts.log?.(level, msg);
+  }
+}
+
+function writeHeader(buf: Uint8Array, origin: number, seq: number): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset, HEADER);
+  dv.setUint32(0, origin, true);
+  dv.setUint32(4, seq, true);
+}

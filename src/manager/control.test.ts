@@ -71,8 +71,8 @@ describe('ControlService', () => {
     const { store, control } = setup();
     const s = await control.createService({ name: 'web', task: { image: 'x' } });
     store.apply(store.appliedIndex + 1, { time: 't', actions: [
-      { op: 'create', kind: 'task', object: { id: 't1', meta: { version: 0, createdAt: '', updatedAt: '' }, serviceId: s.id, slot: 1, nodeId: 'n1', spec: s.spec.task, specVersion: 1, desiredState: 'running', status: { state: 'running', timestamp: '', message: '', error: '', exitCode: 0, containerId: '' }, networks: [] } },
-      { op: 'create', kind: 'task', object: { id: 't2', meta: { version: 0, createdAt: '', updatedAt: '' }, serviceId: s.id, slot: 2, nodeId: '', spec: s.spec.task, specVersion: 1, desiredState: 'running', status: { state: 'pending', timestamp: '', message: '', error: '', exitCode: 0, containerId: '' }, networks: [] } },
+      { op: 'create', kind: 'task', object: { id: 't1', meta: { version: 0, createdAt: '', updatedAt: '' }, serviceId: s.id, serviceName: 'web', slot: 1, nodeId: 'n1', spec: s.spec.task, specVersion: 1, desiredState: 'running', status: { state: 'running', timestamp: '', message: '', error: '', exitCode: 0, containerId: '' }, networks: [] } },
+      { op: 'create', kind: 'task', object: { id: 't2', meta: { version: 0, createdAt: '', updatedAt: '' }, serviceId: s.id, serviceName: 'web', slot: 2, nodeId: '', spec: s.spec.task, specVersion: 1, desiredState: 'running', status: { state: 'pending', timestamp: '', message: '', error: '', exitCode: 0, containerId: '' }, networks: [] } },
     ] });
     await control.removeService('web');
     expect(store.get('service', s.id)).toBeUndefined();

@@ -106,6 +106,8 @@ export interface TaskObject {
   id: string;
   meta: Meta;
   serviceId: string;
+  /** The service's name when the task was made: names containers and `service ps` rows. */
+  serviceName: string;
   /** Replicated services: 1..replicas. Global services: 0 (the node id identifies the task). */
   slot: number;
   nodeId: string;

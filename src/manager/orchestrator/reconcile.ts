@@ -35,6 +35,7 @@ function newTask(service: ServiceObject, slot: number, nodeId: string, ctx: Reco
     id: ctx.newId(),
     meta: { version: 0, createdAt: '', updatedAt: '' },
     serviceId: service.id,
+    serviceName: service.spec.name,
     slot,
     nodeId,
     spec: service.spec.task,

@@ -11,7 +11,7 @@ function service(id: string, name: string): ServiceObject {
 }
 function task(id: string, serviceId: string, nodeId = ''): TaskObject {
   return {
-    id, meta, serviceId, slot: 1, nodeId, spec: {} as TaskObject['spec'], specVersion: 1, desiredState: 'running',
+    id, meta, serviceId, serviceName: serviceId, slot: 1, nodeId, spec: {} as TaskObject['spec'], specVersion: 1, desiredState: 'running',
     status: { state: 'new', timestamp: T, message: '', error: '', exitCode: 0, containerId: '' }, networks: [],
   };
 }

@@ -1,0 +1,246 @@
+/**
+ * The dispatcher, on the leader: one session per worker. It registers the node, streams the tasks
+ * assigned to it (the whole set first, then every change), tracks heartbeats (a node that misses
+ * a few is marked down, and the orchestrator orphans its tasks), and batches the workers' task
+ * status updates into few raft proposals.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ClusterLog } from './cluster-log.js';
+import {
+  isTerminal, taskStateRank, type NodeObject, type NodeRole, type TaskObject, type TaskState,
+} from './objects.js';
+import type { Action, ClusterStore, StoreEvent } from './store/store.js';
+
+export interface Assignment {
+  task: TaskObject;
+  action: 'update' | 'remove';
+}
+
+export interface SessionMessage {
+  sessionId: string;
+  assignments: Assignment[];
+  full: boolean;
+  managers: string[];
+  heartbeatPeriodMs: number;
+}
+
+export interface TaskStatusUpdate {
+  taskId: string;
+  status: TaskObject['status'];
+}
+
+export interface DispatcherOptions {
+  store: ClusterStore;
+  log: ClusterLog;
+  logger: Logger;
+  heartbeatPeriodMs: number;
+  /** A node is down after this many periods without a heartbeat. */
+  missedHeartbeats: number;
+  managers: () => string[];
+  now?: () => number;
+  /** How long status updates wait to share one proposal. */
+  batchMs?: number;
+}
+
+export class DispatcherError extends Error {
+  constructor(message: string, readonly code: 'unknown-session' | 'not-leader' | 'invalid') {
+    super(message);
+    this.name = 'DispatcherError';
+  }
+}
+
+interface Session {
+  id: string;
+  nodeId: string;
+  lastHeartbeat: number;
+  send: (msg: SessionMessage) => void;
+  /** Versions already sent, so that unchanged tasks are not sent again. */
+  sent: Map<string, number>;
+}
+
+/** A task the worker should know about: assigned to it, and not yet gone. */
+function isAssignable(t: TaskObject): boolean {
+  return t.nodeId !== '' && taskStateRank(t.status.state) >= taskStateRank('assigned');
+}
+
+export class Dispatcher {
+  private readonly sessions = new Map<string, Session>(); // by node id
+  private readonly pending = new Map<string, { nodeId: string; status: TaskObject['status'] }>();
+  private flushTimer?: NodeJS.Timeout;
+  private flushing = Promise.resolve();
+  private readonly unwatch: () => void;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: DispatcherOptions) {
+    this.now = opts.now ?? Date.now;
+    this.unwatch = opts.store.watch((events) => this.onStoreEvents(events));
+  }
+
+  stop(): void {
+    this.unwatch();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.sessions.clear();
+  }
+
+  sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Opens (or replaces) the session of `nodeId`: registers or refreshes the node as ready, then
+   * sends every task assigned to it.
+   */
+  async openSession(
+    nodeId: string, role: NodeRole, description: NodeObject['description'], addr: string,
+    send: (msg: SessionMessage) => void,
+  ): Promise<Session> {
+    const { store, log } = this.opts;
+    for (let attempt = 0; ; attempt++) {
+      const existing = store.get('node', nodeId);
+      const node: NodeObject = existing
+        ? { ...existing, description, status: { state: 'ready', message: '', addr } }
+        : {
+          id: nodeId, meta: { version: 0, createdAt: '', updatedAt: '' },
+          spec: { role, availability: 'active', labels: {} }, description, status: { state: 'ready', message: '', addr },
+        };
+      const action: Action = existing
+        ? { op: 'update', kind: 'node', object: node, expectVersion: existing.meta.version }
+        : { op: 'create', kind: 'node', object: node };
+      const r = await log.propose({ actions: [action], time: new Date(this.now()).toISOString() });
+      if (r.ok) break;
+      if (attempt >= 3) throw new DispatcherError(`cannot register node ${nodeId}: ${r.error.message}`, 'invalid');
+    }
+    const session: Session = { id: randomBytes(12).toString('hex'), nodeId, lastHeartbeat: this.now(), send, sent: new Map() };
+    this.sessions.set(nodeId, session);
+    const assignments = store.tasksOfNode(nodeId).filter(isAssignable).map((task) => {
+      session.sent.set(task.id, task.meta.version);
+      return { task, action: 'update' as const };
+    });
+    send({ sessionId: session.id, assignments, full: true, managers: this.opts.managers(), heartbeatPeriodMs: this.opts.heartbeatPeriodMs });
+    this.opts.logger.info({ nodeId, addr, tasks: assignments.length }, 'worker session opened');
+    return session;
+  }
+
+  closeSession(nodeId: string, sessionId: string): void {
+    const s = this.sessions.get(nodeId);
+    if (s && s.id === sessionId) this.sessions.delete(nodeId);
+  }
+
+  heartbeat(nodeId: string, sessionId: string): number {
+    const s = this.session(nodeId, sessionId);
+    s.lastHeartbeat = this.now();
+    return this.opts.heartbeatPeriodMs;
+  }
+
+  /** Queues status updates; they reach the store in one proposal per batch. */
+  updateTaskStatus(nodeId: string, sessionId: string, updates: TaskStatusUpdate[]): void {
+    this.session(nodeId, sessionId).lastHeartbeat = this.now();
+    for (const u of updates) this.pending.set(u.taskId, { nodeId, status: u.status });
+    if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flushing = this.flushing.then(() => this.flush());
+      }, this.opts.batchMs ?? 20);
+    }
+  }
+
+  /** Marks down every node whose session missed its heartbeats; called on a timer by the leader. */
+  async checkHeartbeats(): Promise<string[]> {
+    const deadline = this.now() - this.opts.heartbeatPeriodMs * this.opts.missedHeartbeats;
+    const expired = [...this.sessions.values()].filter((s) => s.lastHeartbeat < deadline);
+    const actions: Action[] = [];
+    for (const s of expired) {
+      this.sessions.delete(s.nodeId);
+      const node = this.opts.store.get('node', s.nodeId);
+      if (node && node.status.state !== 'down') {
+        actions.push({ op: 'update', kind: 'node', object: { ...node, status: { ...node.status, state: 'down', message: 'heartbeat failure' } }, expectVersion: node.meta.version });
+      }
+    }
+    // A node marked ready by an earlier leader, that never opened a session with this one.
+    for (const node of this.opts.store.list('node')) {
+      if (node.status.state === 'ready' && !this.sessions.has(node.id) && !expired.some((s) => s.nodeId === node.id)
+        && Date.parse(node.meta.updatedAt) < deadline) {
+        actions.push({ op: 'update', kind: 'node', object: { ...node, status: { ...node.status, state: 'down', message: 'no session with the leader' } }, expectVersion: node.meta.version });
+      }
+    }
+    if (actions.length) {
+      const r = await this.opts.log.propose({ actions, time: new Date(this.now()).toISOString() });
+      if (!r.ok) this.opts.logger.warn({ err: r.error.message }, 'marking nodes down failed; will retry');
+      else this.opts.logger.warn({ nodes: actions.map((a) => (a.op === 'update' ? a.object.id : '')) }, 'nodes marked down after missed heartbeats');
+    }
+    return expired.map((s) => s.nodeId);
+  }
+
+  private session(nodeId: string, sessionId: string): Session {
+    const s = this.sessions.get(nodeId);
+    if (!s || s.id !== sessionId) throw new DispatcherError(`session ${sessionId} of node ${nodeId} is unknown: open a new session`, 'unknown-session');
+    return s;
+  }
+
+  /** Applies queued status updates, building them against the store as it is now. */
+  private async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const batch = new Map(this.pending);
+    this.pending.clear();
+    for (let attempt = 0; attempt < 3 && batch.size > 0; attempt++) {
+      const actions: Action[] = [];
+      for (const [taskId, { nodeId, status }] of batch) {
+        const t = this.opts.store.get('task', taskId);
+        // Ignore updates for tasks gone, moved to another node, or that would go backwards.
+        if (!t || t.nodeId !== nodeId || taskStateRank(status.state as TaskState) < taskStateRank(t.status.state)
+          || (isTerminal(t.status.state) && t.status.state !== status.state)) {
+          batch.delete(taskId);
+          continue;
+        }
+        if (t.desiredState === 'remove' && isTerminal(status.state as TaskState)) {
+          actions.push({ op: 'delete', kind: 'task', id: t.id, expectVersion: t.meta.version });
+        } else {
+          actions.push({ op: 'update', kind: 'task', object: { ...t, status }, expectVersion: t.meta.version });
+        }
+      }
+      if (actions.length === 0) return;
+      const r = await this.opts.log.propose({ actions, time: new Date(this.now()).toISOString() });
+      if (r.ok) return;
+      this.opts.logger.debug({ err: r.error.message, attempt }, 'status batch conflicted; rebuilding');
+    }
+  }
+
+  private onStoreEvents(events: StoreEvent[]): void {
+    const bySession = new Map<Session, Assignment[]>();
+    const add = (s: Session, a: Assignment) => {
+      const list = bySession.get(s);
+      if (list) list.push(a);
+      else bySession.set(s, [a]);
+    };
+    for (const e of events) {
+      if (e.kind !== 'task') continue;
+      const t = e.object as TaskObject;
+      const old = e.old as TaskObject | undefined;
+      // A task moved away from a node (or deleted): tell that node to forget it.
+      if (old && old.nodeId && (e.op === 'delete' || old.nodeId !== t.nodeId)) {
+        const s = this.sessions.get(old.nodeId);
+        if (s && s.sent.delete(old.id)) add(s, { task: old, action: 'remove' });
+      }
+      if (e.op === 'delete' || !isAssignable(t)) continue;
+      const s = this.sessions.get(t.nodeId);
+      if (!s) continue;
+      // Status changes the worker itself reported need not go back to it; desired state and spec do.
+      const prevSent = s.sent.get(t.id);
+      if (prevSent !== undefined && old && old.desiredState === t.desiredState && old.specVersion === t.specVersion) {
+        s.sent.set(t.id, t.meta.version);
+        continue;
+      }
+      s.sent.set(t.id, t.meta.version);
+      add(s, { task: t, action: 'update' });
+    }
+    for (const [s, assignments] of bySession) {
+      try {
+        s.send({ sessionId: s.id, assignments, full: false, managers: this.opts.managers(), heartbeatPeriodMs: this.opts.heartbeatPeriodMs });
+      } catch (err) {
+        this.opts.logger.warn({ nodeId: s.nodeId, err }, 'sending assignments failed; closing the session');
+        this.sessions.delete(s.nodeId);
+      }
+    }
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * What only the leader does: run the orchestrators, allocate and schedule tasks, and watch worker
+ * heartbeats. Each pass reads the store, decides, and proposes the result; passes run after store
+ * changes (debounced) and on a slow timer, so a lost proposal is simply redone by the next pass.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ClusterLog } from './cluster-log.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { NodeObject, TaskObject } from './objects.js';
+import { reconcile } from './orchestrator/reconcile.js';
+import type { Action, ClusterStore } from './store/store.js';
+
+/** Placement of tasks on nodes: the scheduler, seen from the manager. */
+export interface Placer {
+  place(nodes: NodeObject[], running: TaskObject[], toPlace: TaskObject[]): {
+    assignments: Map<string, string>;
+    unplaced: Map<string, string>; // task id -> why ("no suitable node (...)")
+  };
+}
+
+export interface LeaderOptions {
+  store: ClusterStore;
+  log: ClusterLog;
+  dispatcher: Dispatcher;
+  placer: Placer;
+  logger: Logger;
+  taskHistoryLimit: number;
+  heartbeatPeriodMs: number;
+  nodeMatches?: Parameters<typeof reconcile>[1]['nodeMatches'];
+}
+
+function taskId(): string {
+  return BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36).padStart(25, '0').slice(-25);
+}
+
+export class LeaderDuties {
+  private timer?: NodeJS.Timeout;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private unwatch?: () => void;
+  private running = false;
+  private again = false;
+  private debounce?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(private readonly opts: LeaderOptions) {}
+
+  start(): void {
+    this.unwatch = this.opts.store.watch(() => this.kick());
+    this.timer = setInterval(() => this.kick(), 1000);
+    this.heartbeatTimer = setInterval(() => {
+      void this.opts.dispatcher.checkHeartbeats().catch((err) => this.opts.logger.warn({ err }, 'heartbeat check failed'));
+    }, this.opts.heartbeatPeriodMs);
+    this.kick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unwatch?.();
+    clearInterval(this.timer);
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.debounce);
+  }
+
+  /** Runs a pass soon; changes that arrive during a pass cause one more. */
+  kick(): void {
+    if (this.stopped || this.debounce) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      void this.pass();
+    }, 10);
+  }
+
+  private async pass(): Promise<void> {
+    if (this.running) { this.again = true; return; }
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        if (!this.opts.log.isLeader() || this.stopped) return;
+        await this.propose(this.orchestrate(), 'orchestrate');
+        await this.propose(this.schedule(), 'schedule');
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'leader pass failed; the next one retries');
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async propose(actions: Action[], what: string): Promise<void> {
+    if (actions.length === 0) return;
+    const r = await this.opts.log.propose({ actions, time: new Date().toISOString() });
+    // A conflict means someone wrote in between: the next pass sees the new state and decides again.
+    if (!r.ok) { this.opts.logger.debug({ what, err: r.error.message }, 'proposal refused; retrying'); this.again = true; }
+  }
+
+  orchestrate(): Action[] {
+    const { store } = this.opts;
+    return reconcile(
+      { services: store.list('service'), nodes: store.list('node'), tasksOfService: (id) => store.tasksOfService(id) },
+      { now: new Date().toISOString(), newId: taskId, taskHistoryLimit: this.opts.taskHistoryLimit, nodeMatches: this.opts.nodeMatches },
+    );
+  }
+
+  /** NEW tasks are allocated (nothing to allocate before networks) and PENDING ones placed. */
+  schedule(): Action[] {
+    const { store } = this.opts;
+    const now = new Date().toISOString();
+    const actions: Action[] = [];
+    const toPlace: TaskObject[] = [];
+    const running: TaskObject[] = [];
+    const nodes = store.list('node');
+    for (const t of store.list('task')) {
+      if (t.desiredState !== 'running') {
+        // Never started: nothing to stop on a worker.
+        if ((t.status.state === 'new' || t.status.state === 'pending') && !t.nodeId) {
+          actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...t.status, state: 'shutdown', timestamp: now, message: 'shut down before it was scheduled' } }, expectVersion: t.meta.version });
+        }
+        continue;
+      }
+      if (t.status.state === 'new' || t.status.state === 'pending') toPlace.push(t);
+      else if (t.nodeId) running.push(t);
+    }
+    if (toPlace.length === 0) return actions;
+    const { assignments, unplaced } = this.opts.placer.place(nodes, running, toPlace);
+    for (const t of toPlace) {
+      const nodeId = assignments.get(t.id);
+      if (nodeId) {
+        actions.push({ op: 'update', kind: 'task', object: { ...t, nodeId, status: { ...t.status, state: 'assigned', timestamp: now, message: 'scheduler assigned task to node' } }, expectVersion: t.meta.version });
+        continue;
+      }
+      const why = unplaced.get(t.id) ?? 'no suitable node';
+      if (t.status.state !== 'pending' || t.status.error !== why) {
+        actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...t.status, state: 'pending', timestamp: now, message: 'pending task scheduling', error: why } }, expectVersion: t.meta.version });
+      }
+    }
+    return actions;
+  }
+}

@@ -1,0 +1,502 @@
+/* tsswarm-shim: one small long-lived process per container. It owns the container's stdio (logged
+ * as docker json-file lines), reaps the init as a subreaper and records how it ended in exit.json,
+ * so the daemon can die and come back without losing a container or its exit status. */
+#include "json.h"
+#include "util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RT_ARGS 32
+#define LINE_MAX_BYTES 16384 /* docker's json-file splits longer lines into partial entries */
+
+static const char *rt_path, *rt_args[MAX_RT_ARGS];
+static int n_rt_args;
+static char id[1100], bundle[4096], statedir[4096], logpath[4096];
+static const char *lower, *upper, *work;
+static int hide_cg2;
+static char rootfs[4096];
+static int overlay_mounted, host_mntns = -1, log_fd = -1;
+
+static __attribute__((noreturn)) void usage_fail(const char *msg)
+{
+	dprintf(2, "tsswarm-shim: %s\n", msg);
+	exit(1);
+}
+
+static void reset_child_signals(void)
+{
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+}
+
+/* Runs the runtime with the given command; stdout/stderr go to out/err (or /dev/null if -1). */
+static pid_t spawn_runtime(const char *const *cmd, int out, int err)
+{
+	const char *argv[MAX_RT_ARGS + 16];
+	int n = 0;
+	argv[n++] = rt_path;
+	for (int i = 0; i < n_rt_args; i++) argv[n++] = rt_args[i];
+	for (int i = 0; cmd[i]; i++) argv[n++] = cmd[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	if (pid != 0) return pid;
+	reset_child_signals();
+	int nul = open("/dev/null", O_RDWR);
+	dup2(nul, 0);
+	dup2(out >= 0 ? out : nul, 1);
+	dup2(err >= 0 ? err : nul, 2);
+	execv(rt_path, (char **)argv);
+	dprintf(2, "exec %s: %s\n", rt_path, strerror(errno));
+	_exit(127);
+}
+
+static int wait_for(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Last non-empty line of whatever the runtime printed: that is its error message. */
+static void last_line(int fd, char *out, size_t cap)
+{
+	static char buf[8192];
+	size_t n = 0;
+	ssize_t r;
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0) n += (size_t)r;
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+	char *l = strrchr(buf, '\n');
+	snprintf(out, cap, "%s", l ? l + 1 : buf);
+	fcntl(fd, F_SETFL, 0);
+}
+
+static void unmount_overlay(void)
+{
+	if (!overlay_mounted) return;
+	/* The overlay was mounted in the host namespace; with --hide-cgroup2 we live in a private one. */
+	if (host_mntns >= 0) setns(host_mntns, CLONE_NEWNS);
+	if (umount2(rootfs, 0) < 0) umount2(rootfs, MNT_DETACH);
+	overlay_mounted = 0;
+}
+
+static int find_rootfs(char *err, size_t errlen)
+{
+	char path[4200], perr[200];
+	size_t len;
+	snprintf(path, sizeof(path), "%s/config.json", bundle);
+	char *text = read_file(path, &len);
+	if (!text) { snprintf(err, errlen, "bundle %s: config.json: %s", bundle, strerror(errno)); return -1; }
+	struct jval *v = json_parse(text, len, perr, sizeof(perr));
+	struct jval *root = v ? json_get(v, "root") : NULL, *p = root ? json_get(root, "path") : NULL;
+	if (!p || p->t != J_STR || !p->s[0]) {
+		snprintf(err, errlen, "config.json: %s", v ? "root.path: expected a string" : perr);
+		return -1;
+	}
+	if (p->s[0] == '/') snprintf(rootfs, sizeof(rootfs), "%s", p->s);
+	else snprintf(rootfs, sizeof(rootfs), "%s/%s", bundle, p->s);
+	return 0;
+}
+
+static int mount_overlay(char *err, size_t errlen)
+{
+	static char data[16384];
+	if (find_rootfs(err, errlen)) return -1;
+	if (mkdir_p(rootfs, 0755) < 0 || mkdir_p(upper, 0755) < 0 || mkdir_p(work, 0755) < 0) {
+		snprintf(err, errlen, "overlay: mkdir: %s", strerror(errno));
+		return -1;
+	}
+	int n = snprintf(data, sizeof(data), "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+	if (n >= (int)sizeof(data) - 1) { snprintf(err, errlen, "overlay: too many lower layers"); return -1; }
+	if (mount("overlay", rootfs, "overlay", 0, data) < 0) {
+		snprintf(err, errlen, "overlay mount on %s: %s", rootfs, strerror(errno));
+		return -1;
+	}
+	overlay_mounted = 1;
+	return 0;
+}
+
+/* A private mount namespace whose /sys/fs/cgroup holds the v1 hierarchies only (crun 1.8 refuses
+ * the hybrid layout). The host keeps its view; only the runtime run by this shim sees this one. */
+static int hide_cgroup2(char *err, size_t errlen)
+{
+	char names[16][64];
+	int fds[16], n = 0;
+	char *mi = read_file("/proc/self/mountinfo", NULL);
+	if (!mi) { snprintf(err, errlen, "read mountinfo: %s", strerror(errno)); return -1; }
+	for (char *line = strtok(mi, "\n"); line && n < 16; line = strtok(NULL, "\n")) {
+		char *sep = strstr(line, " - ");
+		if (!sep || strncmp(sep + 3, "cgroup ", 7) != 0) continue;
+		char mp[512];
+		if (sscanf(line, "%*s %*s %*s %*s %511s", mp) != 1 || strncmp(mp, "/sys/fs/cgroup/", 15) != 0) continue;
+		snprintf(names[n], sizeof(names[n]), "%s", mp + 15);
+		fds[n] = open(mp, O_PATH | O_CLOEXEC);
+		if (fds[n] >= 0) n++;
+	}
+	free(mi);
+	host_mntns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+		snprintf(err, errlen, "hide-cgroup2: private mount namespace: %s", strerror(errno));
+		return -1;
+	}
+	if (mount("cgv1", "/sys/fs/cgroup", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0) {
+		snprintf(err, errlen, "hide-cgroup2: tmpfs on /sys/fs/cgroup: %s", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		char dst[600], src[64];
+		snprintf(dst, sizeof(dst), "/sys/fs/cgroup/%s", names[i]);
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
+		if (mkdir(dst, 0755) < 0 || mount(src, dst, NULL, MS_BIND, NULL) < 0) {
+			snprintf(err, errlen, "hide-cgroup2: bind %s: %s", dst, strerror(errno));
+			return -1;
+		}
+		close(fds[i]);
+	}
+	return 0;
+}
+
+/* ---- json-file logging ---- */
+
+struct stream {
+	int fd;
+	const char *name;
+	char buf[LINE_MAX_BYTES];
+	size_t len;
+};
+
+static void emit(struct stream *s, const char *data, size_t n)
+{
+	static char out[LINE_MAX_BYTES * 6 + 256];
+	char ts[64];
+	size_t pos = 0;
+	now_rfc3339(ts, sizeof(ts));
+	memcpy(out, "{\"log\":", 7);
+	pos = 7;
+	json_escape(out, sizeof(out), &pos, data, n);
+	pos += (size_t)snprintf(out + pos, sizeof(out) - pos, ",\"stream\":\"%s\",\"time\":\"%s\"}\n", s->name, ts);
+	if (log_fd >= 0) write_all(log_fd, out, pos);
+}
+
+static void stream_data(struct stream *s, const char *data, size_t n)
+{
+	while (n) {
+		size_t take = sizeof(s->buf) - s->len;
+		if (take > n) take = n;
+		memcpy(s->buf + s->len, data, take);
+		s->len += take;
+		data += take;
+		n -= take;
+		size_t start = 0;
+		for (size_t i = 0; i < s->len; i++)
+			if (s->buf[i] == '\n') {
+				emit(s, s->buf + start, i + 1 - start);
+				start = i + 1;
+			}
+		if (start == 0 && s->len == sizeof(s->buf)) { emit(s, s->buf, s->len); start = s->len; }
+		memmove(s->buf, s->buf + start, s->len - start);
+		s->len -= start;
+	}
+}
+
+static int stream_read(struct stream *s)
+{
+	char tmp[8192];
+	ssize_t r = read(s->fd, tmp, sizeof(tmp));
+	if (r < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
+	if (r <= 0) {
+		if (s->len) emit(s, s->buf, s->len); /* keep a partial last line */
+		s->len = 0;
+		close(s->fd);
+		s->fd = -1;
+		return -1;
+	}
+	stream_data(s, tmp, (size_t)r);
+	return 0;
+}
+
+static void drain_nonblock(int fd)
+{
+	char tmp[4096];
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	while (read(fd, tmp, sizeof(tmp)) > 0) ;
+	fcntl(fd, F_SETFL, 0);
+}
+
+static char oom_file[1400];
+static int oom_v2;
+
+static void find_oom_file(pid_t pid)
+{
+	char path[64], *text;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if (!(text = read_file(path, NULL))) return;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+		if (!b) continue;
+		if (strncmp(a + 1, "memory:", 7) == 0 || (strncmp(a + 1, "memory,", 7) == 0)) {
+			*b = 0;
+			snprintf(oom_file, sizeof(oom_file), "/sys/fs/cgroup/%s%s/memory.oom_control", a + 1, b + 1);
+			oom_v2 = 0;
+			break;
+		}
+		if (a[1] == ':' && !oom_file[0]) {
+			snprintf(oom_file, sizeof(oom_file), "/sys/fs/cgroup%s/memory.events", b + 1);
+			oom_v2 = 1;
+		}
+	}
+	free(text);
+	struct stat st;
+	if (oom_file[0] && stat(oom_file, &st) < 0) oom_file[0] = 0;
+}
+
+static long long oom_kills(void)
+{
+	char buf[1024];
+	if (!oom_file[0] || read_small(oom_file, buf, sizeof(buf)) < 0) return -1;
+	char *k = strstr(buf, "oom_kill ");
+	return k ? atoll(k + 9) : 0;
+}
+
+static void write_file_str(const char *name, const char *s)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", statedir, name);
+	write_atomic(path, s, strlen(s));
+}
+
+static __attribute__((noreturn)) void shim_run(int status_fd)
+{
+	char err[1200] = "", path[4200], b[64];
+	int out[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	pid_t init = 0;
+	int nul = open("/dev/null", O_RDWR);
+	dup2(nul, 0); dup2(nul, 1); dup2(nul, 2);
+	if (nul > 2) close(nul);
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	prctl(PR_SET_NAME, "tsswarm-shim", 0, 0, 0);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	if (mkdir_p(statedir, 0711) < 0) { snprintf(err, sizeof(err), "state dir %s: %s", statedir, strerror(errno)); goto fail; }
+	snprintf(b, sizeof(b), "%d", (int)getpid());
+	write_file_str("shim.pid", b);
+	snprintf(path, sizeof(path), "%s/exit.json", statedir);
+	unlink(path);
+	log_fd = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (log_fd < 0) { snprintf(err, sizeof(err), "log %s: %s", logpath, strerror(errno)); goto fail; }
+	if (lower && mount_overlay(err, sizeof(err))) goto fail;
+	if (hide_cg2 && hide_cgroup2(err, sizeof(err))) goto fail;
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) { snprintf(err, sizeof(err), "pipe: %s", strerror(errno)); goto fail; }
+
+	snprintf(path, sizeof(path), "%s/init.pid", statedir);
+	unlink(path);
+	const char *create[] = { "create", "--bundle", bundle, "--pid-file", path, id, NULL };
+	int rc = wait_for(spawn_runtime(create, out[1], errp[1]));
+	if (rc != 0) {
+		char msg[1024];
+		last_line(errp[0], msg, sizeof(msg));
+		snprintf(err, sizeof(err), "%s create failed: %s", rt_path, msg[0] ? msg : "no error message");
+		goto fail;
+	}
+	/* Anything in the pipes now came from the runtime, not the container: keep it out of the log. */
+	drain_nonblock(out[0]);
+	drain_nonblock(errp[0]);
+	const char *start[] = { "start", id, NULL };
+	rc = wait_for(spawn_runtime(start, -1, errp[1]));
+	if (rc != 0) {
+		char msg[1024];
+		last_line(errp[0], msg, sizeof(msg));
+		snprintf(err, sizeof(err), "%s start failed: %s", rt_path, msg[0] ? msg : "no error message");
+		const char *del[] = { "delete", "--force", id, NULL };
+		wait_for(spawn_runtime(del, -1, -1));
+		goto fail;
+	}
+	char startedAt[64];
+	now_rfc3339(startedAt, sizeof(startedAt));
+	close(out[1]);
+	close(errp[1]);
+	if (read_small(path, b, sizeof(b)) > 0) init = (pid_t)atoi(b);
+	if (init <= 0) { snprintf(err, sizeof(err), "runtime did not write %s", path); goto fail; }
+	find_oom_file(init);
+	long long oom0 = oom_kills();
+	write_all(status_fd, "OK\n", 3);
+	close(status_fd);
+
+	static struct stream so, se;
+	so.fd = out[0]; so.name = "stdout";
+	se.fd = errp[0]; se.name = "stderr";
+	int exited = 0, status = 0;
+	char finishedAt[64] = "";
+	long long oom1 = -1;
+	struct timespec deadline = { 0, 0 };
+	while (so.fd >= 0 || se.fd >= 0 || !exited) {
+		struct pollfd pf[3] = { { so.fd, POLLIN, 0 }, { se.fd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+		int timeout = -1;
+		if (exited) {
+			/* Processes that escaped the init (no pid namespace) may hold the pipes: do not wait forever. */
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			long ms = (deadline.tv_sec - now.tv_sec) * 1000 + (deadline.tv_nsec - now.tv_nsec) / 1000000;
+			if (ms <= 0) break;
+			timeout = (int)ms;
+		}
+		int r = poll(pf, 3, timeout);
+		if (r < 0 && errno != EINTR) break;
+		if (pf[0].revents) stream_read(&so);
+		if (pf[1].revents) stream_read(&se);
+		if (pf[2].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) > 0) ;
+			pid_t p;
+			int st;
+			while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+				if (p == init && !exited) {
+					exited = 1;
+					status = st;
+					now_rfc3339(finishedAt, sizeof(finishedAt));
+					oom1 = oom_kills(); /* before delete removes the cgroup */
+					clock_gettime(CLOCK_MONOTONIC, &deadline);
+					deadline.tv_sec += 2;
+				}
+			}
+		}
+	}
+	if (so.fd >= 0) { if (so.len) emit(&so, so.buf, so.len); close(so.fd); }
+	if (se.fd >= 0) { if (se.len) emit(&se, se.buf, se.len); close(se.fd); }
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	char sig[16] = "null";
+	if (WIFSIGNALED(status)) snprintf(sig, sizeof(sig), "%d", WTERMSIG(status));
+	int oomk = oom1 > (oom0 < 0 ? 0 : oom0);
+	char exitjson[512];
+	snprintf(exitjson, sizeof(exitjson),
+		 "{\"exitCode\":%d,\"signal\":%s,\"oomKilled\":%s,\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n", code, sig,
+		 oomk ? "true" : "false", startedAt, finishedAt);
+	const char *del[] = { "delete", "--force", id, NULL };
+	pid_t dp = spawn_runtime(del, -1, -1);
+	/* Keep reaping re-parented leftovers while delete runs. */
+	int st;
+	pid_t p;
+	while ((p = waitpid(-1, &st, 0)) > 0 || (p < 0 && errno == EINTR))
+		if (p == dp) break;
+	unmount_overlay();
+	write_file_str("exit.json", exitjson);
+	while (waitpid(-1, &st, WNOHANG) > 0) ;
+	_exit(0);
+
+fail:
+	if (init > 0 || out[0] >= 0) {
+		const char *del2[] = { "delete", "--force", id, NULL };
+		if (out[0] >= 0) wait_for(spawn_runtime(del2, -1, -1));
+	}
+	unmount_overlay();
+	snprintf(path, sizeof(path), "%s/shim.pid", statedir);
+	unlink(path);
+	write_all(status_fd, err, strlen(err));
+	_exit(1);
+}
+
+static void abspath(const char *in, char *out, size_t cap, const char *what)
+{
+	if (in[0] == '/') { snprintf(out, cap, "%s", in); return; }
+	char cwd[4096];
+	if (!getcwd(cwd, sizeof(cwd))) usage_fail("getcwd failed");
+	if ((size_t)snprintf(out, cap, "%s/%s", cwd, in) >= cap) {
+		dprintf(2, "tsswarm-shim: %s: path too long\n", what);
+		exit(1);
+	}
+}
+
+int shim_main(int argc, char **argv)
+{
+	const char *a_id = NULL, *a_bundle = NULL, *a_state = NULL, *a_log = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *f = argv[i];
+		const char **dst = NULL;
+		if (!strcmp(f, "--hide-cgroup2")) { hide_cg2 = 1; continue; }
+		if (!strcmp(f, "--runtime")) dst = &rt_path;
+		else if (!strcmp(f, "--id")) dst = &a_id;
+		else if (!strcmp(f, "--bundle")) dst = &a_bundle;
+		else if (!strcmp(f, "--state-dir")) dst = &a_state;
+		else if (!strcmp(f, "--log")) dst = &a_log;
+		else if (!strcmp(f, "--lower")) dst = &lower;
+		else if (!strcmp(f, "--upper")) dst = &upper;
+		else if (!strcmp(f, "--work")) dst = &work;
+		else if (!strcmp(f, "--runtime-arg")) {
+			if (i + 1 >= argc) usage_fail("--runtime-arg needs a value");
+			if (n_rt_args >= MAX_RT_ARGS) usage_fail("too many --runtime-arg");
+			rt_args[n_rt_args++] = argv[++i];
+			continue;
+		} else {
+			dprintf(2, "tsswarm-shim: unknown flag %s\n", f);
+			return 1;
+		}
+		if (i + 1 >= argc) { dprintf(2, "tsswarm-shim: %s needs a value\n", f); return 1; }
+		*dst = argv[++i];
+	}
+	if (!rt_path || !a_id || !a_bundle || !a_state || !a_log)
+		usage_fail("usage: tsswarm-shim --runtime PATH [--runtime-arg ARG]... --id ID --bundle DIR --state-dir DIR --log FILE "
+			   "[--lower D1:D2 --upper DIR --work DIR] [--hide-cgroup2]");
+	if (lower && (!upper || !work)) usage_fail("--lower needs --upper and --work");
+	if (!valid_id(a_id)) usage_fail("invalid --id (letters, digits, _ . -)");
+	if (access(rt_path, X_OK) < 0) { dprintf(2, "tsswarm-shim: runtime %s: %s\n", rt_path, strerror(errno)); return 1; }
+	snprintf(id, sizeof(id), "%s", a_id);
+	if (!realpath(a_bundle, bundle)) { dprintf(2, "tsswarm-shim: bundle %s: %s\n", a_bundle, strerror(errno)); return 1; }
+	abspath(a_state, statedir, sizeof(statedir), "--state-dir");
+	abspath(a_log, logpath, sizeof(logpath), "--log");
+	static char rtabs[4096], up[4096], wk[4096];
+	abspath(rt_path, rtabs, sizeof(rtabs), "--runtime");
+	rt_path = rtabs;
+	if (upper) { abspath(upper, up, sizeof(up), "--upper"); upper = up; }
+	if (work) { abspath(work, wk, sizeof(wk), "--work"); work = wk; }
+
+	int sp[2];
+	if (pipe2(sp, O_CLOEXEC) < 0) usage_fail("pipe failed");
+	pid_t mid = fork();
+	if (mid < 0) usage_fail("fork failed");
+	if (mid == 0) {
+		close(sp[0]);
+		/* Double fork + setsid: the shim is nobody's child but init's (or the nearest subreaper's),
+		 * has no controlling terminal, and survives its caller. */
+		setsid();
+		pid_t shim = fork();
+		if (shim < 0) _exit(1);
+		if (shim > 0) _exit(0);
+		if (chdir("/") < 0) _exit(1);
+		shim_run(sp[1]);
+	}
+	close(sp[1]);
+	waitpid(mid, NULL, 0);
+	char buf[1400];
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof(buf) - 1 && ((r = read(sp[0], buf + n, sizeof(buf) - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
+		if (r > 0) n += (size_t)r;
+	buf[n] = 0;
+	if (n >= 2 && strncmp(buf, "OK", 2) == 0) return 0;
+	dprintf(2, "tsswarm-shim: %s: %s\n", id, n ? buf : "shim exited during start");
+	return 1;
+}

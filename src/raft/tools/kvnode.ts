@@ -1,7 +1,7 @@
 /**
  * A raft node process serving the test/benchmark key-value service.
  *   node kvnode.js --id 1 --addr 127.0.0.1:PORT --data DIR --peers 1=127.0.0.1:P1,2=...,3=...
- *     [--tick-ms 100] [--election-ticks 10] [--snapshot-every 10000]
+ *     [--tick-ms 100] [--election-ticks 10] [--snapshot-every 10000] [--snapshot-keep 1000]
  * Prints "READY <port>" on stdout once serving.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     id, address: addr, dataDir: arg('data'), initialMembers: peers, stateMachine: kv, server,
     tickMs: Number(arg('tick-ms', '100')), electionTicks: Number(arg('election-ticks', '10')),
     heartbeatTicks: Number(arg('heartbeat-ticks', '1')), snapshotEvery: Number(arg('snapshot-every', '10000')),
+    snapshotKeep: Number(arg('snapshot-keep', '1000')),
     log: (level, msg) => logger[level](msg),
   });
   const proto = loadRaftProto();

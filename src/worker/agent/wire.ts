@@ -1,0 +1,72 @@
+/**
+ * The worker's view of the dispatcher's messages (proto/control.proto and proto/objects.proto, as
+ * proto-loader decodes them). The worker knows the manager only through these wire shapes.
+ */
+
+export interface WireTaskSpec {
+  image: string;
+  command: string[];
+  args: string[];
+  env: string[];
+  workingDir: string;
+  user: string;
+  hostname: string;
+  mounts: { source: string; target: string; readOnly: boolean }[];
+  resources?: {
+    reservations?: { nanoCpus: number; memoryBytes: number };
+    limits?: { nanoCpus: number; memoryBytes: number; pids: number };
+  };
+  stopGracePeriodMs: number;
+  stopSignal: string;
+}
+
+export type WireTaskState =
+  | 'new' | 'pending' | 'assigned' | 'accepted' | 'preparing' | 'starting' | 'running'
+  | 'complete' | 'shutdown' | 'failed' | 'rejected' | 'orphaned';
+
+export interface WireTaskStatus {
+  state: WireTaskState;
+  timestamp: string;
+  message: string;
+  error: string;
+  exitCode: number;
+  containerId: string;
+}
+
+export interface WireTask {
+  id: string;
+  serviceId: string;
+  serviceName: string;
+  slot: number;
+  nodeId: string;
+  spec: WireTaskSpec;
+  specVersion: number;
+  desiredState: 'running' | 'shutdown' | 'remove';
+  status: WireTaskStatus;
+}
+
+export interface WireAssignment {
+  task: WireTask;
+  action: 'update' | 'remove';
+}
+
+export interface WireSessionMessage {
+  sessionId: string;
+  assignments: WireAssignment[];
+  full: boolean;
+  managers: string[];
+  heartbeatPeriodMs: number;
+}
+
+const ORDER: WireTaskState[] = [
+  'new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running',
+  'complete', 'shutdown', 'failed', 'rejected', 'orphaned',
+];
+
+export function stateRank(s: WireTaskState): number {
+  return ORDER.indexOf(s);
+}
+
+export function isFinished(s: WireTaskState): boolean {
+  return stateRank(s) > stateRank('running');
+}

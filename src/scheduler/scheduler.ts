@@ -1,0 +1,361 @@
+/**
+ * Placement. `Scheduler` keeps the node state and the node indexes between calls, so a manager that
+ * schedules often pays the O(n log n) index build once; `schedule()` is the one-shot form.
+ *
+ * One `place()` call:
+ *  1. compiles each task and groups identical ones (same service, reservations, constraints,
+ *     preferences, ports, max replicas, platforms);
+ *  2. orders the groups biggest reservation first (first-fit-decreasing's insight: big tasks placed
+ *     early still find room, small ones fill the gaps);
+ *  3. places each group in one pass against the index of its statically eligible nodes (built once
+ *     per distinct constraint set and kept), split into preference groups when the task has spread
+ *     preferences;
+ *  4. for a group that runs out of nodes, runs the full filter pipeline once to explain why, and
+ *     reports the rest of that group unplaced with that reason.
+ */
+
+import { fieldValue } from './constraint.js';
+import { explainRejections, fitsBeyondCpuMemory, staticallyEligible } from './filters.js';
+import { NodeTable } from './node-table.js';
+import { OrderedIndex } from './ordered-index.js';
+import { RequirementCompiler, type Requirement } from './requirements.js';
+import { binpackKey, spreadKey } from './strategy.js';
+import type { Assignment, ClusterState, SchedNode, ScheduleOptions, ScheduleResult, Strategy, TaskToPlace, Unplaced } from './types.js';
+
+/** Nodes that accept a static key's tasks, and their binpack index. */
+interface View {
+  members: number[];
+  mask: Uint8Array;
+  index: OrderedIndex;
+  preferenceGroups: Map<string, PreferenceGroups>;
+}
+
+/** A view split by the values of a task's spread preferences, one leaf per distinct value tuple. */
+interface PreferenceGroups {
+  leaves: Leaf[];
+  leafOf: Int32Array;
+}
+
+interface Leaf {
+  position: number;
+  /** For each preference level, the key of this leaf's group at that level ("zone=a", "zone=a|rack=1"). */
+  levelKeys: string[];
+  members: number[];
+  index: OrderedIndex;
+}
+
+interface PlacedRecord {
+  nodeId: string;
+  req: Requirement;
+}
+
+export class Scheduler {
+  private table: NodeTable;
+  private readonly strategy: Strategy;
+  private readonly cpuWeight: number;
+  private readonly memoryWeight: number;
+  private readonly compiler = new RequirementCompiler();
+  private views = new Map<string, View>();
+  /** Persistent indexes each node belongs to, so a placement re-keys it everywhere. */
+  private nodeIndexes: OrderedIndex[][] = [];
+  private readonly placed = new Map<string, PlacedRecord>();
+  private baseNodes: SchedNode[];
+
+  constructor(cluster: ClusterState, opts: ScheduleOptions = {}) {
+    this.strategy = opts.strategy ?? 'binpack';
+    this.cpuWeight = opts.cpuWeight ?? 1;
+    this.memoryWeight = opts.memoryWeight ?? 1;
+    if (!(this.cpuWeight >= 0 && this.memoryWeight >= 0 && this.cpuWeight + this.memoryWeight > 0)) {
+      throw new Error('cpuWeight and memoryWeight must be non-negative and not both zero');
+    }
+    this.baseNodes = [...cluster.nodes];
+    this.table = new NodeTable(this.baseNodes);
+    this.resetIndexes();
+  }
+
+  /** Place tasks; those that fit are accounted on their node until `release`d. */
+  place(tasks: readonly TaskToPlace[]): ScheduleResult {
+    const nodeOfTask: (number | undefined)[] = new Array(tasks.length);
+    const reasonOfTask: (string | undefined)[] = new Array(tasks.length);
+
+    // 1. Group identical tasks, remembering the order groups first appeared.
+    const groups = new Map<string, { req: Requirement; tasks: number[] }>();
+    for (let k = 0; k < tasks.length; k++) {
+      const task = tasks[k]!;
+      if (this.placed.has(task.id)) {
+        reasonOfTask[k] = `task ${task.id} is already placed on node ${this.placed.get(task.id)!.nodeId}`;
+        continue;
+      }
+      const req = this.compiler.compile(task);
+      let g = groups.get(req.groupKey);
+      if (!g) {
+        g = { req, tasks: [] };
+        groups.set(req.groupKey, g);
+      }
+      g.tasks.push(k);
+    }
+
+    // 2. Biggest first; the sort is stable, so equal sizes keep their order of appearance.
+    const [refCpu, refMemory] = this.referenceSize();
+    const size = (r: Requirement): number => (refCpu > 0 ? r.cpu / refCpu : 0) + (refMemory > 0 ? r.memory / refMemory : 0);
+    const ordered = [...groups.values()].sort((a, b) => size(b.req) - size(a.req));
+
+    // 3-4. Place each group.
+    const seen = new Set<string>();
+    for (const g of ordered) {
+      // A task id given twice in one call is placed once.
+      const ids = g.tasks.filter((k) => {
+        const id = tasks[k]!.id;
+        if (seen.has(id)) {
+          reasonOfTask[k] = `task ${id} appears more than once`;
+          return false;
+        }
+        seen.add(id);
+        return true;
+      });
+      this.placeGroup(g.req, ids, tasks, nodeOfTask, reasonOfTask);
+    }
+
+    const assignments: Assignment[] = [];
+    const unplaced: Unplaced[] = [];
+    for (let k = 0; k < tasks.length; k++) {
+      const n = nodeOfTask[k];
+      if (n !== undefined) assignments.push({ taskId: tasks[k]!.id, nodeId: this.table.nodes[n]!.id });
+      else unplaced.push({ taskId: tasks[k]!.id, reason: reasonOfTask[k] ?? 'not placed' });
+    }
+    return { assignments, unplaced };
+  }
+
+  /** Forget tasks (stopped, removed, or about to be re-placed) and give their resources back. */
+  release(taskIds: Iterable<string>): void {
+    for (const id of taskIds) {
+      const rec = this.placed.get(id);
+      if (!rec) continue;
+      this.placed.delete(id);
+      const i = this.table.indexById.get(rec.nodeId);
+      if (i === undefined) continue;
+      this.table.apply(i, rec.req, -1);
+      for (const index of this.nodeIndexes[i]!) index.update(i);
+    }
+  }
+
+  /**
+   * Replace nodes by id (or add new ones). Tasks placed through this scheduler stay accounted on
+   * their node. Rebuilds the state and indexes: O(n log n + placed tasks), meant for node events,
+   * not for every placement.
+   */
+  updateNodes(nodes: readonly SchedNode[]): void {
+    const byId = new Map(nodes.map((n) => [n.id, n] as const));
+    const next = this.baseNodes.map((n) => byId.get(n.id) ?? n);
+    for (const n of nodes) if (!this.table.indexById.has(n.id)) next.push(n);
+    this.rebuild(next);
+  }
+
+  /** Remove nodes; returns the ids of tasks placed through this scheduler that were on them (now forgotten). */
+  removeNodes(nodeIds: readonly string[]): string[] {
+    const gone = new Set(nodeIds);
+    const lost: string[] = [];
+    for (const [taskId, rec] of this.placed) {
+      if (gone.has(rec.nodeId)) {
+        lost.push(taskId);
+        this.placed.delete(taskId);
+      }
+    }
+    this.rebuild(this.baseNodes.filter((n) => !gone.has(n.id)));
+    return lost;
+  }
+
+  /** The node a task was placed on by this scheduler. */
+  nodeOf(taskId: string): string | undefined {
+    return this.placed.get(taskId)?.nodeId;
+  }
+
+  /** Free resources and task count of a node as the scheduler sees them now. */
+  usage(nodeId: string): { freeNanoCPUs: number; freeMemoryBytes: number; tasks: number; generic: Record<string, number> } | undefined {
+    const i = this.table.indexById.get(nodeId);
+    if (i === undefined) return undefined;
+    return {
+      freeNanoCPUs: this.table.freeCpu[i]!,
+      freeMemoryBytes: this.table.freeMemory[i]!,
+      tasks: this.table.taskCount[i]!,
+      generic: Object.fromEntries(this.table.genericFree[i] ?? []),
+    };
+  }
+
+  private rebuild(nodes: SchedNode[]): void {
+    this.baseNodes = nodes;
+    this.table = new NodeTable(nodes);
+    for (const rec of this.placed.values()) {
+      const i = this.table.indexById.get(rec.nodeId);
+      if (i !== undefined) this.table.apply(i, rec.req, 1);
+    }
+    this.resetIndexes();
+  }
+
+  private resetIndexes(): void {
+    this.views = new Map();
+    this.nodeIndexes = Array.from({ length: this.table.size }, () => []);
+  }
+
+  private referenceSize(): [number, number] {
+    let c = 0;
+    let m = 0;
+    for (let i = 0; i < this.table.size; i++) {
+      if (this.table.totalCpu[i]! > c) c = this.table.totalCpu[i]!;
+      if (this.table.totalMemory[i]! > m) m = this.table.totalMemory[i]!;
+    }
+    return [c, m];
+  }
+
+  private newBinpackIndex(): OrderedIndex {
+    return new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, binpackKey(this.table, this.cpuWeight, this.memoryWeight));
+  }
+
+  private view(req: Requirement): View {
+    let v = this.views.get(req.staticKey);
+    if (v) return v;
+    const members: number[] = [];
+    const mask = new Uint8Array(this.table.size);
+    const index = this.newBinpackIndex();
+    for (let i = 0; i < this.table.size; i++) {
+      if (!staticallyEligible(this.table, i, req)) continue;
+      members.push(i);
+      mask[i] = 1;
+      index.insert(i);
+      this.nodeIndexes[i]!.push(index);
+    }
+    v = { members, mask, index, preferenceGroups: new Map() };
+    this.views.set(req.staticKey, v);
+    return v;
+  }
+
+  private preferenceGroups(view: View, req: Requirement): PreferenceGroups {
+    let pg = view.preferenceGroups.get(req.preferenceKey);
+    if (pg) return pg;
+    const byPath = new Map<string, Leaf>();
+    const leafOf = new Int32Array(this.table.size).fill(-1);
+    // Leaves in sorted order of their value paths, so ties between groups break the same way every time.
+    const paths = view.members.map((i) => {
+      const node = this.table.nodes[i]!;
+      const values = req.preferences.map((f) => fieldValue(node, f));
+      return { i, values, path: JSON.stringify(values) };
+    });
+    paths.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.i - b.i));
+    const leaves: Leaf[] = [];
+    for (const { i, values, path } of paths) {
+      let leaf = byPath.get(path);
+      if (!leaf) {
+        const levelKeys = values.map((_, l) => JSON.stringify(values.slice(0, l + 1)));
+        leaf = { position: leaves.length, levelKeys, members: [], index: this.newBinpackIndex() };
+        byPath.set(path, leaf);
+        leaves.push(leaf);
+      }
+      leafOf[i] = leaf.position;
+      leaf.members.push(i);
+      leaf.index.insert(i);
+      this.nodeIndexes[i]!.push(leaf.index);
+    }
+    pg = { leaves, leafOf };
+    view.preferenceGroups.set(req.preferenceKey, pg);
+    return pg;
+  }
+
+  private placeGroup(
+    req: Requirement,
+    taskPositions: number[],
+    tasks: readonly TaskToPlace[],
+    nodeOfTask: (number | undefined)[],
+    reasonOfTask: (string | undefined)[],
+  ): void {
+    if (taskPositions.length === 0) return;
+    if (req.error !== undefined) {
+      for (const k of taskPositions) reasonOfTask[k] = req.error;
+      return;
+    }
+    const view = this.view(req);
+    const groups = req.preferences.length > 0 ? this.preferenceGroups(view, req) : undefined;
+    const memberLists = groups ? groups.leaves.map((l) => l.members) : [view.members];
+
+    // The indexes this batch searches: the persistent binpack ones, or fresh spread-ordered ones.
+    let indexes: OrderedIndex[];
+    let batchIndexes: OrderedIndex[] = [];
+    if (this.strategy === 'spread') {
+      const key = spreadKey(this.table, req.serviceId);
+      batchIndexes = memberLists.map((members) => {
+        const idx = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, key);
+        for (const i of members) idx.insert(i);
+        return idx;
+      });
+      indexes = batchIndexes;
+    } else {
+      indexes = groups ? groups.leaves.map((l) => l.index) : [view.index];
+    }
+
+    // Preference bookkeeping: tasks of this service per group, at every level.
+    const levelCounts = new Map<string, number>();
+    if (groups) {
+      for (const [i, c] of this.table.countsFor(req.serviceId)) {
+        const leaf = groups.leaves[groups.leafOf[i]!];
+        if (!leaf || view.mask[i] !== 1) continue;
+        for (const k of leaf.levelKeys) levelCounts.set(k, (levelCounts.get(k) ?? 0) + c);
+      }
+    }
+    const leafOrder = groups ? groups.leaves.map((_, l) => l) : [0];
+    const compareLeaves = (a: number, b: number): number => {
+      const la = groups!.leaves[a]!.levelKeys;
+      const lb = groups!.leaves[b]!.levelKeys;
+      for (let l = 0; l < la.length; l++) {
+        const d = (levelCounts.get(la[l]!) ?? 0) - (levelCounts.get(lb[l]!) ?? 0);
+        if (d !== 0) return d;
+      }
+      return a - b;
+    };
+
+    // Nodes taken out of an index for this batch because they fail a check that cannot start passing
+    // while the batch only adds tasks (ports, replicas per node, generic resources).
+    const excluded: [OrderedIndex, number][] = [];
+    for (let t = 0; t < taskPositions.length; t++) {
+      let node = -1;
+      if (!groups) {
+        node = this.pick(indexes[0]!, req, excluded);
+      } else {
+        if (leafOrder.length > 1) leafOrder.sort(compareLeaves);
+        for (const l of leafOrder) {
+          node = this.pick(indexes[l]!, req, excluded);
+          if (node >= 0) {
+            for (const k of groups.leaves[l]!.levelKeys) levelCounts.set(k, (levelCounts.get(k) ?? 0) + 1);
+            break;
+          }
+        }
+      }
+      if (node < 0) {
+        const reason = explainRejections(this.table, req);
+        for (let r = t; r < taskPositions.length; r++) reasonOfTask[taskPositions[r]!] = reason;
+        break;
+      }
+      const k = taskPositions[t]!;
+      nodeOfTask[k] = node;
+      this.table.apply(node, req, 1);
+      this.placed.set(tasks[k]!.id, { nodeId: this.table.nodes[node]!.id, req });
+      for (const index of this.nodeIndexes[node]!) index.update(node);
+      for (const index of batchIndexes) index.update(node);
+    }
+    for (const [index, i] of excluded) index.insert(i);
+  }
+
+  /** The most preferred node of `index` that passes every dynamic check, or -1. */
+  private pick(index: OrderedIndex, req: Requirement, excluded: [OrderedIndex, number][]): number {
+    for (;;) {
+      const i = index.best(req.cpu, req.memory);
+      if (i < 0) return -1;
+      if (fitsBeyondCpuMemory(this.table, i, req)) return i;
+      index.remove(i);
+      excluded.push([index, i]);
+    }
+  }
+}
+
+/** One-shot placement: the same as `new Scheduler(cluster, opts).place(tasks)`. */
+export function schedule(cluster: ClusterState, tasks: readonly TaskToPlace[], opts: ScheduleOptions = {}): ScheduleResult {
+  return new Scheduler(cluster, opts).place(tasks);
+}

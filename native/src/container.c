@@ -150,6 +150,14 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 	_exit(127);
 }
 
+/* The child's own explanation beats ours (ESRCH from a cgroup write means nothing to a user). */
+static void child_error(int fd)
+{
+	struct msg m;
+	memset(&m, 0, sizeof(m));
+	if (recv(fd, &m, sizeof(m) - 1, MSG_DONTWAIT) > 0 && m.type == MSG_ERROR) seterr("%s", m.text);
+}
+
 static int write_idmap(pid_t pid, const char *file, const struct idmap *m, int n)
 {
 	char path[64], buf[1024];
@@ -245,16 +253,15 @@ int container_create(const struct create_opts *o)
 	int fd = sp[0];
 	struct msg m;
 	if (s.ns_flags & CLONE_NEWUSER) {
-		char sgpath[64];
-		snprintf(sgpath, sizeof(sgpath), "/proc/%d/setgroups", (int)pid);
-		if (write_idmap(pid, "uid_map", s.uidmap, s.nuid) || write_idmap(pid, "gid_map", s.gidmap, s.ngid)) goto fail_child;
+		if (write_idmap(pid, "uid_map", s.uidmap, s.nuid) || write_idmap(pid, "gid_map", s.gidmap, s.ngid)) goto fail_child_nocg;
 		send_msg(fd, MSG_MAPS, NULL);
 	}
 	/* The child builds its rootfs while we create the cgroup and pay the first-move cost
 	 * (an RCU grace period in the kernel for v1): the two overlap instead of adding up. */
-	if (cg_create(&cg, &s.res)) goto fail_child_nocg;
-	if (cg_attach(&cg, pid)) goto fail_child;
-	if (send_msg(fd, MSG_CGROUP_OK, NULL) < 0) { seterr("container init exited during setup"); goto fail_child; }
+	if (cg_create(&cg, &s.res)) { child_error(fd); goto fail_child_nocg; }
+	if (cg_attach(&cg, pid)) { child_error(fd); goto fail_child; }
+	/* If the child already failed, this send gets EPIPE but its error is still queued for recv. */
+	send_msg(fd, MSG_CGROUP_OK, NULL);
 	if (recv_msg(fd, &m) < 0) { seterr("container init exited during setup"); goto fail_child; }
 	if (m.type == MSG_ERROR) { seterr("%s", m.text); goto fail_child; }
 

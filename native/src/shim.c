@@ -140,6 +140,12 @@ static int hide_cgroup2(char *err, size_t errlen)
 {
 	char names[16][64];
 	int fds[16], n = 0;
+	host_mntns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+		snprintf(err, errlen, "hide-cgroup2: private mount namespace: %s", strerror(errno));
+		return -1;
+	}
+	/* Opened inside the new namespace: a bind source must belong to it. */
 	char *mi = read_file("/proc/self/mountinfo", NULL);
 	if (!mi) { snprintf(err, errlen, "read mountinfo: %s", strerror(errno)); return -1; }
 	for (char *line = strtok(mi, "\n"); line && n < 16; line = strtok(NULL, "\n")) {
@@ -152,11 +158,6 @@ static int hide_cgroup2(char *err, size_t errlen)
 		if (fds[n] >= 0) n++;
 	}
 	free(mi);
-	host_mntns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
-		snprintf(err, errlen, "hide-cgroup2: private mount namespace: %s", strerror(errno));
-		return -1;
-	}
 	if (mount("cgv1", "/sys/fs/cgroup", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0) {
 		snprintf(err, errlen, "hide-cgroup2: tmpfs on /sys/fs/cgroup: %s", strerror(errno));
 		return -1;

@@ -1,0 +1,393 @@
+// Real containers through native/build/tsswarm-runtime and tsswarm-shim (and runc/crun on the same
+// bundle). Needs root, cgroup v1 controllers under /sys/fs/cgroup and overlayfs.
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  baseSpec, buildNative, cgroupLeftovers, makeRootfs, mountedUnder, pidAlive, removeCgroups, RUNTIME, sh, shDetached, SHIM,
+  tempDir, umountAll, waitFor, writeBundle,
+} from './helpers.js';
+
+const isRoot = process.getuid?.() === 0;
+const CGP = `/tsswarm-test-${process.pid}`; // cgroup parent of every container here
+const which = (b: string) => sh('sh', ['-c', `command -v ${b}`]).stdout.trim();
+
+describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
+  let work = '';
+  let rootfs = '';
+  let stateRoot = '';
+  const ids = new Set<string>();
+  const shimDirs: string[] = [];
+  let n = 0;
+
+  const rt = (...args: string[]) => sh(RUNTIME, ['--root', stateRoot, ...args]);
+  const rtd = (...args: string[]) => shDetached(RUNTIME, ['--root', stateRoot, ...args], work);
+  const newId = (name: string) => {
+    const id = `tsswarm-test-${name}-${process.pid}-${n++}`;
+    ids.add(id);
+    return id;
+  };
+  const bundle = (id: string, args: string[], mutate: (s: any) => void = () => {}) => {
+    const s = baseSpec(rootfs, args);
+    s.linux.cgroupsPath = `${CGP}/${id}`;
+    mutate(s);
+    return writeBundle(join(work, 'bundles', id), s);
+  };
+  const cgDir = (ctrl: string, id: string) => `/sys/fs/cgroup/${ctrl}${CGP}/${id}`;
+
+  /** Starts a container through the shim with an overlay rootfs; returns its state dir etc. */
+  const viaShim = (id: string, args: string[], opts: { runtime?: string; hide?: boolean; mutate?: (s: any) => void } = {}) => {
+    const base = join(work, 'shim', id);
+    const merged = join(base, 'merged');
+    const s = baseSpec(merged, args);
+    s.root.readonly = false;
+    s.linux.cgroupsPath = `${CGP}/${id}`;
+    opts.mutate?.(s);
+    writeBundle(join(base, 'bundle'), s);
+    shimDirs.push(base);
+    const state = join(base, 'state');
+    const log = join(state, 'container.log');
+    const argv = ['--runtime', opts.runtime ?? RUNTIME, '--id', id, '--bundle', join(base, 'bundle'),
+      '--state-dir', state, '--log', log, '--lower', rootfs, '--upper', join(base, 'upper'), '--work', join(base, 'work')];
+    if (opts.runtime === undefined) argv.splice(2, 0, '--runtime-arg', '--root', '--runtime-arg', stateRoot);
+    if (opts.hide) argv.push('--hide-cgroup2');
+    const r = shDetached(SHIM, argv, work);
+    return { r, state, log, merged, upper: join(base, 'upper') };
+  };
+  const readExit = (state: string) => JSON.parse(readFileSync(join(state, 'exit.json'), 'utf8'));
+  const waitExit = (state: string, ms = 10_000) => waitFor(() => existsSync(join(state, 'exit.json')), ms);
+
+  beforeAll(() => {
+    buildNative();
+    work = tempDir('tsswarm-rt-test-');
+    stateRoot = join(work, 'state');
+    chmodSync(work, 0o755); // a user-namespaced root (host uid 200000) must reach the rootfs
+    rootfs = makeRootfs(work);
+  });
+
+  afterEach(async () => {
+    for (const id of ids) {
+      rt('delete', '--force', id);
+      sh('runc', ['delete', '--force', id]);
+    }
+    ids.clear();
+  });
+
+  afterAll(async () => {
+    // Shims delete their containers when the init exits; give them a moment before sweeping.
+    for (const base of shimDirs) {
+      const pidf = join(base, 'state', 'shim.pid');
+      if (existsSync(pidf)) await waitFor(() => !pidAlive(Number(readFileSync(pidf, 'utf8'))), 3000);
+    }
+    if (work) umountAll(work);
+    for (const c of readdirSync('/sys/fs/cgroup')) {
+      const parent = join('/sys/fs/cgroup', c, CGP);
+      if (!existsSync(parent)) continue;
+      for (const child of readdirSync(parent, { withFileTypes: true })) if (child.isDirectory()) removeCgroups(`${CGP}/${child.name}`);
+      removeCgroups(CGP);
+    }
+    if (work && mountedUnder(work).length === 0) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('runs the process as PID 1 in its own pid namespace, host processes invisible', () => {
+    const id = newId('pid');
+    const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c', 'echo $$; ls -d /proc/[0-9]* | wc -l']), id);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const [pid, nproc] = r.stdout.trim().split('\n').map(Number);
+    expect(pid).toBe(1);
+    // sh, ls and wc: the host's hundreds of processes are not there.
+    expect(nproc).toBeLessThanOrEqual(3);
+  });
+
+  it('sets the configured hostname without touching the host', () => {
+    const id = newId('uts');
+    const before = execFileSync('hostname', { encoding: 'utf8' });
+    const r = rt('run', '--bundle', bundle(id, ['/bin/hostname'], (s) => { s.hostname = 'web-7'; }), id);
+    expect(r.stdout.trim()).toBe('web-7');
+    expect(execFileSync('hostname', { encoding: 'utf8' })).toBe(before);
+  });
+
+  it('gives a new network namespace with only lo, and it is up', () => {
+    const id = newId('net');
+    const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/flags']), id);
+    // IFF_UP|IFF_LOOPBACK: brought up like runc and crun do
+    expect(r.stdout.trim().split('\n')).toEqual(['lo', '0x9']);
+  });
+
+  it('passes the exit code through and removes state and cgroups after run', () => {
+    const id = newId('exit');
+    const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c', 'exit 7']), id);
+    expect(r.status).toBe(7);
+    expect(existsSync(join(stateRoot, id))).toBe(false);
+    expect(cgroupLeftovers(`${CGP}/${id}`)).toEqual([]);
+  });
+
+  it('run forwards signals to the container and exits with its status', async () => {
+    const id = newId('sig');
+    const b = bundle(id, ['/bin/sh', '-c', 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done']);
+    const child = spawn(RUNTIME, ['--root', stateRoot, 'run', '--bundle', b, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const code = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    await new Promise<void>((res) => child.stdout.once('data', () => res()));
+    child.kill('SIGTERM');
+    expect(await code).toBe(42);
+    expect(existsSync(join(stateRoot, id))).toBe(false);
+  });
+
+  it('refuses writes on a read-only root and leaves the rootfs untouched', () => {
+    const id = newId('ro');
+    const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c', 'touch /etc/x 2>&1; echo rc=$?; touch /dev/shm/ok && echo shm-ok']), id);
+    expect(r.stdout).toMatch(/Read-only file system/);
+    expect(r.stdout).toMatch(/rc=1/);
+    expect(r.stdout).toMatch(/shm-ok/);
+    expect(existsSync(join(rootfs, 'etc/x'))).toBe(false);
+  });
+
+  it('applies capabilities, rlimits, masked and read-only paths, user and env', () => {
+    const id = newId('sec');
+    const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c',
+      'grep -E "^Cap(Eff|Bnd)|^NoNewPrivs" /proc/self/status; ulimit -n; cat /proc/keys | wc -c; awk \'$2=="/proc/sys"{split($4,o,","); print "sys-" o[1]}\' /proc/self/mounts; id -u; echo $FOO; pwd'],
+    (s) => { s.process.env.push('FOO=bar'); s.process.cwd = '/tmp'; s.process.user = { uid: 65534, gid: 65534 }; }), id);
+    expect(r.stderr).toBe('');
+    // CAP_KILL(5), CAP_NET_BIND_SERVICE(10), CAP_AUDIT_WRITE(29) -> 0x20000420; a non-root user keeps no effective caps.
+    expect(r.stdout).toMatch(/CapBnd:\s+0000000020000420/);
+    expect(r.stdout).toMatch(/CapEff:\s+0000000000000000/);
+    expect(r.stdout).toMatch(/NoNewPrivs:\s+1/);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toContain('1024');
+    expect(lines).toContain('0'); // /proc/keys is masked by /dev/null
+    expect(r.stdout).toMatch(/sys-ro/);
+    expect(lines.slice(-3)).toEqual(['65534', 'bar', '/tmp']);
+  });
+
+  it('maps uids in a user namespace when the spec asks', () => {
+    const id = newId('userns');
+    const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c', 'id -u; cat /proc/self/uid_map'], (s) => {
+      s.linux.namespaces.push({ type: 'user' });
+      s.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      s.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    }), id);
+    expect(r.stderr).toBe('');
+    const [uid, map] = r.stdout.trim().split('\n');
+    expect(uid).toBe('0');
+    expect(map?.trim().split(/\s+/)).toEqual(['0', '200000', '65536']);
+  });
+
+  it('create/start/state/exec/ps/kill/delete follow the runc lifecycle and leave nothing behind', async () => {
+    const id = newId('life');
+    const b = bundle(id, ['/bin/sleep', '300']);
+    const pidFile = join(work, `${id}.pid`);
+    expect(rtd('create', '--bundle', b, '--pid-file', pidFile, id).status).toBe(0);
+    let st = JSON.parse(rt('state', id).stdout);
+    expect(st.status).toBe('created');
+    expect(st.pid).toBe(Number(readFileSync(pidFile, 'utf8')));
+    expect(rt('create', '--bundle', b, id).stderr).toMatch(/already exists/);
+    expect(rt('start', id).status).toBe(0);
+    st = JSON.parse(rt('state', id).stdout);
+    expect(st).toMatchObject({ id, status: 'running', bundle: b, ociVersion: expect.any(String) });
+    expect(rt('list', '-q').stdout.split('\n')).toContain(id);
+    const ex = rt('exec', id, 'sh', '-c', 'echo $$ $(hostname)');
+    expect(ex.status).toBe(0);
+    expect(ex.stdout.trim()).toBe('2 tsswarm-test'); // pid 2 in the container's pid namespace
+    expect(rt('exec', id, 'sh', '-c', 'exit 5').status).toBe(5);
+    const ps = JSON.parse(rt('ps', '--format', 'json', id).stdout);
+    expect(ps).toEqual([st.pid]);
+    expect(rt('delete', id).stderr).toMatch(/not stopped: running/);
+    expect(rt('kill', id, 'NOPE').stderr.trim()).toBe(`tsswarm-runtime: kill ${id}: invalid signal "NOPE"`);
+    expect(rt('kill', id, 'KILL').status).toBe(0);
+    await waitFor(() => JSON.parse(rt('state', id).stdout).status === 'stopped', 3000);
+    expect(JSON.parse(rt('state', id).stdout).status).toBe('stopped');
+    expect(rt('delete', id).status).toBe(0);
+    expect(existsSync(join(stateRoot, id))).toBe(false);
+    expect(cgroupLeftovers(`${CGP}/${id}`)).toEqual([]);
+    expect(rt('state', id).stderr.trim()).toBe(`tsswarm-runtime: state ${id}: container "${id}" does not exist`);
+  });
+
+  it('pause freezes the cgroup (FROZEN, state paused) and resume thaws it', () => {
+    const id = newId('frz');
+    expect(rtd('run', '-d', '--bundle', bundle(id, ['/bin/sleep', '300']), id).status).toBe(0);
+    const pid = JSON.parse(rt('state', id).stdout).pid;
+    expect(rt('pause', id).status).toBe(0);
+    expect(JSON.parse(rt('state', id).stdout).status).toBe('paused');
+    expect(readFileSync(join(cgDir('freezer', id), 'freezer.state'), 'utf8').trim()).toBe('FROZEN');
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/State:\s+[DS]/);
+    expect(rt('exec', id, 'true').stderr).toMatch(/paused/);
+    expect(rt('resume', id).status).toBe(0);
+    expect(JSON.parse(rt('state', id).stdout).status).toBe('running');
+    expect(readFileSync(join(cgDir('freezer', id), 'freezer.state'), 'utf8').trim()).toBe('THAWED');
+    // delete --force of a paused container must still work
+    expect(rt('pause', id).status).toBe(0);
+    expect(rt('delete', '--force', id).status).toBe(0);
+    expect(pidAlive(pid)).toBe(false);
+    expect(cgroupLeftovers(`${CGP}/${id}`)).toEqual([]);
+  });
+
+  it('holds a fork bomb at pids.max 32', async () => {
+    const id = newId('pids');
+    const b = bundle(id, ['/bin/sh', '-c', 'f(){ f|f& }; f 2>/dev/null; exec sleep 300'], (s) => { s.linux.resources.pids = { limit: 32 }; });
+    expect(rtd('run', '-d', '--bundle', b, id).status).toBe(0);
+    const dir = cgDir('pids', id);
+    expect(readFileSync(join(dir, 'pids.max'), 'utf8').trim()).toBe('32');
+    await waitFor(() => Number(readFileSync(join(dir, 'pids.events'), 'utf8').split(/\s+/)[1]) > 0, 5000);
+    const current = Number(readFileSync(join(dir, 'pids.current'), 'utf8'));
+    expect(current).toBeLessThanOrEqual(32);
+    expect(current).toBeGreaterThan(1);
+    expect(Number(readFileSync(join(dir, 'pids.events'), 'utf8').split(/\s+/)[1])).toBeGreaterThan(0);
+    expect(sh('/bin/true', []).status).toBe(0); // the host can still fork
+    expect(rt('delete', '--force', id).status).toBe(0);
+    expect(cgroupLeftovers(`${CGP}/${id}`)).toEqual([]);
+  });
+
+  it('sets memory and cpu limits in the v1 cgroup files', () => {
+    const id = newId('lim');
+    const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c',
+      'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us'],
+    (s) => { s.linux.resources.memory = { limit: 64 << 20 }; s.linux.resources.cpu = { shares: 512, quota: 50000, period: 100000 }; }), id);
+    expect(r.stdout.trim().split('\n')).toEqual([String(64 << 20), '512', '50000']);
+  });
+
+  it('refuses a bad config.json with one clear line, exit 1 and nothing left behind', () => {
+    const id = newId('bad');
+    const cases: Array<[string, RegExp]> = [
+      ['{"ociVersion":"1.0.2","root":{"path":"/"},"process":{"args":[]}}', /config\.json: process\.args: expected a non-empty array$/],
+      ['{"ociVersion":"1.0.2", "root": {', /config\.json: invalid JSON: line 1, column \d+: /],
+      ['{"ociVersion":"1.0.2","root":{"path":"/"},"process":{"args":["/bin/true"]},"linux":{"resources":{"memory":{"limit":"64m"}}}}', /linux\.resources\.memory\.limit: expected an integer/],
+      ['{"ociVersion":"1.0.2","root":{"path":"/"},"process":{"args":["/bin/true"]},"linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}}', /listed twice/],
+      ['[1,2,]', /invalid JSON/],
+    ];
+    const dir = join(work, 'bad');
+    for (const [text, re] of cases) {
+      writeBundle(dir, {});
+      writeFileSync(join(dir, 'config.json'), text);
+      const r = rt('create', '--bundle', dir, id);
+      expect(r.status).toBe(1);
+      expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(new RegExp(`^tsswarm-runtime: create ${id}: `));
+      expect(r.stderr.trim()).toMatch(re);
+      expect(existsSync(join(stateRoot, id))).toBe(false);
+    }
+    const missing = rt('run', '--bundle', join(work, 'no-such-bundle'), id);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/no-such-bundle: No such file or directory/);
+    const noexe = rt('run', '--bundle', bundle(id, ['/bin/definitely-not-here']), id);
+    expect(noexe.status).toBe(1);
+    expect(noexe.stderr.trim()).toMatch(/exec \/bin\/definitely-not-here: No such file or directory$/);
+    expect(existsSync(join(stateRoot, id))).toBe(false);
+    expect(cgroupLeftovers(`${CGP}/${id}`)).toEqual([]);
+    expect(rt('--systemd-cgroup', 'list').stderr).toMatch(/not supported/);
+  });
+
+  it('shim: overlay writes land in upper, the lower is untouched, deletes become whiteouts; logs are json-file lines', async () => {
+    const id = newId('ovl');
+    const { r, state, log, merged, upper } = viaShim(id, ['/bin/sh', '-c',
+      'echo changed > /etc/image-marker; echo new > /etc/new-file; rm /etc/group; echo "out \\"quoted\\" \t tab"; echo "to stderr" >&2; printf "no newline"']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(await waitExit(state)).toBe(true);
+    expect(readExit(state)).toMatchObject({ exitCode: 0, signal: null, oomKilled: false });
+    expect(readFileSync(join(rootfs, 'etc/image-marker'), 'utf8')).toBe('tsswarm-test-image\n');
+    expect(readFileSync(join(upper, 'etc/image-marker'), 'utf8')).toBe('changed\n');
+    expect(readFileSync(join(upper, 'etc/new-file'), 'utf8')).toBe('new\n');
+    expect(existsSync(join(rootfs, 'etc/new-file'))).toBe(false);
+    expect(existsSync(join(rootfs, 'etc/group'))).toBe(true);
+    const wh = lstatSync(join(upper, 'etc/group'));
+    expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
+    expect(mountedUnder(merged)).toEqual([]); // the shim unmounted the overlay
+    const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const out = lines.filter((l) => l.stream === 'stdout').map((l) => l.log);
+    expect(out).toEqual(['out "quoted" \t tab\n', 'no newline']);
+    expect(lines.filter((l) => l.stream === 'stderr').map((l) => l.log)).toEqual(['to stderr\n']);
+    for (const l of lines) expect(l.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+  });
+
+  it('shim: a 64 MiB limit OOM-kills dd bs=128M: exit 137 and oomKilled in exit.json', async () => {
+    const id = newId('oom');
+    const { r, state } = viaShim(id, ['/bin/dd', 'if=/dev/zero', 'of=/dev/null', 'bs=128M', 'count=1'], {
+      mutate: (s) => { s.linux.resources.memory = { limit: 64 << 20 }; },
+    });
+    expect(r.status).toBe(0);
+    expect(await waitExit(state)).toBe(true);
+    expect(readExit(state)).toMatchObject({ exitCode: 137, signal: 9, oomKilled: true });
+    expect(cgroupLeftovers(`${CGP}/${id}`)).toEqual([]);
+  });
+
+  it('shim: survives its caller, is not its child, writes pid files and records the exit', async () => {
+    const id = newId('surv');
+    const { r, state } = viaShim(id, ['/bin/sleep', '300']);
+    expect(r.status).toBe(0);
+    const shimPid = Number(readFileSync(join(state, 'shim.pid'), 'utf8'));
+    const initPid = Number(readFileSync(join(state, 'init.pid'), 'utf8'));
+    expect(pidAlive(shimPid)).toBe(true);
+    const ppidOf = (p: number) => Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]);
+    expect(ppidOf(shimPid)).not.toBe(process.pid);
+    expect(ppidOf(initPid)).toBe(shimPid); // the shim is the container's subreaper
+    expect(readFileSync(`/proc/${shimPid}/status`, 'utf8')).toMatch(/VmRSS:\s+\d+ kB/);
+    expect(existsSync(join(state, 'exit.json'))).toBe(false);
+    // PID 1 has no default signal actions: SIGTERM would be ignored by sleep, SIGKILL is not.
+    expect(rt('kill', id, 'KILL').status).toBe(0);
+    expect(await waitExit(state)).toBe(true);
+    expect(readExit(state)).toMatchObject({ exitCode: 137, signal: 9, oomKilled: false });
+    expect(await waitFor(() => !pidAlive(shimPid), 3000)).toBe(true);
+    expect(existsSync(join(stateRoot, id))).toBe(false); // the shim ran delete
+    expect(cgroupLeftovers(`${CGP}/${id}`)).toEqual([]);
+  });
+
+  it('shim: a failing create is one clear line, exit 1, nothing mounted', () => {
+    const id = newId('shimbad');
+    const { r, merged, state } = viaShim(id, ['/bin/nope']);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/exec \/bin\/nope: No such file or directory/);
+    expect(mountedUnder(merged)).toEqual([]);
+    expect(existsSync(join(state, 'shim.pid'))).toBe(false);
+  });
+
+  const runtimes = [['runc', false], ['crun', true]] as const;
+  for (const [name, hide] of runtimes) {
+    it.skipIf(!which(name))(`the same bundle runs under ${name} through the shim${hide ? ' (hide-cgroup2)' : ''}`, async () => {
+      const id = newId(name);
+      const { r, state, log } = viaShim(id, ['/bin/sh', '-c',
+        'echo $$ $(hostname) $(ls /sys/class/net) $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); exit 3'], {
+        runtime: which(name), hide, mutate: (s) => { s.linux.resources.memory = { limit: 64 << 20 }; },
+      });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(await waitExit(state)).toBe(true);
+      expect(readExit(state)).toMatchObject({ exitCode: 3, oomKilled: false });
+      const line = JSON.parse(readFileSync(log, 'utf8').trim().split('\n')[0]!);
+      expect(line.log).toBe(`1 tsswarm-test lo ${64 << 20}\n`);
+      expect(cgroupLeftovers(`${CGP}/${id}`)).toEqual([]);
+    });
+  }
+
+  it('cgroup v2: create, freeze/thaw and remove in a private cgroup2 mount', () => {
+    // This host's unified tree has no controllers, but the core (procs, freeze) works: mount it at
+    // /sys/fs/cgroup in a private mount namespace so the runtime sees a pure v2 host.
+    const id = newId('v2');
+    const b = bundle(id, ['/bin/sleep', '300'], (s) => { s.linux.cgroupsPath = `${CGP}-v2/${id}`; });
+    const bp = bundle(`${id}-p`, ['/bin/true'], (s) => { s.linux.cgroupsPath = `${CGP}-v2/${id}-p`; s.linux.resources.pids = { limit: 10 }; });
+    const R = `${RUNTIME} --root ${stateRoot}`;
+    const script = `
+      mount -t cgroup2 none /sys/fs/cgroup || exit 9
+      ${R} run -d --bundle ${b} ${id} </dev/null >/dev/null 2>&1 || exit 10
+      cat /sys/fs/cgroup${CGP}-v2/${id}/cgroup.procs
+      ${R} pause ${id} && ${R} state ${id} | grep -o '"status": "[a-z]*"'
+      grep frozen /sys/fs/cgroup${CGP}-v2/${id}/cgroup.events
+      ${R} resume ${id} && ${R} state ${id} | grep -o '"status": "[a-z]*"'
+      ${R} delete --force ${id}
+      test -d /sys/fs/cgroup${CGP}-v2/${id} && echo leftover
+      ${R} run --bundle ${bp} ${id}-p 2>&1
+      test -d /sys/fs/cgroup${CGP}-v2/${id}-p && echo leftover
+      rmdir /sys/fs/cgroup${CGP}-v2
+      echo done`;
+    const r = shDetached('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], work);
+    const lines = r.stdout.trim().split('\n');
+    expect(Number(lines[0])).toBeGreaterThan(0);
+    expect(lines.slice(1, 4)).toEqual(['"status": "paused"', 'frozen 1', '"status": "running"']);
+    expect(r.stdout).not.toMatch(/leftover/);
+    // No pids controller in this unified tree: a clear refusal, not a silently ignored limit.
+    expect(r.stdout).toMatch(/pids controller is not available in cgroup2/);
+    expect(lines.at(-1)).toBe('done');
+  });
+});

@@ -1,0 +1,183 @@
+/**
+ * npm run bench:runtime — /bin/true in one busybox bundle under tsswarm-runtime, crun and runc,
+ * interleaved in random order, in the same run; plus the RSS of one idle tsswarm-shim.
+ *
+ * crun 1.8 refuses this host's hybrid cgroup layout, so the whole benchmark re-execs itself under
+ * `unshare -m` and replaces /sys/fs/cgroup, in that private mount namespace only, by a tmpfs holding
+ * the v1 hierarchies: every runtime then sees the same v1-only view, which keeps the comparison fair.
+ *
+ * Env: RUNTIME_BENCH_RUNS (default 60, at least 50 is what the issue asks for).
+ * Prints a table and, last, `RESULT {json}`.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { baseSpec, makeRootfs, pidAlive, RUNTIME, SHIM, shDetached, tempDir, umountAll, waitFor, writeBundle } from '../test/runtime/helpers.js';
+
+const RUNS = Math.max(1, Number(process.env.RUNTIME_BENCH_RUNS ?? 60));
+const WARMUP = 3;
+const IN_NS = 'TSSWARM_RUNTIME_BENCH_IN_NS';
+
+interface Stats { p50: number; p95: number; min: number; mean: number; runs: number }
+
+function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))]!;
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return { p50: r(q(0.5)), p95: r(q(0.95)), min: r(s[0]!), mean: r(s.reduce((a, b) => a + b, 0) / s.length), runs: s.length };
+}
+
+function which(bin: string): string | null {
+  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/** In our private mount namespace: /sys/fs/cgroup becomes a tmpfs with the v1 hierarchies only. */
+function hideCgroup2(): void {
+  const script = `
+    set -e
+    T=$(mktemp -d /tmp/tsswarm-cgv1.XXXXXX)
+    mount -t tmpfs -o mode=755 cgv1 "$T"
+    for m in $(awk '$9=="cgroup" && $5 ~ "^/sys/fs/cgroup/" {print $5}' /proc/self/mountinfo); do
+      mkdir -p "$T/\${m#/sys/fs/cgroup/}" && mount --bind "$m" "$T/\${m#/sys/fs/cgroup/}"
+    done
+    mount --move "$T" /sys/fs/cgroup
+    rmdir "$T"`;
+  execFileSync('sh', ['-c', script], { stdio: 'inherit' });
+}
+
+function timeRun(cmd: string[]): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr.toString().trim()}`);
+  return ms;
+}
+
+function shuffle<T>(a: T[]): T[] {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+/** VmRSS (kB) of one idle shim holding a `sleep 3600` container started through it. */
+async function idleShimRss(work: string, rootfs: string, stateRoot: string): Promise<number> {
+  const id = `tsswarm-bench-shim-${process.pid}`;
+  const base = join(work, 'shim');
+  const s = baseSpec(join(base, 'merged'), ['/bin/sleep', '3600']);
+  s.root.readonly = false;
+  s.linux.cgroupsPath = `/tsswarm-bench-${process.pid}/${id}`;
+  writeBundle(join(base, 'bundle'), s);
+  const state = join(base, 'state');
+  const r = shDetached(SHIM, ['--runtime', RUNTIME, '--runtime-arg', '--root', '--runtime-arg', stateRoot, '--id', id,
+    '--bundle', join(base, 'bundle'), '--state-dir', state, '--log', join(state, 'ctr.log'),
+    '--lower', rootfs, '--upper', join(base, 'upper'), '--work', join(base, 'work')], work);
+  if (r.status !== 0) throw new Error(`shim failed: ${r.stderr.trim()}`);
+  const shimPid = Number(readFileSync(join(state, 'shim.pid'), 'utf8'));
+  await new Promise((res) => setTimeout(res, 300)); // let it settle into its poll loop
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${shimPid}/status`, 'utf8'))![1]);
+  spawnSync(RUNTIME, ['--root', stateRoot, 'kill', id, 'KILL']);
+  await waitFor(() => existsSync(join(state, 'exit.json')) && !pidAlive(shimPid), 5000);
+  return rss;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DAEMON END-TO-END (to be added by the daemon author): `tsswarm container run --rm IMAGE true`
+// through a running daemon. Pass a function to runtimeBench({ daemonRunRm }) that returns one
+// wall-clock time in ms per call (and optionally the daemon's RSS in kB via daemonRssKb); its
+// p50/p95 and ratio vs crun then go into the table and the RESULT line.
+// ---------------------------------------------------------------------------------------------
+export interface DaemonHooks {
+  daemonRunRm?: () => Promise<number>;
+  daemonRssKb?: () => Promise<number>;
+}
+
+export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<string, unknown>> {
+  const work = tempDir('tsswarm-bench-rt-');
+  const stateRoot = join(work, 'state');
+  execFileSync('chmod', ['755', work]);
+  const cgParent = `/tsswarm-bench-${process.pid}`;
+  try {
+    const rootfs = makeRootfs(work);
+    const spec = baseSpec(rootfs, ['/bin/true']);
+    spec.linux.cgroupsPath = `${cgParent}/true`;
+    const bundle = writeBundle(join(work, 'bundle'), spec);
+
+    const runtimes: Array<{ name: string; cmd: string[] }> = [
+      { name: 'tsswarm', cmd: [RUNTIME, '--root', stateRoot, 'run', '--bundle', bundle, `tsswarm-bench-${process.pid}`] },
+    ];
+    for (const name of ['crun', 'runc']) {
+      const bin = which(name);
+      if (bin) runtimes.push({ name, cmd: [bin, 'run', '--bundle', bundle, `tsswarm-bench-${name}-${process.pid}`] });
+      else console.error(`# ${name} not installed: skipped (scripts/setup.sh installs it)`);
+    }
+    const times = new Map<string, number[]>(runtimes.map((r) => [r.name, []]));
+    for (const r of runtimes) for (let i = 0; i < WARMUP; i++) timeRun(r.cmd);
+    const daemon: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      for (const r of shuffle([...runtimes])) times.get(r.name)!.push(timeRun(r.cmd));
+      if (hooks.daemonRunRm) daemon.push(await hooks.daemonRunRm());
+    }
+    const shimRss = await idleShimRss(work, rootfs, stateRoot);
+
+    const st = Object.fromEntries([...times].map(([k, v]) => [k, stats(v)]));
+    const crun = st.crun?.p50;
+    console.log(`runtime: /bin/true in one busybox bundle (pid/net/ipc/uts/mnt namespaces, cgroups v1), ${RUNS} interleaved runs each`);
+    console.log(`${'runtime'.padEnd(28)}${'p50 ms'.padStart(9)}${'p95 ms'.padStart(9)}${'min ms'.padStart(9)}${'mean ms'.padStart(9)}`);
+    const row = (n: string, s: Stats) => console.log(`${n.padEnd(28)}${s.p50.toFixed(2).padStart(9)}${s.p95.toFixed(2).padStart(9)}${s.min.toFixed(2).padStart(9)}${s.mean.toFixed(2).padStart(9)}`);
+    for (const [k, s] of Object.entries(st)) row(k, s);
+    const result: Record<string, unknown> = {
+      runs: RUNS,
+      tsswarm: { p50: st.tsswarm!.p50, p95: st.tsswarm!.p95, min: st.tsswarm!.min },
+      ...(st.crun ? { crun: { p50: st.crun.p50, p95: st.crun.p95, min: st.crun.min } } : {}),
+      ...(st.runc ? { runc: { p50: st.runc.p50, p95: st.runc.p95, min: st.runc.min } } : {}),
+      ratio_vs_crun: crun ? Math.round((st.tsswarm!.p50 / crun) * 1000) / 1000 : null,
+      ratio_vs_runc: st.runc ? Math.round((st.tsswarm!.p50 / st.runc.p50) * 1000) / 1000 : null,
+      shim_rss_kb: shimRss,
+    };
+    if (daemon.length) {
+      const d = stats(daemon);
+      row('tsswarm container run --rm', d);
+      result.daemon_run_rm = { p50: d.p50, p95: d.p95, min: d.min, ratio_vs_crun: crun ? Math.round((d.p50 / crun) * 1000) / 1000 : null };
+    }
+    if (hooks.daemonRssKb) result.daemon_rss_kb = await hooks.daemonRssKb();
+    console.log(`idle tsswarm-shim (sleep 3600 container): VmRSS ${shimRss} kB`);
+    console.log(`ratio_vs_crun (tsswarm p50 / crun p50): ${result.ratio_vs_crun}`);
+    return result;
+  } finally {
+    umountAll(work);
+    for (const c of ['memory', 'cpu', 'cpuacct', 'pids', 'freezer', 'devices', 'blkio', 'cpuset', 'systemd']) {
+      const d = `/sys/fs/cgroup/${c}${cgParent}`;
+      if (!existsSync(d)) continue;
+      spawnSync('sh', ['-c', `rmdir ${d}/* ${d} 2>/dev/null`]);
+    }
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    console.error('bench:runtime: must run as root (namespaces, cgroups, mounts)');
+    process.exit(1);
+  }
+  const unified = spawnSync('stat', ['-f', '-c', '%T', '/sys/fs/cgroup/unified'], { encoding: 'utf8' }).stdout.trim();
+  if (!process.env[IN_NS] && unified === 'cgroup2fs') {
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', process.execPath, ...process.argv.slice(1)], {
+      stdio: 'inherit', env: { ...process.env, [IN_NS]: '1' },
+    });
+    process.exit(r.status ?? 1);
+  }
+  if (process.env[IN_NS]) hideCgroup2();
+  const result = await runtimeBench();
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+// Only when run as a script, so the daemon author can import runtimeBench with hooks.
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  main().catch((e) => {
+    console.error(`bench:runtime: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  });
+}

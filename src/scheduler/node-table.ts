@@ -9,7 +9,7 @@ import type { SchedNode } from './types.js';
 
 export class NodeTable {
   readonly size: number;
-  readonly nodes: readonly SchedNode[];
+  readonly nodes: SchedNode[];
   readonly indexById = new Map<string, number>();
   readonly totalCpu: Float64Array;
   readonly totalMemory: Float64Array;
@@ -26,7 +26,7 @@ export class NodeTable {
   /** service id -> node index -> tasks of that service on the node. Sparse: most pairs are zero. */
   readonly serviceCounts = new Map<string, Map<number, number>>();
 
-  constructor(nodes: readonly SchedNode[]) {
+  constructor(nodes: SchedNode[]) {
     const n = nodes.length;
     this.size = n;
     this.nodes = nodes;
@@ -69,6 +69,12 @@ export class NodeTable {
         }
       }
     }
+  }
+
+  /** Take a new description whose only differences are availability and status. */
+  describe(i: number, node: SchedNode): void {
+    this.nodes[i] = node;
+    this.schedulable[i] = node.status === 'ready' && node.availability === 'active' ? 1 : 0;
   }
 
   countsFor(serviceId: string): Map<number, number> {

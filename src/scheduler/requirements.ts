@@ -44,8 +44,21 @@ export function portKey(p: HostPort): string {
 export class RequirementCompiler {
   private readonly constraintCache = new Map<string, Constraint | ConstraintSyntaxError>();
   private readonly byKey = new Map<string, Requirement>();
+  /**
+   * Replicas of a service are usually built from the same spec objects; when every field is the very
+   * same reference as the previous task of the service, the compiled form is reused without hashing.
+   */
+  private readonly lastOfService = new Map<string, { task: TaskToPlace; req: Requirement }>();
 
   compile(task: TaskToPlace): Requirement {
+    const last = this.lastOfService.get(task.serviceId);
+    if (last && sameShape(last.task, task)) return last.req;
+    const req = this.compileSlow(task);
+    this.lastOfService.set(task.serviceId, { task, req });
+    return req;
+  }
+
+  private compileSlow(task: TaskToPlace): Requirement {
     const res = task.reservations;
     const cpu = Math.max(0, res?.nanoCPUs ?? 0);
     const memory = Math.max(0, res?.memoryBytes ?? 0);
@@ -114,4 +127,15 @@ export class RequirementCompiler {
     this.byKey.set(groupKey, req);
     return req;
   }
+}
+
+function sameShape(a: TaskToPlace, b: TaskToPlace): boolean {
+  return (
+    a.reservations === b.reservations &&
+    a.constraints === b.constraints &&
+    a.preferences === b.preferences &&
+    a.maxReplicasPerNode === b.maxReplicasPerNode &&
+    a.hostPorts === b.hostPorts &&
+    a.platforms === b.platforms
+  );
 }

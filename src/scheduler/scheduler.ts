@@ -14,7 +14,7 @@
  *     reports the rest of that group unplaced with that reason.
  */
 
-import { fieldValue } from './constraint.js';
+import { fieldValue, type ConstraintField } from './constraint.js';
 import { explainRejections, fitsBeyondCpuMemory, staticallyEligible } from './filters.js';
 import { NodeTable } from './node-table.js';
 import { OrderedIndex } from './ordered-index.js';
@@ -24,6 +24,8 @@ import type { Assignment, ClusterState, SchedNode, ScheduleOptions, ScheduleResu
 
 /** Nodes that accept a static key's tasks, and their binpack index. */
 interface View {
+  /** Any requirement with this static key: the view's membership test. */
+  req: Requirement;
   members: number[];
   mask: Uint8Array;
   index: OrderedIndex;
@@ -34,10 +36,13 @@ interface View {
 interface PreferenceGroups {
   leaves: Leaf[];
   leafOf: Int32Array;
+  byPath: Map<string, Leaf>;
+  fields: readonly ConstraintField[];
 }
 
 interface Leaf {
   position: number;
+  path: string;
   /** For each preference level, the key of this leaf's group at that level ("zone=a", "zone=a|rack=1"). */
   levelKeys: string[];
   members: number[];
@@ -56,9 +61,18 @@ export class Scheduler {
   private readonly memoryWeight: number;
   private readonly compiler = new RequirementCompiler();
   private views = new Map<string, View>();
-  /** Persistent indexes each node belongs to, so a placement re-keys it everywhere. */
-  private nodeIndexes: OrderedIndex[][] = [];
+  /**
+   * Nodes whose free resources changed, in order. A node belongs to many indexes (one per constraint
+   * set and preference group it qualifies for); re-keying all of them on every placement would cost
+   * that many O(log n) updates. Instead an index catches up on the log when a batch is about to use
+   * it, touching each changed node once however many tasks it received meanwhile.
+   */
+  private changes: number[] = [];
+  private syncStamp: Uint32Array = new Uint32Array(0);
+  private syncRound = 0;
+  private allIndexes: OrderedIndex[] = [];
   private readonly placed = new Map<string, PlacedRecord>();
+
   private baseNodes: SchedNode[];
 
   constructor(cluster: ClusterState, opts: ScheduleOptions = {}) {
@@ -135,7 +149,7 @@ export class Scheduler {
       const i = this.table.indexById.get(rec.nodeId);
       if (i === undefined) continue;
       this.table.apply(i, rec.req, -1);
-      for (const index of this.nodeIndexes[i]!) index.update(i);
+      this.changes.push(i);
     }
   }
 
@@ -145,6 +159,13 @@ export class Scheduler {
    * not for every placement.
    */
   updateNodes(nodes: readonly SchedNode[]): void {
+    // Drain, pause, activate, down, up: the common node events only change which indexes a node
+    // belongs to, so they are applied in place (O(log n) per index) instead of rebuilding everything.
+    const positions = nodes.map((n) => this.table.indexById.get(n.id));
+    if (positions.every((i, k) => i !== undefined && onlyAvailabilityDiffers(this.baseNodes[i]!, nodes[k]!))) {
+      nodes.forEach((n, k) => this.setAvailability(positions[k]!, n));
+      return;
+    }
     const byId = new Map(nodes.map((n) => [n.id, n] as const));
     const next = this.baseNodes.map((n) => byId.get(n.id) ?? n);
     for (const n of nodes) if (!this.table.indexById.has(n.id)) next.push(n);
@@ -182,6 +203,41 @@ export class Scheduler {
     };
   }
 
+  private setAvailability(i: number, node: SchedNode): void {
+    this.baseNodes[i] = node;
+    this.table.describe(i, node);
+    for (const view of this.views.values()) {
+      const eligible = staticallyEligible(this.table, i, view.req);
+      if (eligible === (view.mask[i] === 1)) continue;
+      if (eligible) {
+        view.mask[i] = 1;
+        view.members.push(i);
+        view.index.insert(i);
+      } else {
+        view.mask[i] = 0;
+        view.index.remove(i);
+      }
+      for (const [key, pg] of view.preferenceGroups) {
+        if (!eligible) {
+          const leaf = pg.leaves[pg.leafOf[i]!];
+          pg.leafOf[i] = -1;
+          leaf?.index.remove(i);
+          continue;
+        }
+        const path = pathOf(this.table.nodes[i]!, pg);
+        const leaf = pg.byPath.get(path);
+        if (!leaf) {
+          // A value no group has yet: let the groups be rebuilt when next needed.
+          view.preferenceGroups.delete(key);
+          continue;
+        }
+        pg.leafOf[i] = leaf.position;
+        leaf.members.push(i);
+        leaf.index.insert(i);
+      }
+    }
+  }
+
   private rebuild(nodes: SchedNode[]): void {
     this.baseNodes = nodes;
     this.table = new NodeTable(nodes);
@@ -194,7 +250,31 @@ export class Scheduler {
 
   private resetIndexes(): void {
     this.views = new Map();
-    this.nodeIndexes = Array.from({ length: this.table.size }, () => []);
+    this.changes = [];
+    this.syncStamp = new Uint32Array(this.table.size);
+    this.allIndexes = [];
+  }
+
+  /** Bring an index up to date with every change logged since it last synced. */
+  private sync(index: OrderedIndex): void {
+    const upTo = this.changes.length;
+    if (index.syncedTo === upTo) return;
+    const round = ++this.syncRound;
+    for (let k = index.syncedTo; k < upTo; k++) {
+      const i = this.changes[k]!;
+      if (this.syncStamp[i] === round) continue;
+      this.syncStamp[i] = round;
+      index.update(i);
+    }
+    index.syncedTo = upTo;
+  }
+
+  /** Keep the log bounded in a long-lived scheduler: once it is long, sync everyone and start afresh. */
+  private compactChanges(): void {
+    if (this.changes.length < 4 * this.table.size + 100_000) return;
+    for (const index of this.allIndexes) this.sync(index);
+    this.changes = [];
+    for (const index of this.allIndexes) index.syncedTo = 0;
   }
 
   private referenceSize(): [number, number] {
@@ -207,8 +287,12 @@ export class Scheduler {
     return [c, m];
   }
 
+  /** A persistent binpack index; it starts in sync with the log because it reads the current state. */
   private newBinpackIndex(): OrderedIndex {
-    return new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, binpackKey(this.table, this.cpuWeight, this.memoryWeight));
+    const index = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, binpackKey(this.table, this.cpuWeight, this.memoryWeight));
+    index.syncedTo = this.changes.length;
+    this.allIndexes.push(index);
+    return index;
   }
 
   private view(req: Requirement): View {
@@ -216,15 +300,14 @@ export class Scheduler {
     if (v) return v;
     const members: number[] = [];
     const mask = new Uint8Array(this.table.size);
-    const index = this.newBinpackIndex();
     for (let i = 0; i < this.table.size; i++) {
       if (!staticallyEligible(this.table, i, req)) continue;
       members.push(i);
       mask[i] = 1;
-      index.insert(i);
-      this.nodeIndexes[i]!.push(index);
     }
-    v = { members, mask, index, preferenceGroups: new Map() };
+    const index = this.newBinpackIndex();
+    index.build(members);
+    v = { req, members, mask, index, preferenceGroups: new Map() };
     this.views.set(req.staticKey, v);
     return v;
   }
@@ -232,32 +315,46 @@ export class Scheduler {
   private preferenceGroups(view: View, req: Requirement): PreferenceGroups {
     let pg = view.preferenceGroups.get(req.preferenceKey);
     if (pg) return pg;
-    const byPath = new Map<string, Leaf>();
+    const byPath = new Map<string, { values: string[]; members: number[] }>();
     const leafOf = new Int32Array(this.table.size).fill(-1);
-    // Leaves in sorted order of their value paths, so ties between groups break the same way every time.
-    const paths = view.members.map((i) => {
+    for (const i of this.live(view.members, (j) => view.mask[j] === 1)) {
       const node = this.table.nodes[i]!;
       const values = req.preferences.map((f) => fieldValue(node, f));
-      return { i, values, path: JSON.stringify(values) };
-    });
-    paths.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.i - b.i));
-    const leaves: Leaf[] = [];
-    for (const { i, values, path } of paths) {
-      let leaf = byPath.get(path);
-      if (!leaf) {
-        const levelKeys = values.map((_, l) => JSON.stringify(values.slice(0, l + 1)));
-        leaf = { position: leaves.length, levelKeys, members: [], index: this.newBinpackIndex() };
-        byPath.set(path, leaf);
-        leaves.push(leaf);
-      }
-      leafOf[i] = leaf.position;
-      leaf.members.push(i);
-      leaf.index.insert(i);
-      this.nodeIndexes[i]!.push(leaf.index);
+      const path = values.join('\u0000');
+      let entry = byPath.get(path);
+      if (!entry) byPath.set(path, (entry = { values, members: [] }));
+      entry.members.push(i);
     }
-    pg = { leaves, leafOf };
+    // Leaves in sorted order of their value paths, so ties between groups break the same way every time.
+    const paths = [...byPath.keys()].sort();
+    const leaves: Leaf[] = paths.map((path, position) => {
+      const { values, members } = byPath.get(path)!;
+      const levelKeys = values.map((_, l) => values.slice(0, l + 1).join('\u0000'));
+      for (const i of members) leafOf[i] = position;
+      const index = this.newBinpackIndex();
+      index.build(members);
+      return { position, path, levelKeys, members, index };
+    });
+    pg = { leaves, leafOf, byPath: new Map(leaves.map((l) => [l.path, l] as const)), fields: req.preferences };
     view.preferenceGroups.set(req.preferenceKey, pg);
     return pg;
+  }
+
+  /**
+   * Member lists only grow (removals just clear a mask, to keep node events cheap); this drops the
+   * stale and duplicate entries when a list is about to be used, and stores the clean list back.
+   */
+  private live(list: number[], isMember: (i: number) => boolean): number[] {
+    const round = ++this.syncRound;
+    let w = 0;
+    for (let r = 0; r < list.length; r++) {
+      const i = list[r]!;
+      if (!isMember(i) || this.syncStamp[i] === round) continue;
+      this.syncStamp[i] = round;
+      list[w++] = i;
+    }
+    list.length = w;
+    return list;
   }
 
   private placeGroup(
@@ -274,21 +371,22 @@ export class Scheduler {
     }
     const view = this.view(req);
     const groups = req.preferences.length > 0 ? this.preferenceGroups(view, req) : undefined;
-    const memberLists = groups ? groups.leaves.map((l) => l.members) : [view.members];
+    const memberLists = groups
+      ? groups.leaves.map((l) => this.live(l.members, (i) => groups.leafOf[i] === l.position))
+      : [this.live(view.members, (i) => view.mask[i] === 1)];
 
     // The indexes this batch searches: the persistent binpack ones, or fresh spread-ordered ones.
     let indexes: OrderedIndex[];
-    let batchIndexes: OrderedIndex[] = [];
     if (this.strategy === 'spread') {
       const key = spreadKey(this.table, req.serviceId);
-      batchIndexes = memberLists.map((members) => {
+      indexes = memberLists.map((members) => {
         const idx = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, key);
-        for (const i of members) idx.insert(i);
+        idx.build(members);
         return idx;
       });
-      indexes = batchIndexes;
     } else {
       indexes = groups ? groups.leaves.map((l) => l.index) : [view.index];
+      for (const index of indexes) this.sync(index);
     }
 
     // Preference bookkeeping: tasks of this service per group, at every level.
@@ -337,10 +435,13 @@ export class Scheduler {
       nodeOfTask[k] = node;
       this.table.apply(node, req, 1);
       this.placed.set(tasks[k]!.id, { nodeId: this.table.nodes[node]!.id, req });
-      for (const index of this.nodeIndexes[node]!) index.update(node);
-      for (const index of batchIndexes) index.update(node);
+      this.changes.push(node);
+      // The indexes in use stay exact as we go (update is a no-op for non-members); others catch up later.
+      for (const index of indexes) index.update(node);
     }
     for (const [index, i] of excluded) index.insert(i);
+    if (this.strategy === 'binpack') for (const index of indexes) index.syncedTo = this.changes.length;
+    this.compactChanges();
   }
 
   /** The most preferred node of `index` that passes every dynamic check, or -1. */
@@ -358,4 +459,12 @@ export class Scheduler {
 /** One-shot placement: the same as `new Scheduler(cluster, opts).place(tasks)`. */
 export function schedule(cluster: ClusterState, tasks: readonly TaskToPlace[], opts: ScheduleOptions = {}): ScheduleResult {
   return new Scheduler(cluster, opts).place(tasks);
+}
+
+function onlyAvailabilityDiffers(a: SchedNode, b: SchedNode): boolean {
+  return JSON.stringify({ ...a, availability: '', status: '' }) === JSON.stringify({ ...b, availability: '', status: '' });
+}
+
+function pathOf(node: SchedNode, pg: PreferenceGroups): string {
+  return pg.fields.map((f) => fieldValue(node, f)).join('\u0000');
 }

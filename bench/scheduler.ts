@@ -1,0 +1,396 @@
+/**
+ * Scheduler benchmark: 10,000 nodes, 100,000 tasks placed from empty, then 10% of the nodes drained
+ * and their tasks re-placed. The same workload runs through three plain baselines written here
+ * (first-fit in arrival order, first-fit-decreasing, spread by fewest tasks) so the quality figures
+ * are compared in the same run. Every result is verified independently: no node overcommitted, no
+ * constraint, port or replicas-per-node rule broken, nothing on a drained node.
+ *
+ *   npm run bench:scheduler [-- --nodes N --tasks N --seed S]
+ */
+
+import v8 from 'node:v8';
+import { parseConstraint, constraintMatches, Scheduler, type Constraint, type SchedNode, type TaskToPlace } from '../src/scheduler/index.js';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const CPU = 1e9;
+
+function arg(name: string, fallback: number): number {
+  const k = process.argv.indexOf(`--${name}`);
+  return k >= 0 ? Number(process.argv[k + 1]) : fallback;
+}
+
+/** mulberry32: a small seeded generator, so every run builds the same workload. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload
+
+const ZONES = ['a', 'b', 'c', 'd', 'e'];
+
+function makeNodes(n: number, rand: () => number): SchedNode[] {
+  const nodes: SchedNode[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = rand();
+    let cpus: number, mem: number, gpu = 0;
+    if (r < 0.4) [cpus, mem] = [2, 4];
+    else if (r < 0.8) [cpus, mem] = [8, 32];
+    else if (r < 0.95) [cpus, mem] = [32, 128];
+    else [cpus, mem, gpu] = [16, 64, 4];
+    const arm = rand() < 0.1;
+    nodes.push({
+      id: `node-${String(i).padStart(5, '0')}`,
+      hostname: `host${i}`,
+      role: i < 5 ? 'manager' : 'worker',
+      availability: 'active',
+      status: 'ready',
+      labels: { zone: ZONES[Math.floor(rand() * ZONES.length)]!, disk: rand() < 0.3 ? 'ssd' : 'hdd' },
+      engineLabels: { kernel: rand() < 0.5 ? '6.1' : '6.18' },
+      platform: { os: 'linux', arch: arm ? 'arm64' : 'amd64' },
+      resources: { nanoCPUs: cpus * CPU, memoryBytes: mem * GiB, ...(gpu ? { generic: { gpu } } : {}) },
+    });
+  }
+  return nodes;
+}
+
+// Mean about 0.65 CPU and 1.5 GiB: roughly two thirds of the cluster's CPU and 40% of its memory.
+const SIZES: [number, number][] = [
+  [0.1, 128 * MiB],
+  [0.25, 256 * MiB],
+  [0.25, 512 * MiB],
+  [0.5, 512 * MiB],
+  [0.5, 2 * GiB],
+  [1, 1 * GiB],
+  [1, 4 * GiB],
+  [2, 4 * GiB],
+  [0.25, 1 * GiB],
+];
+const CONSTRAINTS = [
+  ['node.labels.zone==a'],
+  ['node.labels.disk==ssd'],
+  ['node.labels.zone!=e', 'node.role==worker'],
+  ['node.platform.arch==amd64'],
+  ['engine.labels.kernel==6.18'],
+];
+
+function makeTasks(count: number, rand: () => number): TaskToPlace[] {
+  const tasks: TaskToPlace[] = [];
+  let s = 0;
+  while (tasks.length < count) {
+    const service = `svc-${s++}`;
+    const replicas = Math.min(count - tasks.length, 1 + Math.floor(rand() * 99));
+    const [cpus, mem] = SIZES[Math.floor(rand() * SIZES.length)]!;
+    const constrained = rand() < 0.2;
+    const spread = rand() < 0.15;
+    const gpu = rand() < 0.01;
+    const port = rand() < 0.01 ? 8000 + s : 0;
+    const base: Omit<TaskToPlace, 'id'> = {
+      serviceId: service,
+      reservations: { nanoCPUs: cpus * CPU, memoryBytes: mem, ...(gpu ? { generic: { gpu: 1 } } : {}) },
+      ...(constrained ? { constraints: CONSTRAINTS[Math.floor(rand() * CONSTRAINTS.length)]! } : {}),
+      ...(spread ? { preferences: [{ spread: 'node.labels.zone' }] } : {}),
+      ...(port ? { hostPorts: [{ protocol: 'tcp' as const, port }] } : {}),
+      ...(rand() < 0.05 ? { maxReplicasPerNode: 2 } : {}),
+      ...(rand() < 0.1 ? { platforms: [{ os: 'linux', arch: 'amd64' }] } : {}),
+    };
+    for (let r = 0; r < replicas; r++) tasks.push({ ...base, id: `${service}.${r}` });
+  }
+  return tasks;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Independent state and verification (shared by the baselines)
+
+class Ledger {
+  readonly cpu: Float64Array;
+  readonly mem: Float64Array;
+  readonly gpu: Float64Array;
+  readonly tasks: Int32Array;
+  readonly ports: Set<string>[];
+  readonly perService: Map<string, number>[];
+  private readonly constraintCache = new Map<string, Constraint>();
+  constructor(readonly nodes: SchedNode[]) {
+    const n = nodes.length;
+    this.cpu = new Float64Array(n);
+    this.mem = new Float64Array(n);
+    this.gpu = new Float64Array(n);
+    this.tasks = new Int32Array(n);
+    this.ports = Array.from({ length: n }, () => new Set());
+    this.perService = Array.from({ length: n }, () => new Map());
+  }
+  constraint(text: string): Constraint {
+    let c = this.constraintCache.get(text);
+    if (!c) this.constraintCache.set(text, (c = parseConstraint(text)));
+    return c;
+  }
+  staticOk(i: number, t: TaskToPlace): boolean {
+    const node = this.nodes[i]!;
+    if (node.availability !== 'active' || node.status !== 'ready') return false;
+    if (t.platforms && !t.platforms.some((p) => p.os === node.platform?.os && p.arch === node.platform?.arch)) return false;
+    for (const c of t.constraints ?? []) if (!constraintMatches(node, this.constraint(c))) return false;
+    return true;
+  }
+  fits(i: number, t: TaskToPlace): boolean {
+    const node = this.nodes[i]!;
+    const r = t.reservations!;
+    if (this.cpu[i]! + r.nanoCPUs > node.resources.nanoCPUs) return false;
+    if (this.mem[i]! + r.memoryBytes > node.resources.memoryBytes) return false;
+    if ((r.generic?.gpu ?? 0) + this.gpu[i]! > (node.resources.generic?.gpu ?? 0)) return false;
+    for (const p of t.hostPorts ?? []) if (this.ports[i]!.has(`${p.protocol}/${p.port}`)) return false;
+    if (t.maxReplicasPerNode && (this.perService[i]!.get(t.serviceId) ?? 0) >= t.maxReplicasPerNode) return false;
+    return this.staticOk(i, t);
+  }
+  add(i: number, t: TaskToPlace, sign = 1): void {
+    const r = t.reservations!;
+    this.cpu[i] = this.cpu[i]! + sign * r.nanoCPUs;
+    this.mem[i] = this.mem[i]! + sign * r.memoryBytes;
+    this.gpu[i] = this.gpu[i]! + sign * (r.generic?.gpu ?? 0);
+    this.tasks[i] = this.tasks[i]! + sign;
+    for (const p of t.hostPorts ?? []) {
+      if (sign > 0) this.ports[i]!.add(`${p.protocol}/${p.port}`);
+      else this.ports[i]!.delete(`${p.protocol}/${p.port}`);
+    }
+    const m = this.perService[i]!;
+    m.set(t.serviceId, (m.get(t.serviceId) ?? 0) + sign);
+  }
+}
+
+interface Quality {
+  placed: number;
+  unplaced: number;
+  nodesUsed: number;
+  meanUtilization: number;
+  worstUtilization: number;
+  violations: number;
+}
+
+/** Replays an assignment on a fresh ledger, counting every broken rule, and measures packing. */
+function verify(nodes: SchedNode[], tasks: TaskToPlace[], nodeOf: Map<string, number>): Quality {
+  const ledger = new Ledger(nodes);
+  let violations = 0;
+  for (const t of tasks) {
+    const i = nodeOf.get(t.id);
+    if (i === undefined) continue;
+    if (!ledger.fits(i, t)) violations++;
+    ledger.add(i, t);
+  }
+  let used = 0;
+  let sum = 0;
+  let worst = 1;
+  for (let i = 0; i < nodes.length; i++) {
+    if (ledger.tasks[i] === 0) continue;
+    used++;
+    const u = (ledger.cpu[i]! / nodes[i]!.resources.nanoCPUs + ledger.mem[i]! / nodes[i]!.resources.memoryBytes) / 2;
+    sum += u;
+    worst = Math.min(worst, u);
+  }
+  return {
+    placed: nodeOf.size,
+    unplaced: tasks.length - nodeOf.size,
+    nodesUsed: used,
+    meanUtilization: used ? round(sum / used) : 0,
+    worstUtilization: used ? round(worst) : 0,
+    violations,
+  };
+}
+
+function round(x: number, d = 3): number {
+  return Math.round(x * 10 ** d) / 10 ** d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baselines: plain, obvious algorithms over the same filters.
+
+type Baseline = (ledger: Ledger, tasks: TaskToPlace[], nodeOf: Map<string, number>) => void;
+
+/** First node (in listing order) that fits, tasks in the order given. */
+const firstFit: Baseline = (ledger, tasks, nodeOf) => {
+  const n = ledger.nodes.length;
+  for (const t of tasks) {
+    for (let i = 0; i < n; i++) {
+      if (ledger.fits(i, t)) {
+        ledger.add(i, t);
+        nodeOf.set(t.id, i);
+        break;
+      }
+    }
+  }
+};
+
+function taskSize(t: TaskToPlace): number {
+  return t.reservations!.nanoCPUs / (32 * CPU) + t.reservations!.memoryBytes / (128 * GiB);
+}
+
+/** First-fit over the tasks sorted biggest first. */
+const firstFitDecreasing: Baseline = (ledger, tasks, nodeOf) => {
+  const sorted = [...tasks].sort((a, b) => taskSize(b) - taskSize(a));
+  firstFit(ledger, sorted, nodeOf);
+};
+
+/** The node with the fewest tasks that fits (nodes bucketed by task count, lowest bucket first). */
+const spread: Baseline = (ledger, tasks, nodeOf) => {
+  const n = ledger.nodes.length;
+  const buckets: Set<number>[] = [];
+  const bucket = (c: number): Set<number> => (buckets[c] ??= new Set());
+  for (let i = 0; i < n; i++) bucket(ledger.tasks[i]!).add(i);
+  for (const t of tasks) {
+    let chosen = -1;
+    for (let c = 0; c < buckets.length && chosen < 0; c++) {
+      for (const i of buckets[c] ?? []) {
+        if (ledger.fits(i, t)) {
+          chosen = i;
+          break;
+        }
+      }
+    }
+    if (chosen < 0) continue;
+    bucket(ledger.tasks[chosen]!).delete(chosen);
+    ledger.add(chosen, t);
+    bucket(ledger.tasks[chosen]!).add(chosen);
+    nodeOf.set(t.id, chosen);
+  }
+};
+
+/** Place from empty, drain, re-place the drained nodes' tasks: the same two phases as the scheduler. */
+function runBaseline(fn: Baseline, nodes: SchedNode[], drained: SchedNode[], tasks: TaskToPlace[]): { ms: number; quality: Quality } {
+  const t0 = performance.now();
+  const ledger = new Ledger(nodes);
+  const nodeOf = new Map<string, number>();
+  fn(ledger, tasks, nodeOf);
+  const after = new Ledger(drained);
+  for (const t of tasks) {
+    const i = nodeOf.get(t.id);
+    if (i === undefined) continue;
+    if (drained[i]!.availability === 'drain') nodeOf.delete(t.id);
+    else after.add(i, t);
+  }
+  const again = tasks.filter((t) => !nodeOf.has(t.id));
+  fn(after, again, nodeOf);
+  const ms = performance.now() - t0;
+  return { ms, quality: verify(drained, tasks, nodeOf) };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function heapMiB(): number {
+  return process.memoryUsage().heapUsed / MiB;
+}
+
+function main(): void {
+  const nodeCount = arg('nodes', 10_000);
+  const taskCount = arg('tasks', 100_000);
+  const seed = arg('seed', 42);
+  const rand = rng(seed);
+  const nodes = makeNodes(nodeCount, rand);
+  const tasks = makeTasks(taskCount, rand);
+  const drainCount = Math.floor(nodeCount / 10);
+  const drainedIdx = new Set<number>();
+  while (drainedIdx.size < drainCount) drainedIdx.add(Math.floor(rand() * nodeCount));
+  const drainedNodes = nodes.map((n, i) => (drainedIdx.has(i) ? { ...n, availability: 'drain' as const } : n));
+  const constrained = tasks.filter((t) => t.constraints).length;
+  const withPreferences = tasks.filter((t) => t.preferences).length;
+
+  // --- tsswarm scheduler -----------------------------------------------------------------------
+  globalThis.gc?.();
+  const heapBefore = heapMiB();
+  let peakHeap = heapBefore;
+  let peakCommitted = v8.getHeapStatistics().total_heap_size / MiB;
+  const sample = (): void => {
+    peakHeap = Math.max(peakHeap, heapMiB());
+    peakCommitted = Math.max(peakCommitted, v8.getHeapStatistics().total_heap_size / MiB);
+  };
+
+  const t0 = performance.now();
+  const scheduler = new Scheduler({ nodes });
+  const t1 = performance.now();
+  const first = scheduler.place(tasks);
+  const t2 = performance.now();
+  sample();
+  const nodeOf = new Map<string, number>();
+  const index = new Map(nodes.map((n, i) => [n.id, i] as const));
+  for (const a of first.assignments) nodeOf.set(a.taskId, index.get(a.nodeId)!);
+  const phase1 = verify(nodes, tasks, nodeOf);
+
+  const t3 = performance.now();
+  scheduler.updateNodes(drainedNodes.filter((n) => n.availability === 'drain'));
+  const moved = tasks.filter((t) => drainedIdx.has(nodeOf.get(t.id) ?? -1));
+  scheduler.release(moved.map((t) => t.id));
+  const t4 = performance.now();
+  const second = scheduler.place(moved);
+  const t5 = performance.now();
+  sample();
+  for (const t of moved) nodeOf.delete(t.id);
+  for (const a of second.assignments) nodeOf.set(a.taskId, index.get(a.nodeId)!);
+  const final = verify(drainedNodes, tasks, nodeOf);
+  let onDrained = 0;
+  for (const i of nodeOf.values()) if (drainedIdx.has(i)) onDrained++;
+
+  const placeMs = t2 - t0;
+  const placementsPerSec = first.assignments.length / (placeMs / 1000);
+  const replaceMs = t5 - t3;
+
+  // --- baselines -------------------------------------------------------------------------------
+  // `--quick` skips the baselines (for profiling the scheduler alone).
+  const skip = process.argv.includes('--quick');
+  const none = { ms: 0, quality: { placed: 0, unplaced: 0, nodesUsed: 0, meanUtilization: 0, worstUtilization: 0, violations: 0 } };
+  const ff = skip ? none : runBaseline(firstFit, nodes, drainedNodes, tasks);
+  const ffd = skip ? none : runBaseline(firstFitDecreasing, nodes, drainedNodes, tasks);
+  const sp = skip ? none : runBaseline(spread, nodes, drainedNodes, tasks);
+
+  // --- report ----------------------------------------------------------------------------------
+  const row = (name: string, ms: number, q: Quality): string =>
+    `${name.padEnd(24)} ${ms.toFixed(0).padStart(8)} ${String(q.placed).padStart(8)} ${String(q.unplaced).padStart(8)} ${String(q.nodesUsed).padStart(6)} ${q.meanUtilization.toFixed(3).padStart(6)} ${q.worstUtilization.toFixed(3).padStart(6)} ${String(q.violations).padStart(5)}`;
+  console.log(`scheduler benchmark: ${nodeCount} nodes, ${taskCount} tasks (${constrained} constrained, ${withPreferences} with spread preferences), seed ${seed}`);
+  console.log(`tsswarm binpack: index build ${(t1 - t0).toFixed(1)} ms, placement ${(t2 - t1).toFixed(1)} ms, ${Math.round(placementsPerSec)} placements/s`);
+  console.log(`drain ${drainCount} nodes: update+release ${(t4 - t3).toFixed(1)} ms, re-place ${moved.length} tasks ${(t5 - t4).toFixed(1)} ms`);
+  console.log(`peak heap used ${peakHeap.toFixed(0)} MiB (committed ${peakCommitted.toFixed(0)} MiB, ${heapBefore.toFixed(0)} MiB before scheduling)`);
+  console.log('');
+  console.log(`${'after drain + re-place'.padEnd(24)} ${'ms'.padStart(8)} ${'placed'.padStart(8)} ${'unplaced'.padStart(8)} ${'nodes'.padStart(6)} ${'mean'.padStart(6)} ${'worst'.padStart(6)} ${'viol'.padStart(5)}`);
+  console.log(row('tsswarm binpack', placeMs + replaceMs, final));
+  console.log(row('first-fit', ff.ms, ff.quality));
+  console.log(row('first-fit-decreasing', ffd.ms, ffd.quality));
+  console.log(row('spread (fewest tasks)', sp.ms, sp.quality));
+  console.log(row('tsswarm, before drain', placeMs, phase1));
+  console.log('');
+  const overcommits = phase1.violations + final.violations;
+  const result = {
+    nodes: nodeCount,
+    tasks: taskCount,
+    constrainedTasks: constrained,
+    tasksWithPreferences: withPreferences,
+    seed,
+    indexBuildMs: round(t1 - t0, 1),
+    placeMs: round(placeMs, 1),
+    placementsPerSec: Math.round(placementsPerSec),
+    drainedNodes: drainCount,
+    replacedTasks: moved.length,
+    replaceMs: round(replaceMs, 1),
+    peakHeapMiB: Math.round(peakHeap),
+    peakCommittedHeapMiB: Math.round(peakCommitted),
+    tsswarm: { beforeDrain: phase1, final, tasksOnDrainedNodes: onDrained },
+    firstFit: { ms: Math.round(ff.ms), ...ff.quality },
+    firstFitDecreasing: { ms: Math.round(ffd.ms), ...ffd.quality },
+    spread: { ms: Math.round(sp.ms), ...sp.quality },
+    nodesUsedRatioVsFfd: round(final.nodesUsed / ffd.quality.nodesUsed),
+    nodesUsedRatioVsFirstFit: round(final.nodesUsed / ff.quality.nodesUsed),
+    speedupVsFirstFit: round(ff.ms / (placeMs + replaceMs), 1),
+    overcommitsAndViolations: overcommits,
+    targets: {
+      under1s: placeMs < 1000,
+      heapUnder500MiB: peakHeap < 500,
+      nodesNoMoreThanFfd: final.nodesUsed <= ffd.quality.nodesUsed,
+      zeroOvercommit: overcommits === 0 && onDrained === 0,
+    },
+  };
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+main();

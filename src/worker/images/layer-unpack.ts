@@ -10,7 +10,7 @@
  * PAX record SCHILY.xattr.trusted.overlay.opaque=y. So one process per layer, none per file.
  */
 import { spawn } from 'node:child_process';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestMismatch, HashingStream, type Digest } from './digest.js';
 import { openDecompressed, type Compression } from './compression.js';
@@ -142,14 +142,28 @@ export const GNU_TAR_EXTRACT = [
   '--warning=no-timestamp', '--warning=no-unknown-keyword',
 ];
 
+export interface UnpackOptions {
+  /** The uncompressed content must hash to this. */
+  diffId?: Digest;
+  /**
+   * The blob's digest, when it was already verified on its way into the blob store: an uncompressed
+   * blob then needs no second hashing (its diff_id is that digest), which saves a third of the time.
+   */
+  verifiedBlobDigest?: Digest;
+}
+
 /**
- * Unpacks the layer blob at `blobPath` into the existing empty directory `dest`. With `expectedDiffId`
- * the uncompressed stream must hash to it. On failure `dest` may hold a partial tree: the caller
- * unpacks into a temp dir and removes it.
+ * Unpacks the layer blob at `blobPath` into the existing empty directory `dest`. On failure `dest` may
+ * hold a partial tree: the caller unpacks into a temp dir and removes it.
  */
-export async function unpackLayer(blobPath: string, dest: string, what: string, expectedDiffId?: Digest): Promise<UnpackedLayer> {
+export async function unpackLayer(blobPath: string, dest: string, what: string, opts: UnpackOptions = {}): Promise<UnpackedLayer> {
   const { stream, compression, done } = await openDecompressed(blobPath, what);
-  const hasher = new HashingStream();
+  const known = compression === 'none' ? opts.verifiedBlobDigest : undefined;
+  if (known !== undefined && opts.diffId !== undefined && known !== opts.diffId) {
+    stream.destroy();
+    throw digestMismatch(what, known);
+  }
+  const hasher = known === undefined ? new HashingStream() : new PassThrough();
   const stats = { size: 0 };
   const tar = spawn('tar', [...GNU_TAR_EXTRACT, `--directory=${dest}`], { stdio: ['pipe', 'ignore', 'pipe'] });
   let tarStderr = '';
@@ -181,7 +195,7 @@ export async function unpackLayer(blobPath: string, dest: string, what: string, 
     const line = tarStderr.split('\n').map((l) => l.replace(/^tar: /, '')).find((l) => l.trim() !== '') ?? `exit status ${code}`;
     throw new ImageError(`${what}: extracting failed: ${line}`);
   }
-  const diffId = hasher.digest();
-  if (expectedDiffId !== undefined && diffId !== expectedDiffId) throw digestMismatch(what, diffId);
+  const diffId = known ?? (hasher as HashingStream).digest();
+  if (opts.diffId !== undefined && diffId !== opts.diffId) throw digestMismatch(what, diffId);
   return { diffId, size: stats.size, compression };
 }

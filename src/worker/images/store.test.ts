@@ -306,10 +306,11 @@ describe('remove and reopen', () => {
     const [sharedDir] = store.lowerDirs(two).slice(-1);
     expect(existsSync(join(sharedDir!, 'bin/busybox'))).toBe(true);
 
-    // By id, in use, with force.
-    expect(await store.remove(two.id.slice(7, 19), { force: true, inUse: () => true })).toEqual({
-      untagged: ['two:v1'], deleted: [two.id, ...two.layers],
-    });
+    // In use, by id, with force: untagged but kept, since a container's mount uses its layers.
+    await expect(store.remove(two.id, { inUse: () => true })).rejects.toThrow(/is in use by a container/);
+    expect(await store.remove(two.id.slice(7, 19), { force: true, inUse: () => true })).toEqual({ untagged: ['two:v1'], deleted: [] });
+    expect(store.resolve(two.id)?.refs).toEqual([]);
+    expect(await store.remove(two.id)).toEqual({ untagged: [], deleted: [two.id, ...two.layers] });
     expect(layerEntries(store)).toEqual([]);
     expect(readdirSync(join(root, 'blobs/sha256'))).toEqual([]);
   });

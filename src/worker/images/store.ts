@@ -122,7 +122,7 @@ export class ImageStore {
       let diffId: Digest;
       let size: number;
       try {
-        ({ diffId, size } = await this.layers.unpack(this.blobs.path(blob.digest), tarPath));
+        ({ diffId, size } = await this.layers.unpack(this.blobs.path(blob.digest), tarPath, { verifiedBlobDigest: blob.digest }));
       } catch (err) {
         await this.sweep();
         throw err;
@@ -175,8 +175,12 @@ export class ImageStore {
 
   /**
    * Like `docker rmi`: a tag removes that tag, and the image too once no tag is left; an id removes
-   * the image with all its tags (with `force` when it has several). An image a container uses is
-   * refused unless `force`. Layers and blobs no other image shares are deleted.
+   * the image with all its tags (with `force` when it has several). Layers and blobs no other image
+   * shares are deleted.
+   *
+   * An image a container uses is refused unless `force`; with `force` it loses its tags but stays
+   * (untagged, like docker does for a running container's image), because its layers are the lower
+   * dirs of that container's mount. Remove it by id once no container uses it.
    */
   remove(refOrId: string, opts: RemoveOptions = {}): Promise<{ untagged: string[]; deleted: string[] }> {
     return this.serial(async () => {
@@ -202,7 +206,7 @@ export class ImageStore {
       const refs = img.refs.filter((r) => !untagged.includes(r));
       const deleted: string[] = [];
       const images = this.state.images.filter((i) => i !== img);
-      if (refs.length > 0) images.push({ ...img, refs });
+      if (refs.length > 0 || inUse) images.push({ ...img, refs });
       else deleted.push(img.id);
       const before = new Set(this.state.images.flatMap((i) => i.layers));
       await this.setState({ ...this.state, images });
@@ -233,7 +237,7 @@ export class ImageStore {
       blobs.add(blob);
       let layerSize = this.state.layers[layer.diffId]?.size;
       if (layerSize === undefined || !(await this.layers.has(layer.diffId))) {
-        layerSize = (await this.layers.unpack(this.blobs.path(blob), `layer ${shortDigest(layer.diffId)}`, layer.diffId)).size;
+        layerSize = (await this.layers.unpack(this.blobs.path(blob), `layer ${shortDigest(layer.diffId)}`, { diffId: layer.diffId, verifiedBlobDigest: blob })).size;
       }
       this.state.layers[layer.diffId] = { size: layerSize };
       size += layerSize;

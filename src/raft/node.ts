@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { bootstrapEntries, decodeConfChange } from './core/confchange.js';
-import { Raft, type RaftStatus } from './core/raft.js';
+import { Raft, appliableBeforePersist, sendableBeforePersist, type RaftStatus } from './core/raft.js';
 import { ConfChangeOp, EntryType, Role, type Entry, type Message, type NodeId, type Ready } from './core/types.js';
 import { LevelRaftStorage } from './storage/leveldb.js';
 import { GrpcTransport } from './transport/grpc.js';
@@ -240,10 +240,16 @@ export class RaftNode {
         this.flushRequests();
         if (!this.raft.hasReady()) break;
         const rd = this.raft.ready();
-        await this.storage.save(rd); // durable before anything in rd is sent or applied
+        // a leader's appends go out while its own write is in flight; everything else waits for it
+        const early = rd.messages.filter(sendableBeforePersist);
+        if (early.length > 0) this.transport.send(early);
+        // entries committed by earlier batches are already durable: apply them during this write
+        const durable = appliableBeforePersist(rd);
+        for (let i = 0; i < durable; i++) this.applyEntry(rd.committedEntries[i]!);
+        await this.storage.save(rd); // durable before the rest of rd is sent or applied
         if (this.stopped) return;
-        this.transport.send(rd.messages);
-        this.applyReady(rd);
+        this.transport.send(early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendableBeforePersist(m)));
+        this.applyReady(rd, durable);
         this.raft.advance(rd);
         this.serveReads();
         this.maybeSnapshot();
@@ -276,14 +282,14 @@ export class RaftNode {
     }
   }
 
-  private applyReady(rd: Ready): void {
+  private applyReady(rd: Ready, from: number): void {
     if (rd.snapshot && rd.snapshotRestore) {
       this.restoreSnapshot(rd.snapshot.data);
       this.applied = rd.snapshot.meta.index;
       this.lastSnapshotIndex = rd.snapshot.meta.index;
     }
     const ents = rd.committedEntries;
-    for (let i = 0; i < ents.length; i++) this.applyEntry(ents[i]!);
+    for (let i = from; i < ents.length; i++) this.applyEntry(ents[i]!);
     for (const rs of rd.readStates) {
       const ws = this.readsInFlight.get(rs.readCtx);
       if (!ws) continue;

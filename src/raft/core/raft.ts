@@ -65,6 +65,32 @@ interface IncomingSnapshot {
   parts: Uint8Array[];
 }
 
+/**
+ * Messages of a ready batch that may leave before the batch is persisted: a leader's appends
+ * (Raft thesis 10.2.1, the leader writes its log in parallel with replicating it). Counting the
+ * leader's own unpersisted entries toward a commit is still safe because nothing derived from that
+ * commit (applying, answering clients, telling followers) happens before the batch carrying the
+ * entries has been persisted: later batches are persisted strictly after earlier ones.
+ */
+export function sendableBeforePersist(m: Message): boolean {
+  return m.type === MsgType.App;
+}
+
+/**
+ * How many of a ready batch's committed entries may be applied before the batch is persisted: those
+ * below its first new entry were written by earlier batches and are durable on a quorum. (Not when
+ * the batch installs a snapshot: the state machine must load it first.)
+ */
+export function appliableBeforePersist(rd: Ready): number {
+  if (rd.snapshot && rd.snapshotRestore) return 0;
+  const ce = rd.committedEntries;
+  if (rd.entries.length === 0) return ce.length;
+  const firstNew = rd.entries[0]!.index;
+  let n = 0;
+  while (n < ce.length && ce[n]!.index < firstNew) n++;
+  return n;
+}
+
 const CAMPAIGN_PRE = 0;
 const CAMPAIGN_ELECTION = 1;
 const CAMPAIGN_TRANSFER = 2;

@@ -1,6 +1,6 @@
 import { checkKvHistory, type KvInput, type KvOutput, type Operation } from '../check/linearizability.js';
 import { bootstrapEntries } from '../core/confchange.js';
-import { Raft } from '../core/raft.js';
+import { Raft, appliableBeforePersist, sendableBeforePersist } from '../core/raft.js';
 import { seededRandom } from '../core/rand.js';
 import {
   ConfChangeOp, EntryType, Role,
@@ -285,6 +285,16 @@ class Simulation {
     const raft = n.raft!;
     if (!raft.hasReady()) return;
     const rd: Ready = raft.ready();
+    // a leader's appends may leave before its own write; sometimes it crashes right there
+    const early = rd.messages.filter(sendableBeforePersist);
+    for (const m of early) this.enqueue(m);
+    // committed entries already durable from earlier batches are applied during the write
+    const durable = appliableBeforePersist(rd);
+    for (let i = 0; i < durable; i++) this.apply(n, rd.committedEntries[i]!);
+    if ((early.length > 0 || durable > 0) && !this.quiet && this.rnd() < this.p.crashRate * 5) {
+      this.crash(n);
+      return;
+    }
     if (rd.snapshot) {
       n.snap = rd.snapshot;
       if (rd.snapshotRestore) n.log = [];
@@ -298,6 +308,7 @@ class Simulation {
     }
     if (rd.hardState) n.hard = { ...rd.hardState };
     for (const m of rd.messages) {
+      if (sendableBeforePersist(m)) continue;
       if (m.type === 11) this.snapshotsSent++;
       this.enqueue(m);
     }

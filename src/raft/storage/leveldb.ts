@@ -21,6 +21,8 @@ export class LevelRaftStorage {
   /** range of entry keys currently stored (first > last when none) */
   private first = 1;
   private last = 0;
+  private syncedTerm = -1;
+  private syncedVote = -1;
 
   private constructor(private readonly db: Level<Buffer, Buffer>, readonly dir: string) {}
 
@@ -52,6 +54,8 @@ export class LevelRaftStorage {
       }
       if (!hsRaw && !snRaw && entries.length === 0) return null;
       const hardState = hsRaw ? decodeHardState(hsRaw) : { term: 0, vote: 0, commit: 0 };
+      this.syncedTerm = hardState.term;
+      this.syncedVote = hardState.vote;
       this.first = snapshot.meta.index + 1;
       this.last = snapshot.meta.index + entries.length;
       return { hardState, snapshot, entries };
@@ -95,9 +99,19 @@ export class LevelRaftStorage {
       for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: entryKey(i) });
       this.last = newLast;
     }
-    if (rd.hardState) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(rd.hardState) });
+    let mustSync = ops.length > 0;
+    const hs = rd.hardState;
+    if (hs) {
+      ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(hs) });
+      // term and vote must be durable before we act on them; a lost commit index is only re-learned
+      if (hs.term !== this.syncedTerm || hs.vote !== this.syncedVote) mustSync = true;
+    }
     if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: true });
+    await this.db.batch(ops, { sync: mustSync });
+    if (hs && mustSync) {
+      this.syncedTerm = hs.term;
+      this.syncedVote = hs.vote;
+    }
   }
 
   /** Test hook: overwrite a stored entry record with raw bytes. */

@@ -24,3 +24,5 @@ export type {
 export { ConstraintSyntaxError, constraintMatches, parseConstraint, parseConstraints, parsePreferenceKey } from './constraint.js';
 export type { Constraint, ConstraintField, ConstraintOperator } from './constraint.js';
 export { Scheduler, schedule } from './scheduler.js';
+export { planRebalance } from './rebalance.js';
+export type { PlacedTask, RebalanceOptions, RebalancePlan, TaskMove } from './rebalance.js';

@@ -45,18 +45,17 @@ const CHUNK = 256 * 1024; // larger reads than the 64 KiB default: fewer round t
 export async function openDecompressed(path: string, what: string): Promise<{ stream: Readable; compression: Compression; done: () => Promise<void> }> {
   const head = await readHead(path, 8);
   const compression = head.length >= 4 ? sniffCompression(head) : 'none';
-  const file = createReadStream(path, { highWaterMark: CHUNK });
   switch (compression) {
     case 'none':
-      return { stream: file, compression, done: async () => {} };
+      return { stream: createReadStream(path, { highWaterMark: CHUNK }), compression, done: async () => {} };
     case 'gzip': {
+      const file = createReadStream(path, { highWaterMark: CHUNK });
       // Concatenated gzip members are legal (pigz, some registries); zlib's gunzip handles them.
       const gunzip = createGunzip({ chunkSize: CHUNK });
       file.on('error', (err) => gunzip.destroy(err));
       return { stream: file.pipe(gunzip), compression, done: async () => {} };
     }
     case 'zstd': {
-      file.destroy();
       if (!haveZstd()) throw new ImageError(`${what}: zstd-compressed, and the zstd program is not installed (apt-get install zstd)`);
       const child = spawn('zstd', ['-dcq', '--', path], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
@@ -73,7 +72,6 @@ export async function openDecompressed(path: string, what: string): Promise<{ st
       };
     }
     default:
-      file.destroy();
       throw new ImageError(`${what}: ${compression}-compressed layers are not supported (only tar, gzip and zstd)`);
   }
 }

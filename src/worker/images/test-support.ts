@@ -54,8 +54,10 @@ export function writeOciLayout(dir: string, layers: LayoutLayer[], opts: { tag?:
   const layerDescs = layers.map((l) => {
     const data = readFileSync(l.file);
     const gz = data[0] === 0x1f && data[1] === 0x8b;
-    const diffId = `sha256:${sha256Hex(gz ? gunzipSync(data) : data)}`;
-    return { desc: { mediaType: `application/vnd.oci.image.layer.v1.tar${gz ? '+gzip' : ''}`, digest: put(data), size: data.length }, diffId };
+    const zstd = data.readUInt32LE(0) === 0xfd2fb528;
+    const raw = gz ? gunzipSync(data) : zstd ? execFileSync('zstd', ['-dc', l.file], { maxBuffer: 1 << 30 }) : data;
+    const suffix = gz ? '+gzip' : zstd ? '+zstd' : '';
+    return { desc: { mediaType: `application/vnd.oci.image.layer.v1.tar${suffix}`, digest: put(data), size: data.length }, diffId: `sha256:${sha256Hex(raw)}` };
   });
   const diffIds = opts.diffIds ?? layerDescs.map((l) => l.diffId);
   const config = Buffer.from(JSON.stringify({

@@ -30,6 +30,7 @@ import { ArchiveSource, DirectorySource, type ImageSource } from './source.js';
 export type { ImageRecord } from './metadata.js';
 
 const SHORT_ID_MIN = 12;
+const UNPACK_CONCURRENCY = 3;
 
 export interface RemoveOptions {
   force?: boolean;
@@ -134,8 +135,7 @@ export class ImageStore {
       const created = new Date().toISOString();
       const configBlob = await this.blobs.put(JSON.stringify(toConfigDoc(config, [diffId], created)));
       const image: StoredImage = { id: configBlob, refs: [tag], layers: [diffId], config, created, size, blobs: [configBlob, blob.digest] };
-      this.state.layers[diffId] = { size };
-      await this.commit(image);
+      await this.commit(image, new Map([[diffId, size]]));
       this.log?.info({ image: image.id, ref: tag, bytes: size }, 'rootfs imported');
       return publicRecord(image);
     });
@@ -226,22 +226,29 @@ export class ImageStore {
     return run;
   }
 
-  /** Puts a candidate's blobs and layers in place, then commits the image. */
+  /**
+   * Puts a candidate's blobs and layers in place, then commits the image. Blobs are taken in one by
+   * one (disk bound); the layers not yet unpacked are unpacked a few at a time, since each keeps one
+   * core busy hashing and parsing and another in GNU tar.
+   */
   private async ingest(source: ImageSource, c: ImageCandidate): Promise<ImageRecord> {
     const blobs = new Set<string>([await this.blobs.put(c.config.bytes)]);
     for (const d of c.documents) blobs.add(await this.blobs.put(d));
-    let size = 0;
+    const toUnpack = new Map<Digest, Digest>(); // diff_id → blob
+    const layerSizes = new Map<Digest, number>();
     for (const layer of c.layers) {
       const what = `layer ${shortDigest(layer.blobDigest ?? layer.diffId)}`;
       const blob = await source.ingest(layer.rel, this.blobs, what, layer.blobDigest);
       blobs.add(blob);
-      let layerSize = this.state.layers[layer.diffId]?.size;
-      if (layerSize === undefined || !(await this.layers.has(layer.diffId))) {
-        layerSize = (await this.layers.unpack(this.blobs.path(blob), `layer ${shortDigest(layer.diffId)}`, { diffId: layer.diffId, verifiedBlobDigest: blob })).size;
-      }
-      this.state.layers[layer.diffId] = { size: layerSize };
-      size += layerSize;
+      const known = this.state.layers[layer.diffId]?.size;
+      if (known !== undefined && (await this.layers.has(layer.diffId))) layerSizes.set(layer.diffId, known);
+      else toUnpack.set(layer.diffId, blob);
     }
+    await forEachConcurrently([...toUnpack], UNPACK_CONCURRENCY, async ([diffId, blob]) => {
+      const r = await this.layers.unpack(this.blobs.path(blob), `layer ${shortDigest(diffId)}`, { diffId, verifiedBlobDigest: blob });
+      layerSizes.set(diffId, r.size);
+    });
+    const size = c.layers.reduce((sum, l) => sum + (layerSizes.get(l.diffId) ?? 0), 0);
     const existing = this.state.images.find((i) => i.id === c.config.digest);
     const created = c.config.doc.created ?? existing?.created ?? new Date().toISOString();
     const image: StoredImage = {
@@ -253,7 +260,7 @@ export class ImageStore {
       size,
       blobs: [...new Set([...(existing?.blobs ?? []), ...blobs])],
     };
-    await this.commit(image);
+    await this.commit(image, layerSizes);
     this.log?.info({ image: image.id, refs: image.refs, layers: image.layers.length, bytes: size }, 'image loaded');
     return publicRecord(image);
   }
@@ -262,13 +269,15 @@ export class ImageStore {
    * Adds or replaces an image and moves its tags away from any other image (which keeps existing,
    * untagged, as docker does), then makes everything durable and writes the index.
    */
-  private async commit(image: StoredImage): Promise<void> {
+  private async commit(image: StoredImage, layerSizes: Map<Digest, number>): Promise<void> {
     const images = this.state.images
       .filter((i) => i.id !== image.id)
       .map((i) => ({ ...i, refs: i.refs.filter((r) => !image.refs.includes(r)) }));
     images.push(image);
+    const layers = { ...this.state.layers };
+    for (const [d, size] of layerSizes) layers[d] = { size };
     await syncFilesystem(this.root);
-    await this.setState({ ...this.state, images });
+    await this.setState({ ...this.state, images, layers });
   }
 
   private async setState(next: StoreState): Promise<void> {
@@ -288,6 +297,24 @@ export class ImageStore {
     for (const s of await this.blobs.listStray()) await rm(s, { recursive: true, force: true });
     for (const t of await readdir(this.tmpDir)) await rm(join(this.tmpDir, t), { recursive: true, force: true });
   }
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time; the first failure is thrown after all settle. */
+async function forEachConcurrently<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    while (next < items.length && errors.length === 0) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (errors.length > 0) throw errors[0];
 }
 
 function publicRecord(i: StoredImage): ImageRecord {

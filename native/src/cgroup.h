@@ -25,4 +25,8 @@ int cg_destroy(struct cgroup *cg);
 int cg_pids(struct cgroup *cg, pid_t *out, int max);
 long long cg_oom_kills(struct cgroup *cg);
 int cg_is_v2_host(void);
+/* Moves the calling single-threaded process in (fast path for v1, see cgroup.c). */
+int cg_enter_self(struct cgroup *cg);
+/* v2: an O_PATH fd of the (created) leaf for clone3(CLONE_INTO_CGROUP), or -1. */
+int cg_open_leaf(struct cgroup *cg);
 #endif

@@ -6,6 +6,7 @@
 #include "util.h"
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
@@ -22,15 +23,24 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Our own copy: <linux/sched.h> clashes with glibc's <sched.h>. */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+#define CLONE_INTO_CGROUP_FLAG 0x200000000ULL
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-enum { MSG_MAPS = 1, MSG_CGROUP_OK, MSG_READY, MSG_ERROR, MSG_GO };
+enum { MSG_MAPS = 1, MSG_CGROUP_DIRS, MSG_CGROUP_OK, MSG_READY, MSG_ERROR, MSG_GO };
 struct msg { int type; char text[1000]; };
 
 static int sync_fd = -1;
-static int cgroup_ok;
+static int cgroup_stage; /* last cgroup message seen by the child: DIRS, then OK */
 static const struct spec *g_spec;
 static struct cgroup *g_cg;
 
@@ -52,12 +62,21 @@ static int recv_msg(int fd, struct msg *m)
 	}
 }
 
+/* The parent creates the cgroup dirs (DIRS) and then moves us in (OK) while we build the rootfs:
+ * the cgroup mount needs only the dirs; only exec (and a cgroup namespace) needs the move. */
+static void child_wait(int stage)
+{
+	while (cgroup_stage < stage) {
+		struct msg m;
+		if (recv_msg(sync_fd, &m) < 0 || (m.type != MSG_CGROUP_DIRS && m.type != MSG_CGROUP_OK))
+			_exit(1); /* parent gone: nothing to report to */
+		cgroup_stage = m.type;
+	}
+}
+
 static int child_wait_cgroup(void)
 {
-	if (cgroup_ok) return 0;
-	struct msg m;
-	if (recv_msg(sync_fd, &m) < 0 || m.type != MSG_CGROUP_OK) _exit(1); /* parent gone: nothing to report to */
-	cgroup_ok = 1;
+	child_wait(MSG_CGROUP_DIRS);
 	return 0;
 }
 
@@ -96,6 +115,9 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 	const struct spec *s = g_spec;
 	struct msg m;
 	char path[4096];
+	/* v1, no user namespace: we move ourselves (cheap); the cgroup dirs were made before clone.
+	 * In a user namespace the cgroup files are not ours to write: the parent moves us then. */
+	if (!g_cg->v2 && !(s->ns_flags & CLONE_NEWUSER) && cg_enter_self(g_cg)) child_fail();
 	if (s->ns_flags & CLONE_NEWUSER) {
 		if (recv_msg(sync_fd, &m) < 0 || m.type != MSG_MAPS) _exit(1);
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) { seterr("become root in the user namespace: %s", strerror(errno)); child_fail(); }
@@ -118,9 +140,9 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		if (fifo < 0) { seterr("open %s: %s", path, strerror(errno)); child_fail(); }
 	}
 	if (rootfs_setup(s, g_cg, (s->ns_flags & CLONE_NEWUSER) != 0, child_wait_cgroup)) child_fail();
-	child_wait_cgroup();
 	const char *cgp;
 	if (ns_path_for(s, CLONE_NEWCGROUP, &cgp)) {
+		child_wait(MSG_CGROUP_OK);
 		/* After the move into the container's cgroup, so that cgroup becomes the namespace root. */
 		if (cgp ? join_ns(cgp, CLONE_NEWCGROUP) : (unshare(CLONE_NEWCGROUP) < 0 ? seterr("unshare cgroup namespace: %s", strerror(errno)) : 0))
 			child_fail();
@@ -134,6 +156,7 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 	/* Descriptors inherited from whoever called us (Node, a shell) must not leak into the container. */
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (process_prepare(&s->proc, path, sizeof(path))) child_fail();
+	child_wait(MSG_CGROUP_OK);
 	send_msg(sync_fd, MSG_READY, NULL);
 	if (fifo_mode) {
 		close(sync_fd);
@@ -186,6 +209,21 @@ static void install_forwarding(pid_t pid)
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) sigaction(sigs[i], &sa, NULL);
 }
 
+/* TSSWARM_RUNTIME_TIMING=1 prints where create/run spends its time (to tune the overlap). */
+static int timing = -1;
+static struct timespec t_start;
+static void mark(const char *what)
+{
+	if (timing < 0) {
+		timing = getenv("TSSWARM_RUNTIME_TIMING") != NULL;
+		clock_gettime(CLOCK_MONOTONIC, &t_start);
+	}
+	if (!timing) return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	dprintf(2, "timing %-10s %.3f ms\n", what, (double)(now.tv_sec - t_start.tv_sec) * 1e3 + (double)(now.tv_nsec - t_start.tv_nsec) / 1e6);
+}
+
 static void reap(pid_t pid, int *status)
 {
 	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
@@ -206,6 +244,7 @@ int container_create(const struct create_opts *o)
 	char *raw = NULL, path[4200], statedir[4200];
 	size_t rawlen = 0;
 	char bundle[4096];
+	mark("start");
 	if (!valid_id(o->id)) return seterr("invalid container id (use letters, digits, _ . -)");
 	if (!realpath(o->bundle, bundle)) return seterr("bundle %s: %s", o->bundle, strerror(errno));
 	if (spec_load(bundle, &s, &raw, &rawlen)) return -1;
@@ -217,6 +256,7 @@ int container_create(const struct create_opts *o)
 	else snprintf(cgpath, sizeof(cgpath), "/%s", o->id);
 	int want_cpuset = (s.res.cpus && *s.res.cpus) || (s.res.mems && *s.res.mems);
 	if (cg_init(&cg, cgpath, want_cpuset)) return -1;
+	mark("parsed");
 	g_spec = &s;
 	g_cg = &cg;
 
@@ -241,29 +281,56 @@ int container_create(const struct create_opts *o)
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) { seterr("socketpair: %s", strerror(errno)); goto fail_state; }
 	fflush(NULL);
+	mark("pre-clone");
 	int flags = (s.ns_flags & ~CLONE_NEWCGROUP) | SIGCHLD;
-	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)flags, NULL, NULL, NULL, 0UL);
-	if (pid < 0) { seterr("clone: %s", strerror(errno)); close(sp[0]); close(sp[1]); goto fail_state; }
+	pid_t pid;
+	/* The cgroup exists before the child, which then moves itself in (v1, see cg_enter_self)
+	 * or is born in it (v2): no slow cgroup.procs write by us on the start path. */
+	if (cg_create(&cg, &s.res)) { close(sp[0]); close(sp[1]); goto fail_state; }
+	mark("cg-dirs");
+	if (cg.v2) {
+		/* v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), so no migration at all. */
+		int leaf = cg_open_leaf(&cg);
+		struct clone3_args ca = { .flags = (uint64_t)(s.ns_flags & ~CLONE_NEWCGROUP) | CLONE_INTO_CGROUP_FLAG,
+					  .exit_signal = SIGCHLD, .cgroup = (uint64_t)leaf };
+		pid = leaf < 0 ? -1 : (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		if (leaf >= 0) close(leaf);
+	} else {
+		pid = (pid_t)syscall(SYS_clone, (unsigned long)flags, NULL, NULL, NULL, 0UL);
+	}
+	if (pid < 0) {
+		seterr("clone: %s", strerror(errno));
+		char keep[sizeof(g_err)];
+		memcpy(keep, g_err, sizeof(keep));
+		cg_destroy(&cg);
+		memcpy(g_err, keep, sizeof(keep));
+		close(sp[0]); close(sp[1]);
+		goto fail_state;
+	}
+
 	if (pid == 0) {
 		close(sp[0]);
 		sync_fd = sp[1];
 		child_main(o, fifo_mode);
 	}
 	close(sp[1]);
+	mark("cloned");
 	int fd = sp[0];
 	struct msg m;
 	if (s.ns_flags & CLONE_NEWUSER) {
-		if (write_idmap(pid, "uid_map", s.uidmap, s.nuid) || write_idmap(pid, "gid_map", s.gidmap, s.ngid)) goto fail_child_nocg;
+		if (write_idmap(pid, "uid_map", s.uidmap, s.nuid) || write_idmap(pid, "gid_map", s.gidmap, s.ngid)) goto fail_child;
 		send_msg(fd, MSG_MAPS, NULL);
 	}
 	/* The child builds its rootfs while we create the cgroup and pay the first-move cost
 	 * (an RCU grace period in the kernel for v1): the two overlap instead of adding up. */
-	if (cg_create(&cg, &s.res)) { child_error(fd); goto fail_child_nocg; }
-	if (cg_attach(&cg, pid)) { child_error(fd); goto fail_child; }
+	send_msg(fd, MSG_CGROUP_DIRS, NULL);
+	if (!cg.v2 && (s.ns_flags & CLONE_NEWUSER) && cg_attach(&cg, pid)) { child_error(fd); goto fail_child; }
+	mark("cg-attach");
 	/* If the child already failed, this send gets EPIPE but its error is still queued for recv. */
 	send_msg(fd, MSG_CGROUP_OK, NULL);
 	if (recv_msg(fd, &m) < 0) { seterr("container init exited during setup"); goto fail_child; }
 	if (m.type == MSG_ERROR) { seterr("%s", m.text); goto fail_child; }
+	mark("ready");
 
 	struct cstate cs;
 	memset(&cs, 0, sizeof(cs));
@@ -294,11 +361,13 @@ int container_create(const struct create_opts *o)
 	int status = 0;
 	reap(pid, &status);
 	fwd_pid = 0;
+	mark("exited");
 	int code = exit_code(status);
 	if (!o->keep) {
 		cg_destroy(&cg);
 		state_remove(o->root, o->id);
 	}
+	mark("cleaned");
 	return code;
 
 fail_child:
@@ -312,10 +381,6 @@ fail_child:
 	}
 	close(fd);
 	goto fail_state;
-fail_child_nocg:
-	kill(pid, SIGKILL);
-	reap(pid, NULL);
-	close(fd);
 fail_state:
 	state_remove(o->root, o->id);
 	return -1;
@@ -396,7 +461,7 @@ int container_exec(const struct exec_opts *o)
 		close(errp[0]);
 		char path[4096];
 		/* Join the cgroups while the host's /sys/fs/cgroup is still our view. */
-		if (cg_attach(&cg, getpid()) == 0) {
+		if (cg_enter_self(&cg) == 0) {
 			int i;
 			for (i = 0; i < n; i++)
 				if (setns(fds[i], flags[i]) < 0) { seterr("join namespace: %s", strerror(errno)); break; }

@@ -187,6 +187,11 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
     st = JSON.parse(rt('state', id).stdout);
     expect(st).toMatchObject({ id, status: 'running', bundle: b, ociVersion: expect.any(String) });
     expect(rt('list', '-q').stdout.split('\n')).toContain(id);
+    // The init moved itself into every v1 hierarchy (the "tasks" fast path): check from the host.
+    const procCg = readFileSync(`/proc/${st.pid}/cgroup`, 'utf8');
+    for (const ctrl of ['memory', 'cpu', 'pids', 'freezer', 'devices']) {
+      expect(procCg).toMatch(new RegExp(`^\\d+:[a-z_,]*\\b${ctrl}\\b[a-z_,]*:${CGP}/${id}$`, 'm'));
+    }
     const ex = rt('exec', id, 'sh', '-c', 'echo $$ $(hostname)');
     expect(ex.status).toBe(0);
     expect(ex.stdout.trim()).toBe('2 tsswarm-test'); // pid 2 in the container's pid namespace

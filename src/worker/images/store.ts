@@ -16,10 +16,9 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BlobStore } from './blob-store.js';
 import { defaultRepoName, type ImageCandidate } from './candidate.js';
-import { readHead } from './compression.js';
 import { isDigest, shortDigest, type Digest } from './digest.js';
 import { readDockerArchive, isDockerArchive } from './docker-archive.js';
-import { ImageError, reason } from './errors.js';
+import { ImageError } from './errors.js';
 import { DEFAULT_PATH, toConfigDoc, toImageConfig, type ImageConfig } from './image-config.js';
 import { LayerStore } from './layer-store.js';
 import { loadState, referencedContent, saveState, type ImageRecord, type StoredImage, type StoreState } from './metadata.js';
@@ -58,7 +57,8 @@ export class ImageStore {
 
   /** Opens (creating if needed) the store at `root`, clearing what interrupted imports left behind. */
   static async open(root: string, log?: Logger): Promise<ImageStore> {
-    await mkdir(root, { recursive: true });
+    // Private to root: layers hold setuid binaries and device nodes that no host user should reach.
+    await mkdir(root, { recursive: true, mode: 0o700 });
     const state = await loadState(join(root, 'images.json'));
     const store = new ImageStore(root, state, log);
     await rm(store.tmpDir, { recursive: true, force: true });
@@ -118,8 +118,6 @@ export class ImageStore {
       const tag = normalizeRef(ref);
       await checkReadableFile(tarPath);
       const blob = await this.blobs.ingestFile(tarPath, `rootfs ${tarPath}`);
-      const head = await readHead(tarPath, 512);
-      if (head.length === 0) throw new ImageError(`${tarPath}: empty file (not a tar archive)`);
       let diffId: Digest;
       let size: number;
       try {

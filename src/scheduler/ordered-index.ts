@@ -21,8 +21,9 @@ export class OrderedIndex {
   private readonly member: Uint8Array;
   private root = -1;
   private count = 0;
-  /** For the owner's lazy re-keying: how much of its change log this index has absorbed. */
-  syncedTo = 0;
+  /** For the owner's lazy bookkeeping: log positions up to which members were re-keyed / refreshed. */
+  keyedTo = 0;
+  freshTo = 0;
   // Scratch for split, to avoid allocating a tuple per call.
   private splitLeft = -1;
   private splitRight = -1;
@@ -54,11 +55,12 @@ export class OrderedIndex {
     return this.member[i] === 1;
   }
 
-  insert(i: number): void {
+  /** Add node i, ranked by its current key unless a key is given (to put it back where it was). */
+  insert(i: number, key: number = this.keyOf(i)): void {
     if (this.member[i] === 1) return;
     this.member[i] = 1;
     this.count++;
-    this.key[i] = this.keyOf(i);
+    this.key[i] = key;
     this.left[i] = -1;
     this.right[i] = -1;
     this.maxCpu[i] = this.freeCpu[i]!;
@@ -107,11 +109,31 @@ export class OrderedIndex {
     this.root = this.removeAt(this.root, i);
   }
 
+  /** The key a member was ranked by. */
+  keyOfMember(i: number): number {
+    return this.key[i]!;
+  }
+
   /** Re-key node i after its free resources changed (no-op if it is not a member). */
   update(i: number): void {
     if (this.member[i] !== 1) return;
     this.remove(i);
     this.insert(i);
+  }
+
+  /**
+   * Node i's free resources changed but its place in the order must not: recompute the subtree
+   * maxima on its path only (found by its stored key), without moving it.
+   */
+  refresh(i: number): void {
+    if (this.member[i] !== 1) return;
+    this.refreshAt(this.root, i);
+  }
+
+  private refreshAt(t: number, x: number): void {
+    if (t < 0) throw new Error('ordered index corrupted: member not found');
+    if (t !== x) this.refreshAt(this.less(x, t) ? this.left[t]! : this.right[t]!, x);
+    this.pull(t);
   }
 
   /** The most preferred member with at least `cpu` and `memory` free, or -1. */

@@ -70,6 +70,8 @@ export class Scheduler {
   private changes: number[] = [];
   private syncStamp: Uint32Array = new Uint32Array(0);
   private syncRound = 0;
+  /** Position in `changes` where the current `place()` call began. */
+  private callStart = 0;
   private allIndexes: OrderedIndex[] = [];
   private readonly placed = new Map<string, PlacedRecord>();
 
@@ -89,6 +91,7 @@ export class Scheduler {
 
   /** Place tasks; those that fit are accounted on their node until `release`d. */
   place(tasks: readonly TaskToPlace[]): ScheduleResult {
+    this.startCall();
     const nodeOfTask: (number | undefined)[] = new Array(tasks.length);
     const reasonOfTask: (string | undefined)[] = new Array(tasks.length);
 
@@ -255,26 +258,45 @@ export class Scheduler {
     this.allIndexes = [];
   }
 
-  /** Bring an index up to date with every change logged since it last synced. */
+  /**
+   * Bring an index up to date. Binpack's order is frozen for the length of a `place()` call (nodes
+   * are ranked by fullness at the start of the call, then filled first-fit in that order, which is
+   * first-fit-decreasing with the fullest nodes first): changes logged before the call re-key their
+   * node, changes made during the call only refresh the free-resource maxima on its path.
+   */
   private sync(index: OrderedIndex): void {
-    const upTo = this.changes.length;
-    if (index.syncedTo === upTo) return;
-    const round = ++this.syncRound;
-    for (let k = index.syncedTo; k < upTo; k++) {
-      const i = this.changes[k]!;
-      if (this.syncStamp[i] === round) continue;
-      this.syncStamp[i] = round;
-      index.update(i);
+    const now = this.changes.length;
+    if (index.keyedTo < this.callStart) {
+      const round = ++this.syncRound;
+      for (let k = index.keyedTo; k < this.callStart; k++) {
+        const i = this.changes[k]!;
+        if (this.syncStamp[i] === round) continue;
+        this.syncStamp[i] = round;
+        index.update(i);
+      }
+      index.keyedTo = this.callStart;
     }
-    index.syncedTo = upTo;
+    if (index.freshTo < now) {
+      const round = ++this.syncRound;
+      for (let k = Math.max(index.freshTo, this.callStart); k < now; k++) {
+        const i = this.changes[k]!;
+        if (this.syncStamp[i] === round) continue;
+        this.syncStamp[i] = round;
+        index.refresh(i);
+      }
+      index.freshTo = now;
+    }
   }
 
-  /** Keep the log bounded in a long-lived scheduler: once it is long, sync everyone and start afresh. */
-  private compactChanges(): void {
-    if (this.changes.length < 4 * this.table.size + 100_000) return;
-    for (const index of this.allIndexes) this.sync(index);
-    this.changes = [];
-    for (const index of this.allIndexes) index.syncedTo = 0;
+  /** Called at the start of `place()`: keep the log bounded by syncing everyone once it is long. */
+  private startCall(): void {
+    if (this.changes.length >= 4 * this.table.size + 100_000) {
+      this.callStart = this.changes.length;
+      for (const index of this.allIndexes) this.sync(index);
+      this.changes = [];
+      for (const index of this.allIndexes) index.keyedTo = index.freshTo = 0;
+    }
+    this.callStart = this.changes.length;
   }
 
   private referenceSize(): [number, number] {
@@ -290,7 +312,7 @@ export class Scheduler {
   /** A persistent binpack index; it starts in sync with the log because it reads the current state. */
   private newBinpackIndex(): OrderedIndex {
     const index = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, binpackKey(this.table, this.cpuWeight, this.memoryWeight));
-    index.syncedTo = this.changes.length;
+    index.keyedTo = index.freshTo = this.changes.length;
     this.allIndexes.push(index);
     return index;
   }
@@ -411,7 +433,7 @@ export class Scheduler {
 
     // Nodes taken out of an index for this batch because they fail a check that cannot start passing
     // while the batch only adds tasks (ports, replicas per node, generic resources).
-    const excluded: [OrderedIndex, number][] = [];
+    const excluded: [OrderedIndex, number, number][] = [];
     for (let t = 0; t < taskPositions.length; t++) {
       let node = -1;
       if (!groups) {
@@ -436,22 +458,23 @@ export class Scheduler {
       this.table.apply(node, req, 1);
       this.placed.set(tasks[k]!.id, { nodeId: this.table.nodes[node]!.id, req });
       this.changes.push(node);
-      // The indexes in use stay exact as we go (update is a no-op for non-members); others catch up later.
-      for (const index of indexes) index.update(node);
+      // The indexes in use stay exact as we go (a no-op for non-members); others catch up later.
+      // Spread re-ranks the node (its count of the service grew); binpack keeps the call's order.
+      if (this.strategy === 'spread') for (const index of indexes) index.update(node);
+      else for (const index of indexes) index.refresh(node);
     }
-    for (const [index, i] of excluded) index.insert(i);
-    if (this.strategy === 'binpack') for (const index of indexes) index.syncedTo = this.changes.length;
-    this.compactChanges();
+    for (const [index, i, key] of excluded) index.insert(i, key);
+    if (this.strategy === 'binpack') for (const index of indexes) index.freshTo = this.changes.length;
   }
 
   /** The most preferred node of `index` that passes every dynamic check, or -1. */
-  private pick(index: OrderedIndex, req: Requirement, excluded: [OrderedIndex, number][]): number {
+  private pick(index: OrderedIndex, req: Requirement, excluded: [OrderedIndex, number, number][]): number {
     for (;;) {
       const i = index.best(req.cpu, req.memory);
       if (i < 0) return -1;
       if (fitsBeyondCpuMemory(this.table, i, req)) return i;
+      excluded.push([index, i, index.keyOfMember(i)]);
       index.remove(i);
-      excluded.push([index, i]);
     }
   }
 }

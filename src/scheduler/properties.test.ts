@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { planRebalance, schedule, type PlacedTask, type SchedNode, type ScheduleResult, type TaskToPlace } from './index.js';
+import { planRebalance, schedule, Scheduler, type PlacedTask, type SchedNode, type ScheduleResult, type TaskToPlace } from './index.js';
 
 const G = 1e9;
 const RUNS = Number(process.env.SCHED_PROPERTY_RUNS ?? 300);
@@ -303,6 +303,70 @@ describe('rebalance properties', () => {
               if (byId.get(`${s}.0`)?.preferences) continue;
               const sq = (m: Model): number => m.svc.reduce((acc, x) => acc + (x.get(s) ?? 0) ** 2, 0);
               expect(sq(after)).toBeLessThan(sq(new Model(current)));
+            }
+          }
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe('incremental Scheduler properties', () => {
+  type Op = { kind: 'place'; service: number } | { kind: 'release'; pick: number } | { kind: 'availability'; node: number; to: 'active' | 'drain' | 'pause' };
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ kind: fc.constant('place' as const), service: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
+    fc.record({ kind: fc.constant('availability' as const), node: fc.nat(), to: fc.constantFrom('active' as const, 'drain' as const, 'pause' as const) }),
+  );
+
+  it('stays safe and complete across place, release and drain/activate, with indexes kept between calls', () => {
+    fc.assert(
+      fc.property(
+        nodesArb(false, 8),
+        fc.tuple(serviceArb(0, false), serviceArb(1, false), serviceArb(2, false), serviceArb(3, false)),
+        fc.array(opArb, { minLength: 1, maxLength: 12 }),
+        strategyArb,
+        (initial, services, ops, strategy) => {
+          let nodes = initial;
+          const scheduler = new Scheduler({ nodes }, { strategy });
+          const model = new Model(nodes);
+          const index = new Map(nodes.map((n, i) => [n.id, i] as const));
+          const running = new Map<string, { task: TaskToPlace; node: number }>();
+          let generation = 0;
+          for (const op of ops) {
+            if (op.kind === 'place') {
+              generation++;
+              const batch = services[op.service]!.map((t) => ({ ...t, id: `${t.id}.g${generation}` }));
+              const result = scheduler.place(batch);
+              expect(result.assignments.length + result.unplaced.length).toBe(batch.length);
+              const byId = new Map(batch.map((t) => [t.id, t] as const));
+              for (const a of result.assignments) {
+                const i = index.get(a.nodeId)!;
+                const t = byId.get(a.taskId)!;
+                expect(model.violation(i, t), `${a.taskId} on ${a.nodeId}`).toBeNull();
+                model.add(i, t);
+                running.set(t.id, { task: t, node: i });
+              }
+              for (const u of result.unplaced) {
+                const t = byId.get(u.taskId)!;
+                for (let i = 0; i < nodes.length; i++) expect(model.violation(i, t), `${u.taskId} fits ${nodes[i]!.id} yet: ${u.reason}`).not.toBeNull();
+              }
+            } else if (op.kind === 'release') {
+              if (running.size === 0) continue;
+              const ids = [...running.keys()];
+              const id = ids[op.pick % ids.length]!;
+              const r = running.get(id)!;
+              scheduler.release([id]);
+              model.add(r.node, r.task, -1);
+              running.delete(id);
+            } else {
+              if (nodes.length === 0) continue;
+              const i = op.node % nodes.length;
+              const changed = { ...nodes[i]!, availability: op.to };
+              nodes = nodes.map((n, k) => (k === i ? changed : n));
+              (model as { nodes: readonly SchedNode[] }).nodes = nodes;
+              scheduler.updateNodes([changed]);
             }
           }
         },

@@ -62,8 +62,8 @@ function shuffle<T>(a: T[]): T[] {
   return a;
 }
 
-/** VmRSS (kB) of one idle shim holding a `sleep 3600` container started through it. */
-async function idleShimRss(work: string, rootfs: string, stateRoot: string): Promise<number> {
+/** VmRSS and its private (anonymous) part, in kB, of one idle shim holding a `sleep 3600` container. */
+async function idleShimRss(work: string, rootfs: string, stateRoot: string): Promise<{ rss: number; anon: number }> {
   const id = `tsswarm-bench-shim-${process.pid}`;
   const base = join(work, 'shim');
   const s = baseSpec(join(base, 'merged'), ['/bin/sleep', '3600']);
@@ -77,10 +77,12 @@ async function idleShimRss(work: string, rootfs: string, stateRoot: string): Pro
   if (r.status !== 0) throw new Error(`shim failed: ${r.stderr.trim()}`);
   const shimPid = Number(readFileSync(join(state, 'shim.pid'), 'utf8'));
   await new Promise((res) => setTimeout(res, 300)); // let it settle into its poll loop
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${shimPid}/status`, 'utf8'))![1]);
+  const status = readFileSync(`/proc/${shimPid}/status`, 'utf8');
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
+  const anon = Number(/RssAnon:\s+(\d+)/.exec(status)![1]);
   spawnSync(RUNTIME, ['--root', stateRoot, 'kill', id, 'KILL']);
   await waitFor(() => existsSync(join(state, 'exit.json')) && !pidAlive(shimPid), 5000);
-  return rss;
+  return { rss, anon };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,7 +137,8 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
       ...(st.runc ? { runc: { p50: st.runc.p50, p95: st.runc.p95, min: st.runc.min } } : {}),
       ratio_vs_crun: crun ? Math.round((st.tsswarm!.p50 / crun) * 1000) / 1000 : null,
       ratio_vs_runc: st.runc ? Math.round((st.tsswarm!.p50 / st.runc.p50) * 1000) / 1000 : null,
-      shim_rss_kb: shimRss,
+      shim_rss_kb: shimRss.rss,
+      shim_rss_anon_kb: shimRss.anon,
     };
     if (daemon.length) {
       const d = stats(daemon);
@@ -143,7 +146,7 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
       result.daemon_run_rm = { p50: d.p50, p95: d.p95, min: d.min, ratio_vs_crun: crun ? Math.round((d.p50 / crun) * 1000) / 1000 : null };
     }
     if (hooks.daemonRssKb) result.daemon_rss_kb = await hooks.daemonRssKb();
-    console.log(`idle tsswarm-shim (sleep 3600 container): VmRSS ${shimRss} kB`);
+    console.log(`idle tsswarm-shim (sleep 3600 container): VmRSS ${shimRss.rss} kB, of which private (RssAnon) ${shimRss.anon} kB; the rest is the static binary's shared page cache`);
     console.log(`ratio_vs_crun (tsswarm p50 / crun p50): ${result.ratio_vs_crun}`);
     return result;
   } finally {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -284,6 +285,35 @@ static void write_file_str(const char *name, const char *s)
 	write_atomic(path, s, strlen(s));
 }
 
+/* Setup (mounts, JSON, spawning the runtime) faulted in much of this static binary's text, each
+ * fault mapping up to 64 kB around it. None of it is needed to sit in poll(): let those clean,
+ * file-backed pages go (the kernel re-reads them from the page cache if ever touched again).
+ * Only mappings without private (COW) pages are dropped, so nothing written is ever lost. */
+static void drop_clean_file_pages(void)
+{
+	static char buf[65536];
+	ssize_t n = read_small("/proc/self/smaps", buf, sizeof(buf));
+	if (n <= 0 || n >= (ssize_t)sizeof(buf) - 1) return;
+	unsigned long start = 0, end = 0;
+	int candidate = 0;
+	for (char *line = buf; line && *line;) {
+		char *next = strchr(line, '\n');
+		if (next) *next++ = 0;
+		char perms[8] = "";
+		unsigned long a, b;
+		char path[16] = "";
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %15s", &a, &b, perms, path) >= 3 && strchr(line, '-') < strchr(line, ' ')) {
+			start = a; end = b;
+			/* file-backed, never writable: text and read-only data of this binary */
+			candidate = path[0] == '/' && !strchr(perms, 'w');
+		} else if (candidate && strncmp(line, "Anonymous:", 10) == 0) {
+			if (strtoul(line + 10, NULL, 10) == 0) madvise((void *)start, end - start, MADV_DONTNEED);
+			candidate = 0;
+		}
+		line = next;
+	}
+}
+
 static __attribute__((noreturn)) void shim_run(int status_fd)
 {
 	char err[1200] = "", path[4200], b[64];
@@ -346,6 +376,7 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	long long oom0 = oom_kills();
 	write_all(status_fd, "OK\n", 3);
 	close(status_fd);
+	drop_clean_file_pages();
 
 	static struct stream so, se;
 	so.fd = out[0]; so.name = "stdout";

@@ -121,7 +121,9 @@ export function fieldValue(node: SchedNode, field: ConstraintField): string {
 }
 
 export function constraintMatches(node: SchedNode, c: Constraint): boolean {
-  const equal = fieldValue(node, c.field).toLowerCase() === c.valueLower;
+  const v = fieldValue(node, c.field);
+  // Exact match first: lower-casing allocates, and most comparisons are decided by length or bytes.
+  const equal = v === c.value || (v.length === c.value.length && v.toLowerCase() === c.valueLower);
   return c.operator === '==' ? equal : !equal;
 }
 

@@ -18,6 +18,7 @@ import { fieldValue, type ConstraintField } from './constraint.js';
 import { explainRejections, fitsBeyondCpuMemory, staticallyEligible } from './filters.js';
 import { NodeTable } from './node-table.js';
 import { OrderedIndex } from './ordered-index.js';
+import { PlacedTasks } from './placed-tasks.js';
 import { RequirementCompiler, type Requirement } from './requirements.js';
 import { binpackKey, spreadKey } from './strategy.js';
 import type { Assignment, ClusterState, SchedNode, ScheduleOptions, ScheduleResult, Strategy, TaskToPlace, Unplaced } from './types.js';
@@ -49,10 +50,6 @@ interface Leaf {
   index: OrderedIndex;
 }
 
-interface PlacedRecord {
-  nodeId: string;
-  req: Requirement;
-}
 
 export class Scheduler {
   private table: NodeTable;
@@ -73,7 +70,7 @@ export class Scheduler {
   /** Position in `changes` where the current `place()` call began. */
   private callStart = 0;
   private allIndexes: OrderedIndex[] = [];
-  private readonly placed = new Map<string, PlacedRecord>();
+  private readonly placed = new PlacedTasks();
 
   private baseNodes: SchedNode[];
 
@@ -99,10 +96,6 @@ export class Scheduler {
     const groups = new Map<string, { req: Requirement; tasks: number[] }>();
     for (let k = 0; k < tasks.length; k++) {
       const task = tasks[k]!;
-      if (this.placed.has(task.id)) {
-        reasonOfTask[k] = `task ${task.id} is already placed on node ${this.placed.get(task.id)!.nodeId}`;
-        continue;
-      }
       const req = this.compiler.compile(task);
       let g = groups.get(req.groupKey);
       if (!g) {
@@ -118,20 +111,8 @@ export class Scheduler {
     const ordered = [...groups.values()].sort((a, b) => size(b.req) - size(a.req));
 
     // 3-4. Place each group.
-    const seen = new Set<string>();
-    for (const g of ordered) {
-      // A task id given twice in one call is placed once.
-      const ids = g.tasks.filter((k) => {
-        const id = tasks[k]!.id;
-        if (seen.has(id)) {
-          reasonOfTask[k] = `task ${id} appears more than once`;
-          return false;
-        }
-        seen.add(id);
-        return true;
-      });
-      this.placeGroup(g.req, ids, tasks, nodeOfTask, reasonOfTask);
-    }
+    // (A task id given twice is placed once; the second copy is reported as already placed.)
+    for (const g of ordered) this.placeGroup(g.req, g.tasks, tasks, nodeOfTask, reasonOfTask);
 
     const assignments: Assignment[] = [];
     const unplaced: Unplaced[] = [];
@@ -146,9 +127,8 @@ export class Scheduler {
   /** Forget tasks (stopped, removed, or about to be re-placed) and give their resources back. */
   release(taskIds: Iterable<string>): void {
     for (const id of taskIds) {
-      const rec = this.placed.get(id);
+      const rec = this.placed.delete(id);
       if (!rec) continue;
-      this.placed.delete(id);
       const i = this.table.indexById.get(rec.nodeId);
       if (i === undefined) continue;
       this.table.apply(i, rec.req, -1);
@@ -179,8 +159,8 @@ export class Scheduler {
   removeNodes(nodeIds: readonly string[]): string[] {
     const gone = new Set(nodeIds);
     const lost: string[] = [];
-    for (const [taskId, rec] of this.placed) {
-      if (gone.has(rec.nodeId)) {
+    for (const [taskId, nodeId] of this.placed.entries()) {
+      if (gone.has(nodeId)) {
         lost.push(taskId);
         this.placed.delete(taskId);
       }
@@ -191,7 +171,7 @@ export class Scheduler {
 
   /** The node a task was placed on by this scheduler. */
   nodeOf(taskId: string): string | undefined {
-    return this.placed.get(taskId)?.nodeId;
+    return this.placed.nodeOf(taskId);
   }
 
   /** Free resources and task count of a node as the scheduler sees them now. */
@@ -244,9 +224,9 @@ export class Scheduler {
   private rebuild(nodes: SchedNode[]): void {
     this.baseNodes = nodes;
     this.table = new NodeTable(nodes);
-    for (const rec of this.placed.values()) {
-      const i = this.table.indexById.get(rec.nodeId);
-      if (i !== undefined) this.table.apply(i, rec.req, 1);
+    for (const [, nodeId, req] of this.placed.entries()) {
+      const i = this.table.indexById.get(nodeId);
+      if (i !== undefined) this.table.apply(i, req, 1);
     }
     this.resetIndexes();
   }
@@ -393,13 +373,12 @@ export class Scheduler {
     }
     const view = this.view(req);
     const groups = req.preferences.length > 0 ? this.preferenceGroups(view, req) : undefined;
-    const memberLists = groups
-      ? groups.leaves.map((l) => this.live(l.members, (i) => groups.leafOf[i] === l.position))
-      : [this.live(view.members, (i) => view.mask[i] === 1)];
-
     // The indexes this batch searches: the persistent binpack ones, or fresh spread-ordered ones.
     let indexes: OrderedIndex[];
     if (this.strategy === 'spread') {
+      const memberLists = groups
+        ? groups.leaves.map((l) => this.live(l.members, (i) => groups.leafOf[i] === l.position))
+        : [this.live(view.members, (i) => view.mask[i] === 1)];
       const key = spreadKey(this.table, req.serviceId);
       indexes = memberLists.map((members) => {
         const idx = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, key);
@@ -434,7 +413,19 @@ export class Scheduler {
     // Nodes taken out of an index for this batch because they fail a check that cannot start passing
     // while the batch only adds tasks (ports, replicas per node, generic resources).
     const excluded: [OrderedIndex, number, number][] = [];
-    for (let t = 0; t < taskPositions.length; t++) {
+    // Binpack without preferences fills a chosen node with as many tasks of the batch as fit: it stays
+    // the first node that fits in the call's order, so this is what task-by-task picking would do,
+    // with one index search per node instead of one per task.
+    const fillRuns = this.strategy === 'binpack' && !groups;
+    let t = 0;
+    while (t < taskPositions.length) {
+      const first = taskPositions[t]!;
+      const earlier = this.placed.nodeOf(tasks[first]!.id);
+      if (earlier !== undefined) {
+        reasonOfTask[first] = `task ${tasks[first]!.id} is already placed on node ${earlier}`;
+        t++;
+        continue;
+      }
       let node = -1;
       if (!groups) {
         node = this.pick(indexes[0]!, req, excluded);
@@ -450,13 +441,20 @@ export class Scheduler {
       }
       if (node < 0) {
         const reason = explainRejections(this.table, req);
-        for (let r = t; r < taskPositions.length; r++) reasonOfTask[taskPositions[r]!] = reason;
+        for (let r = t; r < taskPositions.length; r++) reasonOfTask[taskPositions[r]!] ??= reason;
         break;
       }
-      const k = taskPositions[t]!;
-      nodeOfTask[k] = node;
-      this.table.apply(node, req, 1);
-      this.placed.set(tasks[k]!.id, { nodeId: this.table.nodes[node]!.id, req });
+      const nodeId = this.table.nodes[node]!.id;
+      for (;;) {
+        const k = taskPositions[t]!;
+        nodeOfTask[k] = node;
+        this.table.apply(node, req, 1);
+        this.placed.add(tasks[k]!.id, nodeId, req);
+        t++;
+        if (!fillRuns || t >= taskPositions.length || this.placed.has(tasks[taskPositions[t]!]!.id)) break;
+        if (this.table.freeCpu[node]! < req.cpu || this.table.freeMemory[node]! < req.memory) break;
+        if (!fitsBeyondCpuMemory(this.table, node, req)) break;
+      }
       this.changes.push(node);
       // The indexes in use stay exact as we go (a no-op for non-members); others catch up later.
       // Spread re-ranks the node (its count of the service grew); binpack keeps the call's order.

@@ -55,9 +55,12 @@ static int send_msg(int fd, int type, const char *text)
 static int recv_msg(int fd, struct msg *m)
 {
 	memset(m, 0, sizeof(*m));
-	for (;;) {
+	for (int resets = 0;;) {
 		ssize_t r = recv(fd, m, sizeof(*m) - 1, 0);
 		if (r < 0 && errno == EINTR) continue;
+		/* A peer that exits with our message unread makes the kernel report ECONNRESET once,
+		 * ahead of what it had already sent us (its error): read on. */
+		if (r < 0 && errno == ECONNRESET && resets++ < 2) continue;
 		return r <= 0 ? -1 : 0;
 	}
 }
@@ -178,7 +181,11 @@ static void child_error(int fd)
 {
 	struct msg m;
 	memset(&m, 0, sizeof(m));
-	if (recv(fd, &m, sizeof(m) - 1, MSG_DONTWAIT) > 0 && m.type == MSG_ERROR) seterr("%s", m.text);
+	for (int i = 0; i < 2; i++) {
+		ssize_t r = recv(fd, &m, sizeof(m) - 1, MSG_DONTWAIT);
+		if (r > 0 && m.type == MSG_ERROR) { seterr("%s", m.text); return; }
+		if (!(r < 0 && errno == ECONNRESET)) return;
+	}
 }
 
 static int write_idmap(pid_t pid, const char *file, const struct idmap *m, int n)

@@ -1,7 +1,7 @@
 // Real containers through native/build/tsswarm-runtime and tsswarm-shim (and runc/crun on the same
 // bundle). Needs root, cgroup v1 controllers under /sys/fs/cgroup and overlayfs.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -159,6 +159,47 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
     expect(lines).toContain('0'); // /proc/keys is masked by /dev/null
     expect(r.stdout).toMatch(/sys-ro/);
     expect(lines.slice(-3)).toEqual(['65534', 'bar', '/tmp']);
+  });
+
+  it('builds a minimal /dev, honours bind mounts (ro, rbind), oomScoreAdj and additionalGids', () => {
+    const id = newId('dev');
+    const host = join(work, 'shared');
+    mkdirSync(host, { recursive: true });
+    writeFileSync(join(host, 'hello'), 'from host\n');
+    const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c',
+      'ls /dev | tr "\\n" " "; echo; readlink /dev/ptmx; readlink /dev/stdout; echo x > /dev/null && head -c4 /dev/zero | wc -c; ' +
+      'cat /data/hello; touch /data/new 2>/dev/null || echo data-ro; cat /proc/self/oom_score_adj; id -G'],
+    (s) => {
+      s.mounts.push({ destination: '/data', type: 'bind', source: host, options: ['rbind', 'ro'] });
+      s.process.oomScoreAdj = 321;
+      s.process.user = { uid: 0, gid: 0, additionalGids: [10, 20] };
+    }), id);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.trim().split('\n');
+    const devs = lines[0]!.trim().split(' ');
+    for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty', 'ptmx', 'pts', 'shm', 'mqueue', 'fd', 'stdin', 'stdout', 'stderr']) {
+      expect(devs).toContain(d);
+    }
+    expect(lines.slice(1, 3)).toEqual(['pts/ptmx', '/proc/self/fd/1']);
+    expect(lines[3]!.trim()).toBe('4');
+    expect(lines.slice(4)).toEqual(['from host', 'data-ro', '321', '0 10 20']);
+    expect(existsSync(join(host, 'new'))).toBe(false);
+  });
+
+  it('joins a network namespace given by path', () => {
+    const id = newId('joinnet');
+    const ns = `tsswarm-test-ns-${process.pid}`;
+    sh('ip', ['netns', 'add', ns]);
+    try {
+      expect(sh('ip', ['-n', ns, 'link', 'add', 'tsswarmv0', 'type', 'veth', 'peer', 'name', 'tsswarmv1']).stderr).toBe('');
+      const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c', 'ls /sys/class/net | tr "\\n" " "'], (s) => {
+        s.linux.namespaces = s.linux.namespaces.map((n: any) => (n.type === 'network' ? { type: 'network', path: `/run/netns/${ns}` } : n));
+      }), id);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim().split(' ').sort()).toEqual(['lo', 'tsswarmv0', 'tsswarmv1']);
+    } finally {
+      sh('ip', ['netns', 'delete', ns]);
+    }
   });
 
   it('maps uids in a user namespace when the spec asks', () => {

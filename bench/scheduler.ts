@@ -8,6 +8,7 @@
  *   npm run bench:scheduler [-- --nodes N --tasks N --seed S]
  */
 
+import os from 'node:os';
 import v8 from 'node:v8';
 import { parseConstraint, constraintMatches, Scheduler, type Constraint, type SchedNode, type TaskToPlace } from '../src/scheduler/index.js';
 
@@ -308,17 +309,22 @@ function main(): void {
     peakCommitted = Math.max(peakCommitted, v8.getHeapStatistics().total_heap_size / MiB);
   };
 
+  // CPU time next to wall time: on a shared machine the wall clock also counts other processes' turns.
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const scheduler = new Scheduler({ nodes });
   const t1 = performance.now();
   const first = scheduler.place(tasks);
   const t2 = performance.now();
+  const cpu1 = process.cpuUsage(cpu0);
+  const placeCpuMs = (cpu1.user + cpu1.system) / 1000;
   sample();
   const nodeOf = new Map<string, number>();
   const index = new Map(nodes.map((n, i) => [n.id, i] as const));
   for (const a of first.assignments) nodeOf.set(a.taskId, index.get(a.nodeId)!);
   const phase1 = verify(nodes, tasks, nodeOf);
 
+  const cpu3 = process.cpuUsage();
   const t3 = performance.now();
   scheduler.updateNodes(drainedNodes.filter((n) => n.availability === 'drain'));
   const moved = tasks.filter((t) => drainedIdx.has(nodeOf.get(t.id) ?? -1));
@@ -326,6 +332,8 @@ function main(): void {
   const t4 = performance.now();
   const second = scheduler.place(moved);
   const t5 = performance.now();
+  const cpu4 = process.cpuUsage(cpu3);
+  const replaceCpuMs = (cpu4.user + cpu4.system) / 1000;
   sample();
   for (const t of moved) nodeOf.delete(t.id);
   for (const a of second.assignments) nodeOf.set(a.taskId, index.get(a.nodeId)!);
@@ -336,6 +344,7 @@ function main(): void {
   const placeMs = t2 - t0;
   const placementsPerSec = first.assignments.length / (placeMs / 1000);
   const replaceMs = t5 - t3;
+  const placementsPerCpuSec = first.assignments.length / (placeCpuMs / 1000);
 
   // --- baselines -------------------------------------------------------------------------------
   // `--quick` skips the baselines (for profiling the scheduler alone).
@@ -349,8 +358,11 @@ function main(): void {
   const row = (name: string, ms: number, q: Quality): string =>
     `${name.padEnd(24)} ${ms.toFixed(0).padStart(8)} ${String(q.placed).padStart(8)} ${String(q.unplaced).padStart(8)} ${String(q.nodesUsed).padStart(6)} ${q.meanUtilization.toFixed(3).padStart(6)} ${q.worstUtilization.toFixed(3).padStart(6)} ${String(q.violations).padStart(5)}`;
   console.log(`scheduler benchmark: ${nodeCount} nodes, ${taskCount} tasks (${constrained} constrained, ${withPreferences} with spread preferences), seed ${seed}`);
-  console.log(`tsswarm binpack: index build ${(t1 - t0).toFixed(1)} ms, placement ${(t2 - t1).toFixed(1)} ms, ${Math.round(placementsPerSec)} placements/s`);
-  console.log(`drain ${drainCount} nodes: update+release ${(t4 - t3).toFixed(1)} ms, re-place ${moved.length} tasks ${(t5 - t4).toFixed(1)} ms`);
+  console.log(
+    `tsswarm binpack: index build ${(t1 - t0).toFixed(1)} ms, placement ${(t2 - t1).toFixed(1)} ms, ${Math.round(placementsPerSec)} placements/s (wall); CPU ${placeCpuMs.toFixed(0)} ms, ${Math.round(placementsPerCpuSec)} placements per CPU-second`,
+  );
+  console.log(`drain ${drainCount} nodes: update+release ${(t4 - t3).toFixed(1)} ms, re-place ${moved.length} tasks ${(t5 - t4).toFixed(1)} ms (CPU ${replaceCpuMs.toFixed(0)} ms)`);
+  console.log(`load average while running: ${os.loadavg()[0]!.toFixed(2)} on ${os.availableParallelism()} CPUs`);
   console.log(`peak heap used ${peakHeap.toFixed(0)} MiB (committed ${peakCommitted.toFixed(0)} MiB, ${heapBefore.toFixed(0)} MiB before scheduling)`);
   console.log('');
   console.log(`${'after drain + re-place'.padEnd(24)} ${'ms'.padStart(8)} ${'placed'.padStart(8)} ${'unplaced'.padStart(8)} ${'nodes'.padStart(6)} ${'mean'.padStart(6)} ${'worst'.padStart(6)} ${'viol'.padStart(5)}`);
@@ -370,9 +382,13 @@ function main(): void {
     indexBuildMs: round(t1 - t0, 1),
     placeMs: round(placeMs, 1),
     placementsPerSec: Math.round(placementsPerSec),
+    placeCpuMs: Math.round(placeCpuMs),
+    placementsPerCpuSec: Math.round(placementsPerCpuSec),
+    loadAverage: round(os.loadavg()[0]!, 2),
     drainedNodes: drainCount,
     replacedTasks: moved.length,
     replaceMs: round(replaceMs, 1),
+    replaceCpuMs: Math.round(replaceCpuMs),
     peakHeapMiB: Math.round(peakHeap),
     peakCommittedHeapMiB: Math.round(peakCommitted),
     tsswarm: { beforeDrain: phase1, final, tasksOnDrainedNodes: onDrained },

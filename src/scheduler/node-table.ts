@@ -91,7 +91,7 @@ export class NodeTable {
   }
 
   /** Account a task of `req` on node i (sign +1) or take it off again (sign -1). */
-  apply(i: number, req: Requirement, sign: 1 | -1): void {
+  apply(i: number, req: Requirement, sign: 1 | -1, counts: Map<number, number> = this.countsFor(req.serviceId)): void {
     this.freeCpu[i] = this.freeCpu[i]! - sign * req.cpu;
     this.freeMemory[i] = this.freeMemory[i]! - sign * req.memory;
     this.taskCount[i] = this.taskCount[i]! + sign;
@@ -114,7 +114,6 @@ export class NodeTable {
         else ports.delete(p);
       }
     }
-    const counts = this.countsFor(req.serviceId);
     const c = (counts.get(i) ?? 0) + sign;
     if (c > 0) counts.set(i, c);
     else counts.delete(i);

@@ -93,14 +93,15 @@ export class Scheduler {
     const reasonOfTask: (string | undefined)[] = new Array(tasks.length);
 
     // 1. Group identical tasks, remembering the order groups first appeared.
-    const groups = new Map<string, { req: Requirement; tasks: number[] }>();
+    // Keyed by the compiled Requirement itself: the compiler returns one object per distinct group key.
+    const groups = new Map<Requirement, { req: Requirement; tasks: number[] }>();
     for (let k = 0; k < tasks.length; k++) {
       const task = tasks[k]!;
       const req = this.compiler.compile(task);
-      let g = groups.get(req.groupKey);
+      let g = groups.get(req);
       if (!g) {
         g = { req, tasks: [] };
-        groups.set(req.groupKey, g);
+        groups.set(req, g);
       }
       g.tasks.push(k);
     }
@@ -417,6 +418,7 @@ export class Scheduler {
     // the first node that fits in the call's order, so this is what task-by-task picking would do,
     // with one index search per node instead of one per task.
     const fillRuns = this.strategy === 'binpack' && !groups;
+    const serviceCounts = this.table.countsFor(req.serviceId);
     let t = 0;
     while (t < taskPositions.length) {
       const first = taskPositions[t]!;
@@ -448,7 +450,7 @@ export class Scheduler {
       for (;;) {
         const k = taskPositions[t]!;
         nodeOfTask[k] = node;
-        this.table.apply(node, req, 1);
+        this.table.apply(node, req, 1, serviceCounts);
         this.placed.add(tasks[k]!.id, nodeId, req);
         t++;
         if (!fillRuns || t >= taskPositions.length || this.placed.has(tasks[taskPositions[t]!]!.id)) break;

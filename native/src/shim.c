@@ -314,6 +314,22 @@ static void drop_clean_file_pages(void)
 	}
 }
 
+/* TSSWARM_SHIM_TIMING=1: phase times of the start path go to STATE-DIR/shim.timing. */
+static char timing_buf[1024];
+static size_t timing_len;
+static struct timespec timing_t0;
+static void tmark(const char *what)
+{
+	static int on = -1;
+	if (on < 0) { on = getenv("TSSWARM_SHIM_TIMING") != NULL; clock_gettime(CLOCK_MONOTONIC, &timing_t0); }
+	if (!on) return;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	timing_len += (size_t)snprintf(timing_buf + timing_len, sizeof(timing_buf) - timing_len, "%s %.3f\n", what,
+				       (double)(t.tv_sec - timing_t0.tv_sec) * 1e3 + (double)(t.tv_nsec - timing_t0.tv_nsec) / 1e6);
+	if (timing_len >= sizeof(timing_buf)) timing_len = sizeof(timing_buf) - 1;
+}
+
 static __attribute__((noreturn)) void shim_run(int status_fd)
 {
 	char err[1200] = "", path[4200], b[64];
@@ -339,7 +355,9 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	unlink(path);
 	log_fd = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (log_fd < 0) { snprintf(err, sizeof(err), "log %s: %s", logpath, strerror(errno)); goto fail; }
+	tmark("setup");
 	if (lower && mount_overlay(err, sizeof(err))) goto fail;
+	tmark("overlay");
 	if (hide_cg2 && hide_cgroup2(err, sizeof(err))) goto fail;
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) { snprintf(err, sizeof(err), "pipe: %s", strerror(errno)); goto fail; }
 
@@ -347,6 +365,7 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	unlink(path);
 	const char *create[] = { "create", "--bundle", bundle, "--pid-file", path, id, NULL };
 	int rc = wait_for(spawn_runtime(create, out[1], errp[1]));
+	tmark("create");
 	if (rc != 0) {
 		char msg[1024];
 		last_line(errp[0], msg, sizeof(msg));
@@ -366,6 +385,8 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 		wait_for(spawn_runtime(del, -1, -1));
 		goto fail;
 	}
+	tmark("start");
+	if (timing_len) write_file_str("shim.timing", timing_buf);
 	char startedAt[64];
 	now_rfc3339(startedAt, sizeof(startedAt));
 	close(out[1]);
@@ -507,6 +528,7 @@ int shim_main(int argc, char **argv)
 
 	int sp[2];
 	if (pipe2(sp, O_CLOEXEC) < 0) usage_fail("pipe failed");
+	tmark("begin");
 	pid_t mid = fork();
 	if (mid < 0) usage_fail("fork failed");
 	if (mid == 0) {

@@ -122,7 +122,7 @@ async function runContainer(connect: Connect, image: string, command: string[], 
 }
 
 export function containerCommands(connect: Connect, format: () => OutputFormat): Command[] {
-  const container = new Command('container').description('manage containers on this node');
+  const container = new Command('container').description('manage containers on this node').enablePositionalOptions();
 
   const run = addRunOptions(new Command('run').description('create and start a container')
     .option('-d, --detach', 'run in the background and print the container id')

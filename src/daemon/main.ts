@@ -104,4 +104,6 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   // A bug in one request must not take the node's containers' supervisor down with it.
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  // Serve until a signal: shutdown() ends the process.
+  await new Promise<never>(() => {});
 }

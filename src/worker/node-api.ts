@@ -89,7 +89,7 @@ export function nodeApiHandlers(deps: {
       () => call.end(),
       (err) => {
         if (!(err instanceof ValidationError || err instanceof ContainerError)) log.error({ rpc: name, err }, 'stream failed');
-        call.destroy(Object.assign(new Error((err as Error).message), toStatus(err)) as Error);
+        call.emit('error', toStatus(err));
       },
     );
   };

@@ -68,7 +68,9 @@ export async function* readLogs(path: string, opts: LogReadOptions): AsyncGenera
     if (!opts.follow) return;
 
     let finished = false;
-    let wake: () => void = () => {};
+    // A wake that comes while we are reading must not be lost: it is remembered until the next wait.
+    let woken = false;
+    let wake: () => void = () => { woken = true; };
     void opts.finished?.then(() => { finished = true; wake(); });
     let watcher: FSWatcher | undefined;
     const arm = () => {
@@ -86,10 +88,14 @@ export async function* readLogs(path: string, opts: LogReadOptions): AsyncGenera
           return;
         }
         // inotify wakes us on writes; the timeout covers a log file that is replaced or created late.
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 250);
-          wake = () => { clearTimeout(timer); resolve(); };
-        });
+        if (!woken) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 250);
+            wake = () => { clearTimeout(timer); resolve(); };
+          });
+        }
+        woken = false;
+        wake = () => { woken = true; };
       }
     } finally {
       watcher?.close();

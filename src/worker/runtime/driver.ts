@@ -67,7 +67,7 @@ export class RuntimeDriver {
   constructor(readonly name: RuntimeName, readonly stateRoot: string) {
     const dir = nativeDir();
     this.shim = join(dir, 'tsswarm-shim');
-    this.binary = name === 'tsswarm' ? join(dir, 'tsswarm-runtime') : name;
+    this.binary = name === 'tsswarm' ? join(dir, 'tsswarm-runtime') : findOnPath(name);
     this.hideCgroup2 = name === 'crun' && cgroupLayout() === 'hybrid';
   }
 
@@ -111,6 +111,15 @@ export class RuntimeDriver {
     if (!this.hideCgroup2) return [this.binary, full];
     return ['unshare', ['-m', '--propagation', 'private', 'sh', '-c', HIDE_CGROUP2, 'sh', this.binary, ...full]];
   }
+}
+
+/** The shim execs the runtime by path: resolve runc/crun once, with a clear error if missing. */
+function findOnPath(name: string): string {
+  for (const dir of (process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const candidate = join(dir, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(`runtime ${name} not found on PATH (install it: apt-get install ${name})`);
 }
 
 function lastLine(text: string): string {

@@ -93,7 +93,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       env,
       cwd: spec.workingDir || image.workingDir || '/',
       capabilities: { bounding: caps, effective: heldCaps, permitted: heldCaps },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1048576, soft: 1048576 }],
+      // No rlimits: containers inherit the daemon's, which raising would need CAP_SYS_RESOURCE for.
       noNewPrivileges: true,
       oomScoreAdj: 0,
     },

@@ -448,6 +448,9 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	snprintf(exitjson, sizeof(exitjson),
 		 "{\"exitCode\":%d,\"signal\":%s,\"oomKilled\":%s,\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n", code, sig,
 		 oomk ? "true" : "false", startedAt, finishedAt);
+	/* exit.json first: the daemon learns of the exit without waiting for our cleanup; the shim
+	 * process being gone is the signal that delete and unmount are done too. */
+	write_file_str("exit.json", exitjson);
 	const char *del[] = { "delete", "--force", id, NULL };
 	pid_t dp = spawn_runtime(del, -1, -1);
 	/* Keep reaping re-parented leftovers while delete runs. */
@@ -456,8 +459,8 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	while ((p = waitpid(-1, &st, 0)) > 0 || (p < 0 && errno == EINTR))
 		if (p == dp) break;
 	unmount_overlay();
-	write_file_str("exit.json", exitjson);
-	while (waitpid(-1, &st, WNOHANG) > 0) ;
+	while (waitpid(-1, &st, WNOHANG) > 0)
+		continue;
 	_exit(0);
 
 fail:

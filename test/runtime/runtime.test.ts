@@ -56,7 +56,9 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
     return { r, state, log, merged, upper: join(base, 'upper') };
   };
   const readExit = (state: string) => JSON.parse(readFileSync(join(state, 'exit.json'), 'utf8'));
-  const waitExit = (state: string, ms = 10_000) => waitFor(() => existsSync(join(state, 'exit.json')), ms);
+  // exit.json comes first, then the shim deletes the container, unmounts and exits: wait for both.
+  const waitExit = (state: string, ms = 10_000) => waitFor(() => existsSync(join(state, 'exit.json')) &&
+    !pidAlive(Number(readFileSync(join(state, 'shim.pid'), 'utf8'))), ms);
 
   beforeAll(() => {
     buildNative();

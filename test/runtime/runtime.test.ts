@@ -1,7 +1,7 @@
 // Real containers through native/build/tsswarm-runtime and tsswarm-shim (and runc/crun on the same
 // bundle). Needs root, cgroup v1 controllers under /sys/fs/cgroup and overlayfs.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -186,6 +186,22 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
     expect(lines[3]!.trim()).toBe('4');
     expect(lines.slice(4)).toEqual(['from host', 'data-ro', '321', '0 10 20']);
     expect(existsSync(join(host, 'new'))).toBe(false);
+  });
+
+  it('a cgroup namespace makes the container cgroup its root; kill --all signals every process', async () => {
+    const id = newId('cgns');
+    const b = bundle(id, ['/bin/sh', '-c', 'sleep 300 & sleep 300 & grep -E ":(pids|memory):" /proc/self/cgroup; wait'], (s) => {
+      s.linux.namespaces.push({ type: 'cgroup' });
+    });
+    const out = join(work, `${id}.out`);
+    const child = spawn(RUNTIME, ['--root', stateRoot, 'run', '--bundle', b, id], { stdio: ['ignore', openSync(out, 'w'), 'ignore'] });
+    const code = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    expect(await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').split('\n').length >= 3, 5000)).toBe(true);
+    expect(readFileSync(out, 'utf8').trim().split('\n').map((l) => l.replace(/^\d+:/, '')).sort()).toEqual(['memory:/', 'pids:/']);
+    expect(await waitFor(() => JSON.parse(rt('ps', '--format', 'json', id).stdout).length === 3, 3000)).toBe(true);
+    expect(rt('kill', '--all', id, 'SIGKILL').status).toBe(0);
+    expect(await code).toBe(137);
+    expect(cgroupLeftovers(`${CGP}/${id}`)).toEqual([]);
   });
 
   it('joins a network namespace given by path', () => {

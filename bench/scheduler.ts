@@ -327,7 +327,8 @@ function main(): void {
   const cpu3 = process.cpuUsage();
   const t3 = performance.now();
   scheduler.updateNodes(drainedNodes.filter((n) => n.availability === 'drain'));
-  const moved = tasks.filter((t) => drainedIdx.has(nodeOf.get(t.id) ?? -1));
+  // The drained nodes' tasks, plus any left unplaced the first time (the baselines retry them too).
+  const moved = tasks.filter((t) => drainedIdx.has(nodeOf.get(t.id) ?? -1) || !nodeOf.has(t.id));
   scheduler.release(moved.map((t) => t.id));
   const t4 = performance.now();
   const second = scheduler.place(moved);
@@ -371,6 +372,9 @@ function main(): void {
   console.log(row('first-fit-decreasing', ffd.ms, ffd.quality));
   console.log(row('spread (fewest tasks)', sp.ms, sp.quality));
   console.log(row('tsswarm, before drain', placeMs, phase1));
+  const reasons = new Map<string, number>();
+  for (const u of second.unplaced) reasons.set(u.reason, (reasons.get(u.reason) ?? 0) + 1);
+  for (const [reason, n] of reasons) console.log(`unplaced after drain: ${n} x ${reason}`);
   console.log('');
   const overcommits = phase1.violations + final.violations;
   const result = {

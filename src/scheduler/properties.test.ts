@@ -183,8 +183,8 @@ function checkResult(nodes: SchedNode[], tasks: TaskToPlace[], result: ScheduleR
 describe('scheduler properties', () => {
   it('never overcommits, breaks a rule, or uses an unavailable node; unplaced tasks truly fit nowhere', () => {
     fc.assert(
-      fc.property(nodesArb(), tasksArb(), strategyArb, (nodes, tasks, strategy) => {
-        const result = schedule({ nodes }, tasks, { strategy });
+      fc.property(nodesArb(), tasksArb(), strategyArb, fc.boolean(), (nodes, tasks, strategy, spareGenericNodes) => {
+        const result = schedule({ nodes }, tasks, { strategy, spareGenericNodes });
         const model = checkResult(nodes, tasks, result);
         const byId = new Map(tasks.map((t) => [t.id, t] as const));
         // Completeness by brute force: in the final state no node could take an unplaced task.
@@ -200,11 +200,11 @@ describe('scheduler properties', () => {
 
   it('finds a node for a single task whenever one exists (brute force)', () => {
     fc.assert(
-      fc.property(nodesArb(), tasksArb(), strategyArb, (nodes, tasks, strategy) => {
+      fc.property(nodesArb(), tasksArb(), strategyArb, fc.boolean(), (nodes, tasks, strategy, spareGenericNodes) => {
         const task = tasks[0]!;
         const model = new Model(nodes);
         const possible = nodes.some((_, i) => model.violation(i, task) === null);
-        const result = schedule({ nodes }, [task], { strategy });
+        const result = schedule({ nodes }, [task], { strategy, spareGenericNodes });
         expect(result.assignments.length === 1).toBe(possible);
       }),
       { numRuns: RUNS },

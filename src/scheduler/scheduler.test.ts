@@ -140,3 +140,17 @@ describe('Scheduler (incremental)', () => {
     expect(s.nodeOf('db.0')).toBe('a');
   });
 });
+
+describe('generic resources', () => {
+  const plain = { nanoCPUs: CPU, memoryBytes: GiB };
+  it('places tasks needing a GPU first in a call, and can spare GPU nodes for them', () => {
+    const nodes = [node('gpu', { resources: { nanoCPUs: 2 * CPU, memoryBytes: 2 * GiB, generic: { gpu: 1 } } }), node('plain', { resources: { nanoCPUs: 2 * CPU, memoryBytes: 2 * GiB } })];
+    const mixed = [...tasks('web', 2, { reservations: plain }), ...tasks('ml', 1, { reservations: { ...plain, generic: { gpu: 1 } } })];
+    const r = schedule({ nodes }, mixed);
+    expect(placedOn(r)['ml.0']).toBe('gpu');
+    const spared = schedule({ nodes }, tasks('web', 2, { reservations: plain }), { spareGenericNodes: true });
+    expect(new Set(spared.assignments.map((a) => a.nodeId))).toEqual(new Set(['plain']));
+    const packed = schedule({ nodes }, tasks('web', 2, { reservations: plain }));
+    expect(new Set(packed.assignments.map((a) => a.nodeId))).toEqual(new Set(['gpu']));
+  });
+});

@@ -56,6 +56,7 @@ export class Scheduler {
   private readonly strategy: Strategy;
   private readonly cpuWeight: number;
   private readonly memoryWeight: number;
+  private readonly spareGenericNodes: boolean;
   private readonly compiler = new RequirementCompiler();
   private views = new Map<string, View>();
   /**
@@ -78,6 +79,7 @@ export class Scheduler {
     this.strategy = opts.strategy ?? 'binpack';
     this.cpuWeight = opts.cpuWeight ?? 1;
     this.memoryWeight = opts.memoryWeight ?? 1;
+    this.spareGenericNodes = opts.spareGenericNodes ?? false;
     if (!(this.cpuWeight >= 0 && this.memoryWeight >= 0 && this.cpuWeight + this.memoryWeight > 0)) {
       throw new Error('cpuWeight and memoryWeight must be non-negative and not both zero');
     }
@@ -109,7 +111,8 @@ export class Scheduler {
     // 2. Biggest first; the sort is stable, so equal sizes keep their order of appearance.
     const [refCpu, refMemory] = this.referenceSize();
     const size = (r: Requirement): number => (refCpu > 0 ? r.cpu / refCpu : 0) + (refMemory > 0 ? r.memory / refMemory : 0);
-    const ordered = [...groups.values()].sort((a, b) => size(b.req) - size(a.req));
+    // Tasks needing generic resources (GPUs) go first: they have the fewest places to go.
+    const ordered = [...groups.values()].sort((a, b) => Math.sign(b.req.generic.length) - Math.sign(a.req.generic.length) || size(b.req) - size(a.req));
 
     // 3-4. Place each group.
     // (A task id given twice is placed once; the second copy is reported as already placed.)
@@ -291,8 +294,9 @@ export class Scheduler {
   }
 
   /** A persistent binpack index; it starts in sync with the log because it reads the current state. */
-  private newBinpackIndex(): OrderedIndex {
-    const index = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, binpackKey(this.table, this.cpuWeight, this.memoryWeight));
+  private newBinpackIndex(req: Requirement): OrderedIndex {
+    const key = binpackKey(this.table, this.cpuWeight, this.memoryWeight, this.spareGenericNodes && req.generic.length === 0);
+    const index = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, key);
     index.keyedTo = index.freshTo = this.changes.length;
     this.allIndexes.push(index);
     return index;
@@ -308,7 +312,7 @@ export class Scheduler {
       members.push(i);
       mask[i] = 1;
     }
-    const index = this.newBinpackIndex();
+    const index = this.newBinpackIndex(req);
     index.build(members);
     v = { req, members, mask, index, preferenceGroups: new Map() };
     this.views.set(req.staticKey, v);
@@ -334,7 +338,7 @@ export class Scheduler {
       const { values, members } = byPath.get(path)!;
       const levelKeys = values.map((_, l) => values.slice(0, l + 1).join('\u0000'));
       for (const i of members) leafOf[i] = position;
-      const index = this.newBinpackIndex();
+      const index = this.newBinpackIndex(req);
       index.build(members);
       return { position, path, levelKeys, members, index };
     });

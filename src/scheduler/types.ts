@@ -76,6 +76,13 @@ export interface ScheduleOptions {
    */
   cpuWeight?: number;
   memoryWeight?: number;
+  /**
+   * Binpack only: rank nodes that have generic resources (GPUs, ...) after all others for tasks that
+   * do not need them, keeping the scarce devices reachable. Off by default: it costs packing (the
+   * benchmark uses about 7% more nodes with it), and tasks needing generic resources are already
+   * placed first in every call.
+   */
+  spareGenericNodes?: boolean;
 }
 
 export interface Assignment {

@@ -1,6 +1,7 @@
 /* tsswarm-shim: one small long-lived process per container. It owns the container's stdio (logged
  * as docker json-file lines), reaps the init as a subreaper and records how it ended in exit.json,
  * so the daemon can die and come back without losing a container or its exit status. */
+#include "container.h"
 #include "json.h"
 #include "util.h"
 #include <errno.h>
@@ -65,6 +66,54 @@ static pid_t spawn_runtime(const char *const *cmd, int out, int err)
 	execv(rt_path, (char **)argv);
 	dprintf(2, "exec %s: %s\n", rt_path, strerror(errno));
 	_exit(127);
+}
+
+/* When --runtime is this very binary with at most --root: the state root to use, else NULL. */
+static const char *own_runtime_root(void)
+{
+	struct stat a, b;
+	if (stat(rt_path, &a) < 0 || stat("/proc/self/exe", &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return NULL;
+	const char *root = "/run/tsswarm-runtime";
+	for (int i = 0; i < n_rt_args; i++) {
+		if (!strcmp(rt_args[i], "--root") && i + 1 < n_rt_args) root = rt_args[++i];
+		else if (!strncmp(rt_args[i], "--root=", 7)) root = rt_args[i] + 7;
+		else return NULL;
+	}
+	return root;
+}
+
+static int wait_for(pid_t pid);
+
+/* Our own runtime needs no exec: a forked child runs create and start (run -d) in-process and
+ * exits; the init it leaves is re-parented to us, the subreaper. Saves two execs per start. */
+static int create_start_inproc(const char *root, const char *pidpath, int outfd, int errfd, char *msg, size_t cap)
+{
+	int ep[2];
+	msg[0] = 0;
+	if (pipe2(ep, O_CLOEXEC) < 0) { snprintf(msg, cap, "pipe: %s", strerror(errno)); return 1; }
+	pid_t p = fork();
+	if (p < 0) { snprintf(msg, cap, "fork: %s", strerror(errno)); close(ep[0]); close(ep[1]); return 1; }
+	if (p == 0) {
+		reset_child_signals();
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(outfd, 1);
+		dup2(errfd, 2);
+		close(ep[0]);
+		struct create_opts o = { .root = root, .id = id, .bundle = bundle, .pidfile = pidpath, .mode = MODE_RUN_DETACH };
+		if (container_create(&o) < 0) {
+			dprintf(ep[1], "tsswarm-runtime: create %s: %s", id, g_err);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	close(ep[1]);
+	int rc = wait_for(p);
+	ssize_t n = read(ep[0], msg, cap - 1);
+	msg[n > 0 ? n : 0] = 0;
+	close(ep[0]);
+	return rc;
 }
 
 static int wait_for(pid_t pid)
@@ -363,27 +412,36 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 
 	snprintf(path, sizeof(path), "%s/init.pid", statedir);
 	unlink(path);
-	const char *create[] = { "create", "--bundle", bundle, "--pid-file", path, id, NULL };
-	int rc = wait_for(spawn_runtime(create, out[1], errp[1]));
-	tmark("create");
-	if (rc != 0) {
-		char msg[1024];
-		last_line(errp[0], msg, sizeof(msg));
-		snprintf(err, sizeof(err), "%s create failed: %s", rt_path, msg[0] ? msg : "no error message");
-		goto fail;
-	}
-	/* Anything in the pipes now came from the runtime, not the container: keep it out of the log. */
-	drain_nonblock(out[0]);
-	drain_nonblock(errp[0]);
-	const char *start[] = { "start", id, NULL };
-	rc = wait_for(spawn_runtime(start, -1, errp[1]));
-	if (rc != 0) {
-		char msg[1024];
-		last_line(errp[0], msg, sizeof(msg));
-		snprintf(err, sizeof(err), "%s start failed: %s", rt_path, msg[0] ? msg : "no error message");
-		const char *del[] = { "delete", "--force", id, NULL };
-		wait_for(spawn_runtime(del, -1, -1));
-		goto fail;
+	const char *own_root = own_runtime_root();
+	if (own_root) {
+		char msg[1100];
+		if (create_start_inproc(own_root, path, out[1], errp[1], msg, sizeof(msg)) != 0) {
+			snprintf(err, sizeof(err), "%s", msg[0] ? msg : "create failed without an error message");
+			goto fail;
+		}
+	} else {
+		const char *create[] = { "create", "--bundle", bundle, "--pid-file", path, id, NULL };
+		int rc = wait_for(spawn_runtime(create, out[1], errp[1]));
+		tmark("create");
+		if (rc != 0) {
+			char msg[1024];
+			last_line(errp[0], msg, sizeof(msg));
+			snprintf(err, sizeof(err), "%s create failed: %s", rt_path, msg[0] ? msg : "no error message");
+			goto fail;
+		}
+		/* Anything in the pipes now came from the runtime, not the container: keep it out of the log. */
+		drain_nonblock(out[0]);
+		drain_nonblock(errp[0]);
+		const char *start[] = { "start", id, NULL };
+		rc = wait_for(spawn_runtime(start, -1, errp[1]));
+		if (rc != 0) {
+			char msg[1024];
+			last_line(errp[0], msg, sizeof(msg));
+			snprintf(err, sizeof(err), "%s start failed: %s", rt_path, msg[0] ? msg : "no error message");
+			const char *del[] = { "delete", "--force", id, NULL };
+			wait_for(spawn_runtime(del, -1, -1));
+			goto fail;
+		}
 	}
 	tmark("start");
 	if (timing_len) write_file_str("shim.timing", timing_buf);

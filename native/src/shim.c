@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -387,6 +388,10 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	int nul = open("/dev/null", O_RDWR);
 	dup2(nul, 0); dup2(nul, 1); dup2(nul, 2);
 	if (nul > 2) close(nul);
+	/* Whatever else the caller let us inherit (a daemon's pipes, sockets) must not be held open
+	 * for the container's lifetime. */
+	if (status_fd > 3) syscall(SYS_close_range, 3U, (unsigned)status_fd - 1, 0U);
+	syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0U);
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	prctl(PR_SET_NAME, "tsswarm-shim", 0, 0, 0);
 	signal(SIGHUP, SIG_IGN);

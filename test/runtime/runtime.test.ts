@@ -37,7 +37,7 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
   const cgDir = (ctrl: string, id: string) => `/sys/fs/cgroup/${ctrl}${CGP}/${id}`;
 
   /** Starts a container through the shim with an overlay rootfs; returns its state dir etc. */
-  const viaShim = (id: string, args: string[], opts: { runtime?: string; hide?: boolean; mutate?: (s: any) => void } = {}) => {
+  const viaShim = (id: string, args: string[], opts: { runtime?: string; hide?: boolean; pipes?: boolean; mutate?: (s: any) => void } = {}) => {
     const base = join(work, 'shim', id);
     const merged = join(base, 'merged');
     const s = baseSpec(merged, args);
@@ -52,7 +52,8 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
       '--state-dir', state, '--log', log, '--lower', rootfs, '--upper', join(base, 'upper'), '--work', join(base, 'work')];
     if (opts.runtime === undefined) argv.splice(2, 0, '--runtime-arg', '--root', '--runtime-arg', stateRoot);
     if (opts.hide) argv.push('--hide-cgroup2');
-    const r = shDetached(SHIM, argv, work);
+    // pipes: like a daemon's execFile; returns only if neither the shim nor the container keeps them open
+    const r = opts.pipes ? sh(SHIM, argv, { timeout: 10_000 }) : shDetached(SHIM, argv, work);
     return { r, state, log, merged, upper: join(base, 'upper') };
   };
   const readExit = (state: string) => JSON.parse(readFileSync(join(state, 'exit.json'), 'utf8'));
@@ -378,7 +379,9 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
 
   it('shim: survives its caller, is not its child, writes pid files and records the exit', async () => {
     const id = newId('surv');
-    const { r, state } = viaShim(id, ['/bin/sleep', '300']);
+    const t0 = Date.now();
+    const { r, state } = viaShim(id, ['/bin/sleep', '300'], { pipes: true });
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.status).toBe(0);
     const shimPid = Number(readFileSync(join(state, 'shim.pid'), 'utf8'));
     const initPid = Number(readFileSync(join(state, 'init.pid'), 'utf8'));

@@ -135,6 +135,35 @@ export async function* overlayTarStream(events: AsyncIterable<TarEvent>, stats: 
   }
 }
 
+const BATCH = 128 * 1024;
+
+/**
+ * Gathers small pieces (headers, padding, the content of small files) into writes of about BATCH
+ * bytes: a layer of many small files would otherwise cost three pipe writes per file, which measured
+ * several times slower than the hashing and parsing together. Large pieces pass through uncopied.
+ */
+export async function* coalesce(pieces: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let batch: Buffer[] = [];
+  let size = 0;
+  for await (const piece of pieces) {
+    if (piece.length >= BATCH / 2) {
+      if (size > 0) yield Buffer.concat(batch, size);
+      batch = [];
+      size = 0;
+      yield piece;
+      continue;
+    }
+    batch.push(piece);
+    size += piece.length;
+    if (size >= BATCH) {
+      yield Buffer.concat(batch, size);
+      batch = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(batch, size);
+}
+
 export const GNU_TAR_EXTRACT = [
   '--extract', '--file=-',
   '--numeric-owner', '--same-owner', '--preserve-permissions',
@@ -175,7 +204,7 @@ export async function unpackLayer(blobPath: string, dest: string, what: string, 
 
   let streamError: unknown;
   try {
-    const rewritten = Readable.from(overlayTarStream(parseTar(stream.pipe(hasher)), stats), { objectMode: false });
+    const rewritten = Readable.from(coalesce(overlayTarStream(parseTar(stream.pipe(hasher)), stats)), { objectMode: false });
     stream.on('error', (err) => hasher.destroy(err));
     await pipeline(rewritten, tar.stdin);
     await done();

@@ -1,7 +1,8 @@
 /**
  * How fast a layer unpacks: our path (hash + whiteout rewrite + GNU tar) against plain GNU tar and
  * against node-tar fed from the same hashing stream, on the busybox rootfs and on a larger synthetic
- * layer (many small files plus a few large ones). Slow and noisy, so only with TSSWARM_MEASURE_UNPACK=1:
+ * layer (many small files plus a few large ones). Slow and noisy, so only with TSSWARM_MEASURE_UNPACK=1
+ * (TMPDIR=/dev/shm measures the CPU side without the disk):
  *
  *   TSSWARM_MEASURE_UNPACK=1 npx vitest run src/worker/images/unpack-speed.test.ts
  */
@@ -11,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { x as nodeTarExtract } from 'tar';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { HashingStream } from './digest.js';
+import { ImageStore } from './index.js';
 import { unpackLayer } from './layer-unpack.js';
 import { busyboxRootfs, makeTempDir, removeTempDir, sh, tarDir } from './test-support.js';
 
@@ -50,15 +52,27 @@ describe.runIf(process.env.TSSWARM_MEASURE_UNPACK === '1')('unpack speed', () =>
     await measure('busybox rootfs', busyboxRootfs(join(dir, 'busybox.tar')));
   });
 
-  test('synthetic layer: 20k small files and 4 x 64 MiB', async () => {
+  test('whole import of the busybox rootfs through the store', async () => {
+    const tarFile = busyboxRootfs(join(dir, 'busybox.tar'));
+    const times: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const store = await ImageStore.open(join(dir, `store-${i}`));
+      const t = performance.now();
+      await store.importRootfs(tarFile, 'busybox');
+      times.push(performance.now() - t);
+    }
+    console.log(`ImageStore.importRootfs(busybox): ${times.map((t) => t.toFixed(0)).join(' / ')} ms`);
+  });
+
+  test('synthetic layer: 10k small files and 2 x 64 MiB', async () => {
     const src = join(dir, 'synthetic');
-    for (let d = 0; d < 20; d++) {
+    for (let d = 0; d < (Number(process.env.TSSWARM_MEASURE_DIRS) || 10); d++) {
       mkdirSync(join(src, `d${d}`), { recursive: true });
       for (let f = 0; f < 1000; f++) writeFileSync(join(src, `d${d}`, `f${f}`), `file ${d}/${f}\n`.repeat(150));
     }
     const big = Buffer.alloc(64 << 20);
     for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
-    for (let b = 0; b < 4; b++) writeFileSync(join(src, `big${b}`), big);
+    for (let b = 0; b < 2; b++) writeFileSync(join(src, `big${b}`), big);
     const plain = tarDir(src, join(dir, 'synthetic.tar'));
     rmSync(src, { recursive: true, force: true });
     await measure('synthetic layer, tar', plain);

@@ -35,7 +35,7 @@ export class OrderedIndex {
     private readonly freeCpu: Float64Array,
     private readonly freeMemory: Float64Array,
     /** Bigger is preferred; ties go to the lower node position. */
-    private readonly keyOf: (i: number) => number,
+    private keyOf: (i: number) => number,
   ) {
     this.left = new Int32Array(capacity).fill(-1);
     this.right = new Int32Array(capacity).fill(-1);
@@ -45,6 +45,20 @@ export class OrderedIndex {
     this.maxCpu = new Float64Array(capacity);
     this.maxMemory = new Float64Array(capacity);
     this.member = new Uint8Array(capacity);
+  }
+
+  /** Empty the index in O(size) and, optionally, change its ordering (for reuse as scratch). */
+  clear(keyOf?: (i: number) => number): void {
+    const stack = this.root >= 0 ? [this.root] : [];
+    while (stack.length > 0) {
+      const t = stack.pop()!;
+      this.member[t] = 0;
+      if (this.left[t]! >= 0) stack.push(this.left[t]!);
+      if (this.right[t]! >= 0) stack.push(this.right[t]!);
+    }
+    this.root = -1;
+    this.count = 0;
+    if (keyOf) this.keyOf = keyOf;
   }
 
   get size(): number {

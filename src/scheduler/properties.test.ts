@@ -375,3 +375,61 @@ describe('incremental Scheduler properties', () => {
     );
   });
 });
+
+describe('strategy order matches a naive reference', () => {
+  // One service without preferences: the index machinery must pick exactly what a linear scan picks.
+  const oneService = serviceArb(0, false).map((ts) => ts.map(({ preferences: _p, ...t }) => t));
+
+  it('binpack: nodes ranked by fullness at the start of the call, filled first-fit', () => {
+    fc.assert(
+      fc.property(nodesArb(), oneService, (nodes, tasks) => {
+        const model = new Model(nodes);
+        const fullness = nodes.map((n, i) => {
+          const c = n.resources.nanoCPUs > 0 ? model.cpu[i]! / n.resources.nanoCPUs : 0;
+          const m = n.resources.memoryBytes > 0 ? model.mem[i]! / n.resources.memoryBytes : 0;
+          return (c + m) / 2;
+        });
+        const rank = nodes.map((_, i) => i).sort((a, b) => fullness[b]! - fullness[a]! || a - b);
+        const expected: Record<string, string> = {};
+        for (const t of tasks) {
+          const i = rank.find((k) => model.violation(k, t) === null);
+          if (i === undefined) break;
+          model.add(i, t);
+          expected[t.id] = nodes[i]!.id;
+        }
+        const got = Object.fromEntries(schedule({ nodes }, tasks).assignments.map((a) => [a.taskId, a.nodeId]));
+        expect(got).toEqual(expected);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('spread: fewest tasks of the service, then fewest tasks overall, then listing order', () => {
+    fc.assert(
+      fc.property(nodesArb(), oneService, (nodes, tasks) => {
+        const model = new Model(nodes);
+        const total = (i: number): number => [...model.svc[i]!.values()].reduce((a, b) => a + b, 0);
+        const expected: Record<string, string> = {};
+        for (const t of tasks) {
+          let best = -1;
+          for (let i = 0; i < nodes.length; i++) {
+            if (model.violation(i, t) !== null) continue;
+            const key = (k: number): [number, number] => [model.svc[k]!.get(t.serviceId) ?? 0, total(k)];
+            if (best < 0) best = i;
+            else {
+              const [a1, a2] = key(i);
+              const [b1, b2] = key(best);
+              if (a1 < b1 || (a1 === b1 && a2 < b2)) best = i;
+            }
+          }
+          if (best < 0) break;
+          model.add(best, t);
+          expected[t.id] = nodes[best]!.id;
+        }
+        const got = Object.fromEntries(schedule({ nodes }, tasks, { strategy: 'spread' }).assignments.map((a) => [a.taskId, a.nodeId]));
+        expect(got).toEqual(expected);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});

@@ -30,6 +30,8 @@ interface View {
   members: number[];
   mask: Uint8Array;
   index: OrderedIndex;
+  /** Spread strategy: the same nodes ranked by fewest tasks overall; built on first use. */
+  spreadIndex?: OrderedIndex;
   preferenceGroups: Map<string, PreferenceGroups>;
 }
 
@@ -48,6 +50,7 @@ interface Leaf {
   levelKeys: string[];
   members: number[];
   index: OrderedIndex;
+  spreadIndex?: OrderedIndex;
 }
 
 
@@ -71,6 +74,9 @@ export class Scheduler {
   /** Position in `changes` where the current `place()` call began. */
   private callStart = 0;
   private allIndexes: OrderedIndex[] = [];
+  /** Indexes whose ranking must follow every change (spread's task counts), never frozen for a call. */
+  private exactIndexes = new Set<OrderedIndex>();
+  private scratch: OrderedIndex[] = [];
   private readonly placed = new PlacedTasks();
 
   private baseNodes: SchedNode[];
@@ -200,15 +206,18 @@ export class Scheduler {
         view.mask[i] = 1;
         view.members.push(i);
         view.index.insert(i);
+        view.spreadIndex?.insert(i);
       } else {
         view.mask[i] = 0;
         view.index.remove(i);
+        view.spreadIndex?.remove(i);
       }
       for (const [key, pg] of view.preferenceGroups) {
         if (!eligible) {
           const leaf = pg.leaves[pg.leafOf[i]!];
           pg.leafOf[i] = -1;
           leaf?.index.remove(i);
+          leaf?.spreadIndex?.remove(i);
           continue;
         }
         const path = pathOf(this.table.nodes[i]!, pg);
@@ -221,6 +230,7 @@ export class Scheduler {
         pg.leafOf[i] = leaf.position;
         leaf.members.push(i);
         leaf.index.insert(i);
+        leaf.spreadIndex?.insert(i);
       }
     }
   }
@@ -240,6 +250,8 @@ export class Scheduler {
     this.changes = [];
     this.syncStamp = new Uint32Array(this.table.size);
     this.allIndexes = [];
+    this.exactIndexes = new Set();
+    this.scratch = [];
   }
 
   /**
@@ -250,19 +262,21 @@ export class Scheduler {
    */
   private sync(index: OrderedIndex): void {
     const now = this.changes.length;
-    if (index.keyedTo < this.callStart) {
+    const rekeyTo = this.exactIndexes.has(index) ? now : this.callStart;
+    if (index.keyedTo < rekeyTo) {
       const round = ++this.syncRound;
-      for (let k = index.keyedTo; k < this.callStart; k++) {
+      for (let k = index.keyedTo; k < rekeyTo; k++) {
         const i = this.changes[k]!;
         if (this.syncStamp[i] === round) continue;
         this.syncStamp[i] = round;
         index.update(i);
       }
-      index.keyedTo = this.callStart;
+      index.keyedTo = rekeyTo;
+      if (index.freshTo < rekeyTo) index.freshTo = rekeyTo;
     }
     if (index.freshTo < now) {
       const round = ++this.syncRound;
-      for (let k = Math.max(index.freshTo, this.callStart); k < now; k++) {
+      for (let k = Math.max(index.freshTo, rekeyTo); k < now; k++) {
         const i = this.changes[k]!;
         if (this.syncStamp[i] === round) continue;
         this.syncStamp[i] = round;
@@ -380,16 +394,27 @@ export class Scheduler {
     const groups = req.preferences.length > 0 ? this.preferenceGroups(view, req) : undefined;
     // The indexes this batch searches: the persistent binpack ones, or fresh spread-ordered ones.
     let indexes: OrderedIndex[];
-    if (this.strategy === 'spread') {
-      const memberLists = groups
-        ? groups.leaves.map((l) => this.live(l.members, (i) => groups.leafOf[i] === l.position))
-        : [this.live(view.members, (i) => view.mask[i] === 1)];
+    const serviceCounts = this.table.countsFor(req.serviceId);
+    // Spread: each candidate set has a persistent index of its nodes by fewest tasks overall, and a
+    // scratch index for this batch holding the nodes that already run the service, ranked by
+    // (tasks of the service, tasks overall). Any node without the service beats every node with it,
+    // so a pick asks the first and falls back to the second. Only the service's own nodes move
+    // between the two, so a batch costs O((k + existing) log n), not a re-sort of all nodes.
+    const spread = this.strategy === 'spread';
+    const owners: { members: number[]; spreadIndex?: OrderedIndex }[] = groups ? groups.leaves : [view];
+    const scratch: OrderedIndex[] = [];
+    if (spread) {
+      const isMember = groups ? (l: number) => (i: number) => groups.leafOf[i] === l : () => (i: number) => view.mask[i] === 1;
+      indexes = owners.map((o, l) => this.spreadIndexOf(o, isMember(l)));
       const key = spreadKey(this.table, req.serviceId);
-      indexes = memberLists.map((members) => {
-        const idx = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, key);
-        idx.build(members);
-        return idx;
-      });
+      for (let l = 0; l < indexes.length; l++) scratch.push(this.scratchIndex(l, key));
+      for (const [i] of serviceCounts) {
+        for (let l = 0; l < indexes.length; l++) {
+          if (!indexes[l]!.has(i)) continue;
+          indexes[l]!.remove(i);
+          scratch[l]!.insert(i);
+        }
+      }
     } else {
       indexes = groups ? groups.leaves.map((l) => l.index) : [view.index];
       for (const index of indexes) this.sync(index);
@@ -422,7 +447,6 @@ export class Scheduler {
     // the first node that fits in the call's order, so this is what task-by-task picking would do,
     // with one index search per node instead of one per task.
     const fillRuns = this.strategy === 'binpack' && !groups;
-    const serviceCounts = this.table.countsFor(req.serviceId);
     let t = 0;
     while (t < taskPositions.length) {
       const first = taskPositions[t]!;
@@ -433,13 +457,17 @@ export class Scheduler {
         continue;
       }
       let node = -1;
+      let chosenSet = 0;
       if (!groups) {
         node = this.pick(indexes[0]!, req, excluded);
+        if (node < 0 && spread) node = this.pick(scratch[0]!, req, excluded);
       } else {
         if (leafOrder.length > 1) leafOrder.sort(compareLeaves);
         for (const l of leafOrder) {
           node = this.pick(indexes[l]!, req, excluded);
+          if (node < 0 && spread) node = this.pick(scratch[l]!, req, excluded);
           if (node >= 0) {
+            chosenSet = l;
             for (const k of groups.leaves[l]!.levelKeys) levelCounts.set(k, (levelCounts.get(k) ?? 0) + 1);
             break;
           }
@@ -462,13 +490,57 @@ export class Scheduler {
         if (!fitsBeyondCpuMemory(this.table, node, req)) break;
       }
       this.changes.push(node);
-      // The indexes in use stay exact as we go (a no-op for non-members); others catch up later.
-      // Spread re-ranks the node (its count of the service grew); binpack keeps the call's order.
-      if (this.strategy === 'spread') for (const index of indexes) index.update(node);
-      else for (const index of indexes) index.refresh(node);
+      // The indexes in use stay exact as we go; others catch up from the log later.
+      if (spread) {
+        // The node now runs the service: it belongs in the scratch index, re-ranked.
+        indexes[chosenSet]!.remove(node);
+        scratch[chosenSet]!.remove(node);
+        scratch[chosenSet]!.insert(node);
+      } else {
+        // Binpack keeps the call's order and only refreshes the free-resource maxima.
+        for (const index of indexes) index.refresh(node);
+      }
     }
     for (const [index, i, key] of excluded) index.insert(i, key);
-    if (this.strategy === 'binpack') for (const index of indexes) index.freshTo = this.changes.length;
+    if (spread) {
+      // Everything in the scratch indexes goes back to the persistent ones, ranked by its current
+      // task count; with that, the persistent ones reflect every change so far.
+      for (let l = 0; l < scratch.length; l++) {
+        for (const i of scratch[l]!.toArray()) indexes[l]!.insert(i);
+        scratch[l]!.clear();
+      }
+      for (const index of indexes) index.keyedTo = index.freshTo = this.changes.length;
+    } else {
+      for (const index of indexes) index.freshTo = this.changes.length;
+    }
+  }
+
+  /** A candidate set's persistent spread index (fewest tasks overall first), synced exactly. */
+  private spreadIndexOf(owner: { members: number[]; spreadIndex?: OrderedIndex }, isMember: (i: number) => boolean): OrderedIndex {
+    let index = owner.spreadIndex;
+    if (!index) {
+      const table = this.table;
+      index = new OrderedIndex(table.size, table.freeCpu, table.freeMemory, (i) => -table.taskCount[i]!);
+      index.build(this.live(owner.members, isMember));
+      index.keyedTo = index.freshTo = this.changes.length;
+      owner.spreadIndex = index;
+      this.exactIndexes.add(index);
+      this.allIndexes.push(index);
+    }
+    this.sync(index);
+    return index;
+  }
+
+  /** Reusable scratch indexes (their typed arrays are sized to the cluster: allocate them once). */
+  private scratchIndex(slot: number, key: (i: number) => number): OrderedIndex {
+    let index = this.scratch[slot];
+    if (!index) {
+      index = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, key);
+      this.scratch[slot] = index;
+    } else {
+      index.clear(key);
+    }
+    return index;
   }
 
   /** The most preferred node of `index` that passes every dynamic check, or -1. */

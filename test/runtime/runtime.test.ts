@@ -343,6 +343,40 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
     expect(rt('--systemd-cgroup', 'list').stderr).toMatch(/not supported/);
   });
 
+  it('the JSON parser is strict and says where the problem is', () => {
+    const id = newId('json');
+    const dir = join(work, 'json');
+    const ok = (extra: string) => `{"ociVersion":"1.0.2","root":{"path":"${rootfs}"},"process":{"args":["/bin/true"]}${extra}}`;
+    const cases: Array<[string, RegExp]> = [
+      [ok('') + ' x', /line 1, column \d+: trailing characters after the JSON value/],
+      [ok(',"hostname":"a","hostname":"b"'), /duplicate key "hostname"/],
+      [ok(',"hostname":"\\ud800"'), /unpaired surrogate/],
+      [ok(',"hostname":"a\tb"'), /control character in string/],
+      [ok(',"x":01'), /expected ',' or '}' in object/],
+      [ok(',"x":1.'), /digit expected after '\.'/],
+      [ok(',"x":[1,]'), /unexpected character/],
+      [ok(',"x":' + '['.repeat(100) + ']'.repeat(100)), /nesting too deep/],
+      [ok(',"x":tru'), /unexpected character/],
+      ['{"ociVersion":"1.0.2",\n  "root": {"path": 5}}', /config\.json: root\.path: expected a string, got number/],
+      [ok(',"linux":{"namespaces":[{"type":"time"}]}'), /linux\.namespaces\[0\]: unknown namespace type "time"/],
+      [ok(',"linux":{"resources":{"memory":{"limit":1024}}}'), /minimum memory limit is 6 MiB/],
+      [ok(',"process":1'), /duplicate key "process"/],
+    ];
+    for (const [text, re] of cases) {
+      writeBundle(dir, {});
+      writeFileSync(join(dir, 'config.json'), text);
+      const r = rt('run', '--bundle', dir, id);
+      expect(r.status, text.slice(0, 80)).toBe(1);
+      expect(r.stderr.trim().split('\n'), text.slice(0, 80)).toHaveLength(1);
+      expect(r.stderr, text.slice(0, 80)).toMatch(re);
+    }
+    expect(existsSync(join(stateRoot, id))).toBe(false);
+    // \u escapes and UTF-8 go through unchanged
+    writeFileSync(join(dir, 'config.json'), ok(',"hostname":"h\\u00e9-\\ud83d\\ude00","linux":{"namespaces":[{"type":"uts"},{"type":"mount"}]}')
+      .replace('"/bin/true"', '"/bin/hostname"'));
+    expect(rt('run', '--bundle', dir, id).stdout.trim()).toBe('hé-😀');
+  });
+
   it('shim: overlay writes land in upper, the lower is untouched, deletes become whiteouts; logs are json-file lines', async () => {
     const id = newId('ovl');
     const { r, state, log, merged, upper } = viaShim(id, ['/bin/sh', '-c',

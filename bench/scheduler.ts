@@ -170,6 +170,8 @@ interface Quality {
   nodesUsed: number;
   meanUtilization: number;
   worstUtilization: number;
+  /** Reserved / capacity summed over the used nodes (CPU and memory averaged): big nodes weigh more. */
+  capacityUtilization: number;
   violations: number;
 }
 
@@ -186,9 +188,14 @@ function verify(nodes: SchedNode[], tasks: TaskToPlace[], nodeOf: Map<string, nu
   let used = 0;
   let sum = 0;
   let worst = 1;
+  let cpuUsed = 0, cpuCap = 0, memUsed = 0, memCap = 0;
   for (let i = 0; i < nodes.length; i++) {
     if (ledger.tasks[i] === 0) continue;
     used++;
+    cpuUsed += ledger.cpu[i]!;
+    memUsed += ledger.mem[i]!;
+    cpuCap += nodes[i]!.resources.nanoCPUs;
+    memCap += nodes[i]!.resources.memoryBytes;
     const u = (ledger.cpu[i]! / nodes[i]!.resources.nanoCPUs + ledger.mem[i]! / nodes[i]!.resources.memoryBytes) / 2;
     sum += u;
     worst = Math.min(worst, u);
@@ -199,6 +206,7 @@ function verify(nodes: SchedNode[], tasks: TaskToPlace[], nodeOf: Map<string, nu
     nodesUsed: used,
     meanUtilization: used ? round(sum / used) : 0,
     worstUtilization: used ? round(worst) : 0,
+    capacityUtilization: used ? round((cpuUsed / cpuCap + memUsed / memCap) / 2) : 0,
     violations,
   };
 }
@@ -350,14 +358,30 @@ function main(): void {
   // --- baselines -------------------------------------------------------------------------------
   // `--quick` skips the baselines (for profiling the scheduler alone).
   const skip = process.argv.includes('--quick');
-  const none = { ms: 0, quality: { placed: 0, unplaced: 0, nodesUsed: 0, meanUtilization: 0, worstUtilization: 0, violations: 0 } };
+  const none = { ms: 0, quality: { placed: 0, unplaced: 0, nodesUsed: 0, meanUtilization: 0, worstUtilization: 0, capacityUtilization: 0, violations: 0 } };
   const ff = skip ? none : runBaseline(firstFit, nodes, drainedNodes, tasks);
   const ffd = skip ? none : runBaseline(firstFitDecreasing, nodes, drainedNodes, tasks);
   const sp = skip ? none : runBaseline(spread, nodes, drainedNodes, tasks);
 
+  // tsswarm's spread strategy on the same two phases, for its cost and quality next to the baseline.
+  const ts0 = performance.now();
+  const spreadScheduler = new Scheduler({ nodes }, { strategy: 'spread' });
+  const sFirst = spreadScheduler.place(tasks);
+  const ts1 = performance.now();
+  const sNodeOf = new Map<string, number>();
+  for (const a of sFirst.assignments) sNodeOf.set(a.taskId, index.get(a.nodeId)!);
+  spreadScheduler.updateNodes(drainedNodes.filter((n) => n.availability === 'drain'));
+  const sMoved = tasks.filter((t) => drainedIdx.has(sNodeOf.get(t.id) ?? -1) || !sNodeOf.has(t.id));
+  spreadScheduler.release(sMoved.map((t) => t.id));
+  const sSecond = spreadScheduler.place(sMoved);
+  const ts2 = performance.now();
+  for (const t of sMoved) sNodeOf.delete(t.id);
+  for (const a of sSecond.assignments) sNodeOf.set(a.taskId, index.get(a.nodeId)!);
+  const spreadOurs = { ms: ts2 - ts0, placeMs: ts1 - ts0, quality: verify(drainedNodes, tasks, sNodeOf) };
+
   // --- report ----------------------------------------------------------------------------------
   const row = (name: string, ms: number, q: Quality): string =>
-    `${name.padEnd(24)} ${ms.toFixed(0).padStart(8)} ${String(q.placed).padStart(8)} ${String(q.unplaced).padStart(8)} ${String(q.nodesUsed).padStart(6)} ${q.meanUtilization.toFixed(3).padStart(6)} ${q.worstUtilization.toFixed(3).padStart(6)} ${String(q.violations).padStart(5)}`;
+    `${name.padEnd(24)} ${ms.toFixed(0).padStart(8)} ${String(q.placed).padStart(8)} ${String(q.unplaced).padStart(8)} ${String(q.nodesUsed).padStart(6)} ${q.meanUtilization.toFixed(3).padStart(6)} ${q.worstUtilization.toFixed(3).padStart(6)} ${q.capacityUtilization.toFixed(3).padStart(6)} ${String(q.violations).padStart(5)}`;
   console.log(`scheduler benchmark: ${nodeCount} nodes, ${taskCount} tasks (${constrained} constrained, ${withPreferences} with spread preferences), seed ${seed}`);
   console.log(
     `tsswarm binpack: index build ${(t1 - t0).toFixed(1)} ms, placement ${(t2 - t1).toFixed(1)} ms, ${Math.round(placementsPerSec)} placements/s (wall); CPU ${placeCpuMs.toFixed(0)} ms, ${Math.round(placementsPerCpuSec)} placements per CPU-second`,
@@ -366,17 +390,19 @@ function main(): void {
   console.log(`load average while running: ${os.loadavg()[0]!.toFixed(2)} on ${os.availableParallelism()} CPUs`);
   console.log(`peak heap used ${peakHeap.toFixed(0)} MiB (committed ${peakCommitted.toFixed(0)} MiB, ${heapBefore.toFixed(0)} MiB before scheduling)`);
   console.log('');
-  console.log(`${'after drain + re-place'.padEnd(24)} ${'ms'.padStart(8)} ${'placed'.padStart(8)} ${'unplaced'.padStart(8)} ${'nodes'.padStart(6)} ${'mean'.padStart(6)} ${'worst'.padStart(6)} ${'viol'.padStart(5)}`);
+  console.log(`${'after drain + re-place'.padEnd(24)} ${'ms'.padStart(8)} ${'placed'.padStart(8)} ${'unplaced'.padStart(8)} ${'nodes'.padStart(6)} ${'mean'.padStart(6)} ${'worst'.padStart(6)} ${'cap'.padStart(6)} ${'viol'.padStart(5)}`);
+  console.log('(nodes = nodes with at least one task; mean/worst = per-node utilization; cap = reserved/capacity of the used nodes; viol = overcommits and broken rules)');
   console.log(row('tsswarm binpack', placeMs + replaceMs, final));
   console.log(row('first-fit', ff.ms, ff.quality));
   console.log(row('first-fit-decreasing', ffd.ms, ffd.quality));
   console.log(row('spread (fewest tasks)', sp.ms, sp.quality));
+  console.log(row('tsswarm spread', spreadOurs.ms, spreadOurs.quality));
   console.log(row('tsswarm, before drain', placeMs, phase1));
   const reasons = new Map<string, number>();
   for (const u of second.unplaced) reasons.set(u.reason, (reasons.get(u.reason) ?? 0) + 1);
   for (const [reason, n] of reasons) console.log(`unplaced after drain: ${n} x ${reason}`);
   console.log('');
-  const overcommits = phase1.violations + final.violations;
+  const overcommits = phase1.violations + final.violations + spreadOurs.quality.violations;
   const result = {
     nodes: nodeCount,
     tasks: taskCount,
@@ -399,6 +425,7 @@ function main(): void {
     firstFit: { ms: Math.round(ff.ms), ...ff.quality },
     firstFitDecreasing: { ms: Math.round(ffd.ms), ...ffd.quality },
     spread: { ms: Math.round(sp.ms), ...sp.quality },
+    tsswarmSpread: { ms: Math.round(spreadOurs.ms), placeMs: Math.round(spreadOurs.placeMs), ...spreadOurs.quality },
     nodesUsedRatioVsFfd: round(final.nodesUsed / ffd.quality.nodesUsed),
     nodesUsedRatioVsFirstFit: round(final.nodesUsed / ff.quality.nodesUsed),
     speedupVsFirstFit: round(ff.ms / (placeMs + replaceMs), 1),

@@ -91,3 +91,36 @@ test('loading a tag that another image has moves the tag, the old image stays un
   expect(store.resolve(first.id)?.refs).toEqual([]);
   expect(store.resolve('app:1')?.id).toBe(second!.id);
 });
+
+test('a docker 25+ save archive (OCI layout plus manifest.json) uses its RepoTags', async () => {
+  const dir = join(work, 'save25');
+  const { configDigest, layerDigests } = writeOciLayout(dir, [{ file: busyboxTar }], { tag: 'ignored' });
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{
+    Config: `blobs/sha256/${configDigest.slice(7)}`,
+    RepoTags: ['docker.io/library/busybox:stable'],
+    Layers: layerDigests.map((d) => `blobs/sha256/${d.slice(7)}`),
+  }]));
+  const archive = join(work, 'save25.tar');
+  tarDir(dir, archive);
+  const store = await ImageStore.open(join(work, 'images'));
+  const [img] = await store.load(archive);
+  expect(img!.id).toBe(configDigest);
+  expect(img!.refs).toEqual(['busybox:stable']);
+});
+
+test('concurrent imports, loads and removes are serialised and all land', async () => {
+  const store = await ImageStore.open(join(work, 'images'));
+  const layout = join(work, 'layout');
+  writeOciLayout(layout, [{ file: busyboxTar }], { tag: 'v1' });
+  const results = await Promise.allSettled([
+    store.importRootfs(busyboxTar, 'a'),
+    store.load(layout, { name: 'b' }),
+    store.importRootfs(busyboxTar, 'c'),
+    store.remove('a'),
+    store.importRootfs(join(work, 'missing.tar'), 'd'),
+  ]);
+  expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+  expect(store.list().flatMap((i) => i.refs).sort()).toEqual(['b:v1', 'c:latest']);
+  const reopened = await ImageStore.open(join(work, 'images'));
+  expect(reopened.list()).toEqual(store.list());
+});

@@ -117,6 +117,29 @@ static int create_start_inproc(const char *root, const char *pidpath, int outfd,
 	return rc;
 }
 
+/* runtime delete --force ID, in a forked child when the runtime is ours; reaps strays meanwhile. */
+static void delete_container(void)
+{
+	const char *root = own_runtime_root();
+	pid_t dp;
+	if (root) {
+		dp = fork();
+		if (dp == 0) {
+			reset_child_signals();
+			_exit(container_delete(root, id, 1) < 0 ? 1 : 0);
+		}
+	} else {
+		const char *del[] = { "delete", "--force", id, NULL };
+		dp = spawn_runtime(del, -1, -1);
+	}
+	if (dp < 0) return;
+	int st;
+	pid_t p;
+	/* Keep reaping re-parented leftovers while delete runs. */
+	while ((p = waitpid(-1, &st, 0)) > 0 || (p < 0 && errno == EINTR))
+		if (p == dp) break;
+}
+
 static int wait_for(pid_t pid)
 {
 	int st;
@@ -511,17 +534,12 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	snprintf(exitjson, sizeof(exitjson),
 		 "{\"exitCode\":%d,\"signal\":%s,\"oomKilled\":%s,\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n", code, sig,
 		 oomk ? "true" : "false", startedAt, finishedAt);
-	/* exit.json first: the daemon learns of the exit without waiting for our cleanup; the shim
-	 * process being gone is the signal that delete and unmount are done too. */
-	write_file_str("exit.json", exitjson);
-	const char *del[] = { "delete", "--force", id, NULL };
-	pid_t dp = spawn_runtime(del, -1, -1);
-	/* Keep reaping re-parented leftovers while delete runs. */
-	int st;
-	pid_t p;
-	while ((p = waitpid(-1, &st, 0)) > 0 || (p < 0 && errno == EINTR))
-		if (p == dp) break;
+	/* Clean up first, then publish exit.json: once it exists, the runtime state is gone and the
+	 * overlay unmounted, so the daemon may restart the same id or remove the bundle at once. */
+	delete_container();
 	unmount_overlay();
+	write_file_str("exit.json", exitjson);
+	int st;
 	while (waitpid(-1, &st, WNOHANG) > 0)
 		continue;
 	_exit(0);

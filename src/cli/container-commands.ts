@@ -156,10 +156,11 @@ export function containerCommands(connect: Connect, format: () => OutputFormat):
     .option('-a, --all', 'show all containers (default shows just running)')
     .option('-q, --quiet', 'only display container ids')
     .option('--no-trunc', 'do not truncate output')
-    .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean }) => {
+    .option('--format <format>', 'table or json')
+    .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string }) => {
       const { containers } = await connect().call<{ containers: ContainerRecord[] }>('ContainerList', { all: o.all ?? false });
       if (o.quiet) { for (const c of containers) process.stdout.write(`${o.trunc ? shortId(c.id) : c.id}\n`); return; }
-      if (format() === 'json') { printJson(containers); return; }
+      if ((o.format ?? format()) === 'json') { printJson(containers); return; }
       printTable(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'], containers.map((c) => [
         o.trunc ? shortId(c.id) : c.id, c.image, JSON.stringify(o.trunc ? truncate(c.command.join(' '), 20) : c.command.join(' ')),
         formatAgo(c.created), statusText(c), c.name,

@@ -28,10 +28,11 @@ export function imageCommands(connect: () => NodeClient, format: () => OutputFor
 
   image.addCommand(new Command('ls').alias('list').description('list images')
     .option('-q, --quiet', 'only show image ids')
-    .action(async (o: { quiet?: boolean }) => {
+    .option('--format <format>', 'table or json')
+    .action(async (o: { quiet?: boolean; format?: string }) => {
       const { images } = await connect().call<{ images: WireImage[] }>('ImageList', {});
       if (o.quiet) { for (const i of images) process.stdout.write(`${shortId(i.id)}\n`); return; }
-      if (format() === 'json') { printJson(images.map((i) => ({ ...i, config: JSON.parse(i.configJson || 'null'), configJson: undefined }))); return; }
+      if ((o.format ?? format()) === 'json') { printJson(images.map((i) => ({ ...i, config: JSON.parse(i.configJson || 'null'), configJson: undefined }))); return; }
       const rows: string[][] = [];
       for (const i of images) {
         const refs = i.refs.length ? i.refs : ['<none>:<none>'];

@@ -35,9 +35,10 @@ function buildProgram(): Command {
     }));
 
   program.addCommand(new Command('info').description('show information about this node and its daemon')
-    .action(async () => {
+    .option('--format <format>', 'table or json')
+    .action(async (o: { format?: string }) => {
       const info = await connect().call('Info', {});
-      if (format() === 'json') { printJson(info); return; }
+      if ((o.format ?? format()) === 'json') { printJson(info); return; }
       for (const [k, v] of Object.entries(info)) process.stdout.write(`${k}: ${String(v)}\n`);
     }));
 

@@ -92,17 +92,20 @@ function planSpread(table: NodeTable, movable: Movable[], maxMoves: number): Tas
   }
   const services = [...byService.keys()].sort();
 
-  let progress = true;
-  while (progress && moves.length < maxMoves) {
-    progress = false;
-    for (const service of services) {
+  // Round-robin over services, one move each per round, so a small budget is shared fairly. A
+  // service with no improving move leaves the rotation (other services' moves rarely create one).
+  let active = services;
+  while (active.length > 0 && moves.length < maxMoves) {
+    const next: string[] = [];
+    for (const service of active) {
       if (moves.length >= maxMoves) break;
       const best = bestSpreadMove(table, byService.get(service)!);
       if (best) {
         move(table, best.m, best.to, moves);
-        progress = true;
+        next.push(service);
       }
     }
+    active = next;
   }
   return moves;
 }
@@ -114,8 +117,16 @@ function planSpread(table: NodeTable, movable: Movable[], maxMoves: number): Tas
  */
 function bestSpreadMove(table: NodeTable, tasks: Movable[]): { m: Movable; to: number } | undefined {
   const counts = table.countsFor(tasks[0]!.req.serviceId);
+  // Without preferences, a service whose busiest node runs one task is as even as it can be.
+  if (tasks.every((m) => m.req.preferences.length === 0)) {
+    let max = 0;
+    for (const c of counts.values()) if (c > max) max = c;
+    if (max <= 1) return undefined;
+  }
   let best: { m: Movable; to: number; gain: number[] } | undefined;
   const triedSources = new Set<string>();
+  const targetsOf = new Map<Requirement, number[]>();
+  const pathCache = new Map<Requirement, (string[] | undefined)[]>();
   // Sources from the most loaded node down; one task per (node, task shape) is enough to try.
   const sources = [...tasks].sort((a, b) => (counts.get(b.node) ?? 0) - (counts.get(a.node) ?? 0) || a.node - b.node);
   for (const m of sources) {
@@ -124,11 +135,25 @@ function bestSpreadMove(table: NodeTable, tasks: Movable[]): { m: Movable; to: n
     // The biggest gains start from the most loaded nodes; bounding the sources bounds the cost.
     if (triedSources.size >= MAX_SOURCES) break;
     triedSources.add(tried);
+    let cache = pathCache.get(m.req);
+    if (!cache) pathCache.set(m.req, (cache = new Array(table.size)));
+    const pathsOf = cache;
     const paths = (i: number): string[] => {
-      const node = table.nodes[i]!;
-      const values = m.req.preferences.map((f) => fieldValue(node, f));
-      return values.map((_, l) => values.slice(0, l + 1).join('\u0000'));
+      let p = pathsOf[i];
+      if (!p) {
+        const node = table.nodes[i]!;
+        const values = m.req.preferences.map((f) => fieldValue(node, f));
+        p = pathsOf[i] = values.map((_, l) => values.slice(0, l + 1).join('\u0000'));
+      }
+      return p;
     };
+    // Nodes that could take one more task of this shape: the same for every source of the shape.
+    let targets = targetsOf.get(m.req);
+    if (!targets) {
+      targets = [];
+      for (let to = 0; to < table.size; to++) if (fitsNow(table, to, m.req)) targets.push(to);
+      targetsOf.set(m.req, targets);
+    }
     // Group counts over the nodes this task may run on (plus where it is now).
     const groupCounts = new Map<string, number>();
     if (m.req.preferences.length > 0) {
@@ -139,10 +164,10 @@ function bestSpreadMove(table: NodeTable, tasks: Movable[]): { m: Movable; to: n
     }
     const fromPaths = paths(m.node);
     const fromCount = counts.get(m.node) ?? 0;
-    for (let to = 0; to < table.size; to++) {
-      if (to === m.node || !fitsNow(table, to, m.req)) continue;
+    for (const to of targets) {
+      if (to === m.node) continue;
       const toPaths = paths(to);
-      // Change in the sum of squares at each level, divided by 2: (count at target) - (count at source) + 1.
+      // Per level, half the drop in the sum of squared counts: (count at source) - (count at target) - 1.
       const gain: number[] = [];
       for (let l = 0; l < fromPaths.length; l++) {
         gain.push(fromPaths[l] === toPaths[l] ? 0 : (groupCounts.get(fromPaths[l]!) ?? 0) - (groupCounts.get(toPaths[l]!) ?? 0) - 1);

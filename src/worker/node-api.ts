@@ -152,6 +152,8 @@ export function nodeApiHandlers(deps: {
         call.write({ log: toLogLine(entry) });
       }
       const exit = await containers.wait(created.id);
+      // As docker: `run --rm` returns once the container is gone.
+      await containers.removed(created.id);
       call.write({ exit: { id: created.id, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error ?? '' } });
     }),
     ContainerStart: unary('ContainerStart', async (call) => toContainer(await containers.start(call.request.id))),

@@ -61,9 +61,15 @@ export function decodeHardState(b: Uint8Array): HardState {
 }
 
 export function encodeSnapshot(meta: SnapshotMeta, data: Uint8Array): Buffer {
+  const h = snapshotHeader(meta, data);
+  return Buffer.concat([h, data]);
+}
+
+/** The record up to its data, with the checksum covering the data too (written without a copy). */
+export function snapshotHeader(meta: SnapshotMeta, data: Uint8Array): Buffer {
   const c = meta.conf;
   const head = 4 + 16 + 4 + 8 * c.voters.length + 4 + 8 * c.learners.length;
-  const b = Buffer.allocUnsafe(head + data.length);
+  const b = Buffer.allocUnsafe(head);
   let o = 4;
   o = writeU64(b, o, meta.index);
   o = writeU64(b, o, meta.term);
@@ -73,8 +79,7 @@ export function encodeSnapshot(meta: SnapshotMeta, data: Uint8Array): Buffer {
   b.writeUInt32BE(c.learners.length, o);
   o += 4;
   for (const v of c.learners) o = writeU64(b, o, v);
-  b.set(data, o);
-  b.writeUInt32BE(crc32c(b.subarray(4)), 0);
+  b.writeUInt32BE(crc32c(data, crc32c(b.subarray(4))), 0);
   return b;
 }
 

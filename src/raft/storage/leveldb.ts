@@ -1,8 +1,11 @@
+import { mkdirSync } from 'node:fs';
+import { open as openFile, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Level } from 'level';
 import type { Entry, HardState, Ready, Snapshot } from '../core/types.js';
 import {
   CorruptRecordError, ENTRY_KEY_MAX, ENTRY_KEY_MIN, HARD_STATE_KEY, SNAPSHOT_KEY,
-  decodeEntry, decodeHardState, decodeSnapshot, encodeEntry, encodeHardState, encodeSnapshot, entryKey,
+  decodeEntry, decodeHardState, decodeSnapshot, encodeEntry, encodeHardState, encodeSnapshot, entryKey, snapshotHeader,
 } from './codec.js';
 
 export interface PersistedState {
@@ -14,8 +17,10 @@ export interface PersistedState {
 type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 /**
- * Raft log, hard state and snapshot in LevelDB. Each ready batch is one LevelDB write batch with
- * sync: true, so everything proposed while the previous fsync ran shares the next one.
+ * Raft log and hard state in LevelDB (DIR/log), snapshots as files (DIR/snap) that LevelDB points
+ * to. Each ready batch is one LevelDB write batch with sync: true, so everything proposed while the
+ * previous fsync ran shares the next one. Snapshots stay out of LevelDB because multi-megabyte values
+ * make its memtables and compactions hold hundreds of megabytes.
  */
 export class LevelRaftStorage {
   /** range of entry keys currently stored (first > last when none) */
@@ -24,12 +29,20 @@ export class LevelRaftStorage {
   private syncedTerm = -1;
   private syncedVote = -1;
 
-  private constructor(private readonly db: Level<Buffer, Buffer>, readonly dir: string) {}
+  private snapFile = '';
+
+  private constructor(
+    private readonly db: Level<Buffer, Buffer>,
+    readonly dir: string,
+    private readonly snapDir: string,
+  ) {}
 
   static async open(dir: string): Promise<LevelRaftStorage> {
-    const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const snapDir = join(dir, 'snap');
+    mkdirSync(snapDir, { recursive: true });
+    const db = new Level<Buffer, Buffer>(join(dir, 'log'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await db.open();
-    return new LevelRaftStorage(db, dir);
+    return new LevelRaftStorage(db, dir, snapDir);
   }
 
   /** Loads what survived; null for an empty directory. Throws a clear error on any corrupted record. */
@@ -38,8 +51,9 @@ export class LevelRaftStorage {
       const hsRaw = await this.db.get(HARD_STATE_KEY);
       const snRaw = await this.db.get(SNAPSHOT_KEY);
       const snapshot: Snapshot = snRaw
-        ? decodeSnapshot(snRaw)
+        ? await this.readSnapshotFile(snRaw)
         : { meta: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: new Uint8Array(0) };
+      await this.removeSnapshotFilesExcept(this.snapFile);
       const entries: Entry[] = [];
       let expect = -1;
       for await (const [k, v] of this.db.iterator({ gte: ENTRY_KEY_MIN, lt: ENTRY_KEY_MAX })) {
@@ -78,9 +92,14 @@ export class LevelRaftStorage {
   /** Persists one ready batch atomically and durably. */
   async save(rd: Ready): Promise<void> {
     const ops: Op[] = [];
+    let oldSnapFile = '';
     if (rd.snapshot) {
       const s = rd.snapshot;
-      ops.push({ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(s.meta, s.data) });
+      // the file is durable before the batch that points to it
+      const name = await this.writeSnapshotFile(s);
+      oldSnapFile = this.snapFile;
+      this.snapFile = name;
+      ops.push({ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(s.meta, Buffer.from(name, 'utf8')) });
       // a received snapshot replaces the whole log; a local one covers the prefix up to its index
       const upTo = rd.snapshotRestore ? this.last : Math.min(s.meta.index, this.last);
       for (let i = this.first; i <= upTo; i++) ops.push({ type: 'del', key: entryKey(i) });
@@ -111,6 +130,49 @@ export class LevelRaftStorage {
     if (hs && mustSync) {
       this.syncedTerm = hs.term;
       this.syncedVote = hs.vote;
+    }
+    if (oldSnapFile && oldSnapFile !== this.snapFile) await unlink(join(this.snapDir, oldSnapFile)).catch(() => {});
+  }
+
+  private async writeSnapshotFile(s: Snapshot): Promise<string> {
+    const name = `snap-${s.meta.term}-${s.meta.index}.bin`;
+    const tmp = join(this.snapDir, `${name}.tmp`);
+    const f = await openFile(tmp, 'w');
+    try {
+      await f.writev([snapshotHeader(s.meta, s.data), s.data]);
+      await f.sync();
+    } finally {
+      await f.close();
+    }
+    await rename(tmp, join(this.snapDir, name));
+    const d = await openFile(this.snapDir, 'r');
+    try {
+      await d.sync(); // the rename itself must survive a crash
+    } finally {
+      await d.close();
+    }
+    return name;
+  }
+
+  private async readSnapshotFile(pointer: Uint8Array): Promise<Snapshot> {
+    const p = decodeSnapshot(pointer);
+    const name = Buffer.from(p.data).toString('utf8');
+    let raw: Buffer;
+    try {
+      raw = await readFile(join(this.snapDir, name));
+    } catch {
+      throw new CorruptRecordError(`snapshot file ${name} is missing`);
+    }
+    const s = decodeSnapshot(raw);
+    if (s.meta.index !== p.meta.index || s.meta.term !== p.meta.term) throw new CorruptRecordError(`snapshot file ${name} does not match its record`);
+    this.snapFile = name;
+    return { meta: s.meta, data: s.data };
+  }
+
+  /** Files of snapshots that were written but never committed by a batch (a crash in between). */
+  private async removeSnapshotFilesExcept(keep: string): Promise<void> {
+    for (const f of await readdir(this.snapDir)) {
+      if (f !== keep) await unlink(join(this.snapDir, f)).catch(() => {});
     }
   }
 

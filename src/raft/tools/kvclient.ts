@@ -4,13 +4,14 @@ import { loadRaftProto } from '../transport/proto.js';
 export interface KvStatus {
   id: number; role: string; term: number; leader: number; commit: number; applied: number;
   lastIndex: number; digest: string; keys: number;
+  rssBytes: number; heapUsedBytes: number; externalBytes: number;
 }
 
 type Unary<Req, Res> = (req: Req, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
 interface KvStub extends grpc.Client {
   put: Unary<{ key: string; value: Uint8Array }, { index: number }>;
   get: Unary<{ key: string }, { found: boolean; value: Buffer }>;
-  status: Unary<object, KvStatus>;
+  status: Unary<{ noDigest?: boolean }, KvStatus>;
 }
 
 /** Client of the test/benchmark KV service: one channel per node, unary calls with deadlines. */
@@ -34,9 +35,9 @@ export class KvClient {
     );
   }
 
-  status(node: number, timeoutMs = 1000): Promise<KvStatus> {
+  status(node: number, timeoutMs = 1000, noDigest = false): Promise<KvStatus> {
     return new Promise((resolve, reject) =>
-      this.stubs[node]!.status({}, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res))),
+      this.stubs[node]!.status({ noDigest }, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res))),
     );
   }
 

@@ -47,17 +47,18 @@ async function main(): Promise<void> {
     get: (call: grpc.ServerUnaryCall<{ key: string }, object>, cb: grpc.sendUnaryData<object>) => {
       node.read().then(
         () => {
-          const v = kv.map.get(call.request.key);
+          const v = kv.get(call.request.key);
           cb(null, v ? { found: true, value: v } : { found: false });
         },
         (e: Error) => cb({ code: grpc.status.UNAVAILABLE, message: e.message }),
       );
     },
-    status: (_call: grpc.ServerUnaryCall<object, object>, cb: grpc.sendUnaryData<object>) => {
+    status: (call: grpc.ServerUnaryCall<{ noDigest?: boolean }, object>, cb: grpc.sendUnaryData<object>) => {
       const s = node.status();
       cb(null, {
         id, role: s.role, term: s.term, leader: s.lead, commit: s.commit, applied: s.appliedByNode,
-        lastIndex: s.lastIndex, digest: kv.digest(), keys: kv.map.size,
+        lastIndex: s.lastIndex, digest: call.request.noDigest ? '' : kv.digest(), keys: kv.map.size,
+        ...memory(),
       });
     },
   });
@@ -74,6 +75,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+}
+
+function memory(): { rssBytes: number; heapUsedBytes: number; externalBytes: number } {
+  const m = process.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external };
 }
 
 main().catch((e: unknown) => {

@@ -39,6 +39,8 @@ interface Live {
   restartTimer?: NodeJS.Timeout;
   /** Serialises lifecycle operations on one container (start vs. exit handling vs. remove). */
   busy: Promise<unknown>;
+  /** Set once an automatic removal (--rm) is under way. */
+  removal?: Promise<void>;
 }
 
 class Deferred<T> {
@@ -185,6 +187,11 @@ export class ContainerManager {
       return { exitCode: live.record.state.exitCode, signal: null, oomKilled: live.record.state.oomKilled, finishedAt: live.record.state.finishedAt, error: live.record.state.error };
     }
     return live.exited.promise;
+  }
+
+  /** Resolves once a container created with --rm is gone (at once for any other). */
+  async removed(id: string): Promise<void> {
+    await this.containers.get(id)?.removal;
   }
 
   /** Promise that settles when the current run ends, for log followers. */
@@ -375,8 +382,10 @@ export class ContainerManager {
       error: exit.error ?? '', finishedAt: exit.finishedAt || new Date().toISOString(),
     };
     this.opts.log.info({ id: r.id, name: r.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled }, 'container exited');
-    const restart = this.shouldRestart(r);
-    if (restart && !this.closed) {
+    const restart = this.shouldRestart(r) && !this.closed;
+    // Everything a waiter looks at is decided before the first await, so that `run --rm` never
+    // sees "exited" without also seeing the removal under way. exit.json stays the durable record.
+    if (restart) {
       r.state.status = 'restarting';
       const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.first * 2 ** Math.min(r.state.restartCount, 16));
       live.restartTimer = setTimeout(() => {
@@ -386,13 +395,13 @@ export class ContainerManager {
           this.opts.log.warn({ id: r.id, err: (err as Error).message }, 'restart failed');
         });
       }, delay);
+    } else if (r.spec.autoRemove) {
+      live.removal = new Promise((resolve) => setImmediate(resolve))
+        .then(() => this.destroy(live))
+        .catch((err) => this.opts.log.warn({ err }, 'auto-remove failed'));
     }
-    await this.save(r, false);
     live.exited.resolve(exit);
-    if (!restart && r.spec.autoRemove) {
-      // Remove after the exit is delivered, so a waiting `run` still gets its output and code.
-      setImmediate(() => { void this.destroy(live).catch((err) => this.opts.log.warn({ err }, 'auto-remove failed')); });
-    }
+    await this.save(r, false);
   }
 
   private shouldRestart(r: ContainerRecord): boolean {

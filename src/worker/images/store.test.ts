@@ -67,7 +67,8 @@ describe('importRootfs', () => {
     const store = await ImageStore.open(root);
     const plain = await store.importRootfs(busyboxTar, 'plain', { config: { cmd: ['/bin/sh'], workingDir: '/tmp' } });
     execFileSync('sh', ['-c', `gzip -c ${busyboxTar} > ${work}/bb.tar.gz`]);
-    const gz = await store.importRootfs(join(work, 'bb.tar.gz'), 'gz');
+    const gz = await store.importRootfs(join(work, 'bb.tar.gz'), 'gz', { config: { env: ['FOO=1'] } });
+    expect(gz.config.env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'FOO=1']);
     expect(gz.layers).toEqual(plain.layers);
     expect(plain.config.cmd).toEqual(['/bin/sh']);
     expect(plain.config.workingDir).toBe('/tmp');
@@ -78,6 +79,8 @@ describe('importRootfs', () => {
     const store = await ImageStore.open(root);
     const missing = join(work, 'missing.tar');
     await expect(store.importRootfs(missing, 'x')).rejects.toThrow(new ImageError(`${missing}: no such file`));
+    writeFileSync(join(work, 'empty.tar'), '');
+    await expect(store.importRootfs(join(work, 'empty.tar'), 'x')).rejects.toThrow(/empty\.tar: empty file \(not a tar archive\)$/);
     writeFileSync(join(work, 'notes.txt'), 'hello, not a tar archive\n'.repeat(40));
     await expect(store.importRootfs(join(work, 'notes.txt'), 'x')).rejects.toThrow(/notes\.txt: .*not a tar archive/);
     await expect(store.importRootfs(busyboxTar, 'Bad:Tag!')).rejects.toThrow(/invalid reference "Bad:Tag!"/);

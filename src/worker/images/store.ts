@@ -130,6 +130,8 @@ export class ImageStore {
         env: [DEFAULT_PATH], entrypoint: null, cmd: null, workingDir: '', user: '', exposedPorts: [], labels: {},
         ...opts.config,
       };
+      // A rootfs has no config to say where its programs are: keep the default PATH unless given one.
+      if (!config.env.some((e) => e.startsWith('PATH='))) config.env = [DEFAULT_PATH, ...config.env];
       const created = new Date().toISOString();
       const configBlob = await this.blobs.put(JSON.stringify(toConfigDoc(config, [diffId], created)));
       const image: StoredImage = { id: configBlob, refs: [tag], layers: [diffId], config, created, size, blobs: [configBlob, blob.digest] };

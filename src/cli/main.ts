@@ -49,10 +49,11 @@ function buildProgram(): Command {
   return program;
 }
 
-/** docker's top-level shortcuts: `tsswarm run`, `ps`, `exec`, `logs`, `images`. */
+/** docker's top-level shortcuts: `tsswarm run`, `ps`, `rm`, `images`, ... */
 const SHORTCUTS: Record<string, string[]> = {
-  run: ['container', 'run'], ps: ['container', 'ps'], exec: ['container', 'exec'], logs: ['container', 'logs'],
-  images: ['image', 'ls'],
+  images: ['image', 'ls'], rmi: ['image', 'rm'], import: ['image', 'import'], load: ['image', 'load'],
+  ...Object.fromEntries(['run', 'create', 'start', 'ps', 'exec', 'logs', 'stop', 'kill', 'rm', 'pause', 'unpause', 'inspect', 'wait']
+    .map((c) => [c, ['container', c]])),
 };
 const GLOBAL_OPTIONS_WITH_VALUE = new Set(['-H', '--host', '--format']);
 

@@ -132,12 +132,25 @@ export interface NetworkObject {
   vni: number;
 }
 
+/**
+ * The swarm itself (one object): its root CA and join-token secrets live in the replicated store, so
+ * that every manager can sign certificates and check tokens, and a new leader has them at once.
+ */
+export interface ClusterObject {
+  id: string;
+  meta: Meta;
+  spec: { taskHistoryLimit: number; heartbeatPeriodMs: number };
+  rootCA: { certPem: string; keyPem: string };
+  joinSecrets: { worker: string; manager: string };
+}
+
 export interface ObjectTypes {
   node: NodeObject;
   service: ServiceObject;
   task: TaskObject;
   network: NetworkObject;
+  cluster: ClusterObject;
 }
 export type ObjectKind = keyof ObjectTypes;
-export const OBJECT_KINDS: ObjectKind[] = ['node', 'service', 'task', 'network'];
+export const OBJECT_KINDS: ObjectKind[] = ['node', 'service', 'task', 'network', 'cluster'];
 export type AnyObject = ObjectTypes[ObjectKind];

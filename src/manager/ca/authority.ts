@@ -3,11 +3,12 @@
  * the node (CN = node id), its role (OU = swarm-manager | swarm-worker) and the cluster (O).
  * Mutual TLS between nodes then proves who is calling and with which role.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { x509, generateKeyPair, importPrivateKeyPem, KEY_ALGORITHM, privateKeyPem } from './x509.js';
+import { randomBytes } from 'node:crypto';
+import { x509, generateKeyPair, importPrivateKeyPem, KEY_ALGORITHM, privateKeyPem } from '../../security/x509.js';
+import { CertificateError, identityOf, ROLE_OU, type NodeIdentity, type NodeRole } from '../../security/node-certs.js';
 
-export type NodeRole = 'manager' | 'worker';
-const ROLE_OU: Record<NodeRole, string> = { manager: 'swarm-manager', worker: 'swarm-worker' };
+export { CertificateError, type NodeIdentity, type NodeRole };
+
 
 export const ROOT_VALIDITY_DAYS = 20 * 365;
 export const NODE_VALIDITY_DAYS = 90;
@@ -18,18 +19,6 @@ export interface RootCA {
   keyPem: string;
 }
 
-export interface NodeIdentity {
-  nodeId: string;
-  role: NodeRole;
-  clusterId: string;
-}
-
-export class CertificateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CertificateError';
-  }
-}
 
 function serial(): string {
   // Positive, 16 random bytes: unique without coordination between managers.
@@ -54,20 +43,6 @@ export async function createRootCA(clusterId: string, now = new Date()): Promise
     ],
   });
   return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey) };
-}
-
-/** sha256 of the CA certificate's DER: what join tokens carry, so joiners can pin the CA. */
-export function caDigest(certPem: string): string {
-  return createHash('sha256').update(Buffer.from(new x509.X509Certificate(certPem).rawData)).digest('hex');
-}
-
-/** A node's key and certificate signing request (the key never leaves the node). */
-export async function createNodeKeyAndCsr(): Promise<{ keyPem: string; csrPem: string }> {
-  const keys = await generateKeyPair();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: 'CN=tsswarm-node', keys, signingAlgorithm: KEY_ALGORITHM,
-  });
-  return { keyPem: await privateKeyPem(keys.privateKey), csrPem: csr.toString('pem') };
 }
 
 /**
@@ -111,21 +86,4 @@ export async function verifyNodeCertificate(certPem: string | Buffer, caPem: str
     throw new CertificateError(`certificate ${cert.subject} is not signed by this cluster's CA or has expired`);
   }
   return identityOf(cert);
-}
-
-export function identityOf(cert: x509.X509Certificate | string): NodeIdentity {
-  const c = typeof cert === 'string' ? new x509.X509Certificate(cert) : cert;
-  const field = (t: string) => c.subjectName.getField(t)[0] ?? '';
-  const ou = field('OU');
-  const role = (Object.entries(ROLE_OU).find(([, v]) => v === ou)?.[0]) as NodeRole | undefined;
-  if (!role) throw new CertificateError(`certificate ${c.subject} names no tsswarm role`);
-  return { nodeId: field('CN'), role, clusterId: field('O') };
-}
-
-/** True once 50–80% of the validity has passed (spread so that nodes do not all renew at once). */
-export function needsRenewal(certPem: string, now: Date, jitter: number): boolean {
-  const c = new x509.X509Certificate(certPem);
-  const start = c.notBefore.getTime();
-  const span = c.notAfter.getTime() - start;
-  return now.getTime() >= start + span * (0.5 + 0.3 * Math.min(1, Math.max(0, jitter)));
 }

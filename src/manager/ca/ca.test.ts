@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
-  caDigest, createNodeKeyAndCsr, createRootCA, needsRenewal, signNodeCertificate, verifyNodeCertificate,
+  createRootCA, signNodeCertificate, verifyNodeCertificate,
 } from './authority.js';
-import { formatJoinToken, newSecret, parseJoinToken, secretMatches } from './join-token.js';
+import { caDigest, createNodeKeyAndCsr, needsRenewal } from '../../security/node-certs.js';
+import { formatJoinToken, newSecret, parseJoinToken, secretMatches } from '../../security/join-token.js';
 
 describe('cluster CA', () => {
   it('signs node certificates whose subject carries id, role and cluster', async () => {

@@ -208,7 +208,7 @@ function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
 }
 
 function emptyTables(): Tables {
-  return { node: new Map(), service: new Map(), task: new Map(), network: new Map() };
+  return { node: new Map(), service: new Map(), task: new Map(), network: new Map(), cluster: new Map() };
 }
 
 export function encodeProposal(p: Proposal): Uint8Array {

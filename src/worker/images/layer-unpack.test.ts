@@ -95,6 +95,16 @@ describe('unpackLayer', () => {
     expect(readFileSync(join(out, 'f'), 'utf8')).toBe('f');
   });
 
+  test('GNU tar\'s own failure comes back as one line', async () => {
+    const layer = join(work, 'dangling.tar');
+    writeFileSync(layer, Buffer.concat([
+      encodeEntry({ path: 'link', type: TarType.hardlink, linkpath: 'nowhere', mode: 0o644, uid: 0, gid: 0, mtime: 0 }),
+      END_OF_ARCHIVE,
+    ]));
+    mkdirSync(join(work, 'out'));
+    await expect(unpackLayer(layer, join(work, 'out'), 'layer test')).rejects.toThrow(/^layer test: extracting failed: link: Cannot hard link to .nowhere.: No such file or directory$/);
+  });
+
   test('a truncated layer is refused', async () => {
     const src = join(work, 'src');
     mkdirSync(src);

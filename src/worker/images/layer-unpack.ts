@@ -164,6 +164,13 @@ export async function* coalesce(pieces: AsyncIterable<Buffer>): AsyncGenerator<B
   if (size > 0) yield Buffer.concat(batch, size);
 }
 
+/** The line of GNU tar's stderr that says what went wrong, skipping its warnings and summary. */
+function tarComplaint(stderr: string): string | undefined {
+  const lines = stderr.split('\n').map((l) => l.replace(/^tar: /, '').trim()).filter((l) => l !== '');
+  const noise = /^(Removing leading|Exiting with failure status|Error is not recoverable)/;
+  return lines.find((l) => !noise.test(l)) ?? lines[0];
+}
+
 export const GNU_TAR_EXTRACT = [
   '--extract', '--file=-',
   '--numeric-owner', '--same-owner', '--preserve-permissions',
@@ -220,10 +227,7 @@ export async function unpackLayer(blobPath: string, dest: string, what: string, 
   if (streamError !== undefined && !epipe) {
     throw new ImageError(`${what}: ${reason(streamError)}`, { cause: streamError });
   }
-  if (code !== 0 || epipe) {
-    const line = tarStderr.split('\n').map((l) => l.replace(/^tar: /, '')).find((l) => l.trim() !== '') ?? `exit status ${code}`;
-    throw new ImageError(`${what}: extracting failed: ${line}`);
-  }
+  if (code !== 0 || epipe) throw new ImageError(`${what}: extracting failed: ${tarComplaint(tarStderr) ?? `tar exit status ${code}`}`);
   const diffId = known ?? (hasher as HashingStream).digest();
   if (opts.diffId !== undefined && diffId !== opts.diffId) throw digestMismatch(what, diffId);
   return { diffId, size: stats.size, compression };

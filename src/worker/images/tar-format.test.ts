@@ -21,6 +21,7 @@ const entryArb = fc.record({
   mtime: fc.integer({ min: 0, max: 2 ** 33 }),
   devmajor: fc.integer({ min: 0, max: 4095 }),
   devminor: fc.integer({ min: 0, max: 65535 }),
+  linkpath: fc.array(segment, { minLength: 1, maxLength: 6 }).map((p) => p.join('/')),
   xattr: fc.option(fc.string({ maxLength: 30 }), { nil: undefined }),
 });
 
@@ -32,7 +33,7 @@ describe('tar format', () => {
         END_OF_ARCHIVE,
       ]);
       const parsed = await entriesOf(archive, chunk);
-      expect(parsed.map((p) => ({ path: p.path, type: p.type, mode: p.mode, uid: p.uid, gid: p.gid, mtime: p.mtime, devmajor: p.devmajor, devminor: p.devminor, xattr: p.pax['SCHILY.xattr.user.x'] })))
+      expect(parsed.map((p) => ({ path: p.path, linkpath: p.linkpath, type: p.type, mode: p.mode, uid: p.uid, gid: p.gid, mtime: p.mtime, devmajor: p.devmajor, devminor: p.devminor, xattr: p.pax['SCHILY.xattr.user.x'] })))
         .toEqual(entries.map((e) => ({ ...e, mtime: Math.min(e.mtime, 0o77777777777) })));
     }), { numRuns: 200 });
   });

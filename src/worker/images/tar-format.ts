@@ -312,6 +312,8 @@ export interface NewEntry {
   mtime: number;
   devmajor?: number;
   devminor?: number;
+  /** Target of a symlink or hardlink */
+  linkpath?: string;
   /** Extra PAX records, e.g. SCHILY.xattr.trusted.overlay.opaque */
   pax?: Record<string, string>;
 }
@@ -323,6 +325,11 @@ export function encodeEntry(e: NewEntry): Buffer {
   if (Buffer.byteLength(name) > 100) {
     pax.path = name;
     name = name.slice(0, 99).replace(/[^\x20-\x7e]/g, '_');
+  }
+  let linkname = e.linkpath ?? '';
+  if (Buffer.byteLength(linkname) > 100) {
+    pax.linkpath = linkname;
+    linkname = '';
   }
   const MAX7 = 0o7777777;
   const ids = (v: number, key: string): number => {
@@ -336,16 +343,16 @@ export function encodeEntry(e: NewEntry): Buffer {
   const records = Object.entries(pax).map(([k, v]) => paxRecord(k, v)).join('');
   if (records !== '') {
     const data = Buffer.from(records, 'utf8');
-    blocks.push(headerBlock({ name: 'PaxHeader', type: TarType.paxHeader, mode: 0o644, uid: 0, gid: 0, size: data.length, mtime, devmajor: 0, devminor: 0 }));
+    blocks.push(headerBlock({ name: 'PaxHeader', linkname: '', type: TarType.paxHeader, mode: 0o644, uid: 0, gid: 0, size: data.length, mtime, devmajor: 0, devminor: 0 }));
     const padded = Buffer.alloc(Math.ceil(data.length / BLOCK) * BLOCK);
     data.copy(padded);
     blocks.push(padded);
   }
-  blocks.push(headerBlock({ name, type: e.type, mode: e.mode, uid, gid, size: 0, mtime, devmajor: e.devmajor ?? 0, devminor: e.devminor ?? 0 }));
+  blocks.push(headerBlock({ name, linkname, type: e.type, mode: e.mode, uid, gid, size: 0, mtime, devmajor: e.devmajor ?? 0, devminor: e.devminor ?? 0 }));
   return Buffer.concat(blocks);
 }
 
-function headerBlock(h: { name: string; type: string; mode: number; uid: number; gid: number; size: number; mtime: number; devmajor: number; devminor: number }): Buffer {
+function headerBlock(h: { name: string; linkname: string; type: string; mode: number; uid: number; gid: number; size: number; mtime: number; devmajor: number; devminor: number }): Buffer {
   const b = Buffer.alloc(BLOCK);
   writeString(b, h.name, 0, 100);
   writeOctal(b, h.mode & 0o7777, 100, 8);
@@ -354,6 +361,7 @@ function headerBlock(h: { name: string; type: string; mode: number; uid: number;
   writeOctal(b, h.size, 124, 12);
   writeOctal(b, h.mtime, 136, 12);
   b.write(h.type, 156, 1, 'latin1');
+  writeString(b, h.linkname, 157, 100);
   b.write('ustar\0' + '00', 257, 8, 'latin1');
   writeOctal(b, h.devmajor, 329, 8);
   writeOctal(b, h.devminor, 337, 8);

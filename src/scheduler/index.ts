@@ -10,6 +10,8 @@ export type {
   NodeAvailability,
   NodeRole,
   NodeStatus,
+  PlacedTask,
+  PlaceOptions,
   PlacementPreference,
   Platform,
   PortProtocol,
@@ -25,4 +27,4 @@ export { ConstraintSyntaxError, constraintMatches, parseConstraint, parseConstra
 export type { Constraint, ConstraintField, ConstraintOperator } from './constraint.js';
 export { Scheduler, schedule } from './scheduler.js';
 export { planRebalance } from './rebalance.js';
-export type { PlacedTask, RebalanceOptions, RebalancePlan, TaskMove } from './rebalance.js';
+export type { RebalanceOptions, RebalancePlan, TaskMove } from './rebalance.js';

@@ -23,12 +23,9 @@ import { fieldValue } from './constraint.js';
 import { fitsNow } from './filters.js';
 import { NodeTable } from './node-table.js';
 import { RequirementCompiler, type Requirement } from './requirements.js';
-import type { ClusterState, TaskToPlace } from './types.js';
+import { Scheduler } from './scheduler.js';
+import type { ClusterState, PlacedTask, SchedNode } from './types.js';
 
-/** A task where it runs now. Its reservations are included in its node's `reserved` (and ports, counts). */
-export interface PlacedTask extends TaskToPlace {
-  nodeId: string;
-}
 
 export interface RebalanceOptions {
   goal: 'spread' | 'consolidate';
@@ -70,7 +67,7 @@ export function planRebalance(cluster: ClusterState, tasks: readonly PlacedTask[
   }
   const maxMoves = Math.max(0, Math.floor(opts.maxMoves));
   if (opts.goal === 'spread') return { moves: planSpread(table, movable, maxMoves), freedNodes: [] };
-  return planConsolidate(table, movable, maxMoves, opts.cpuWeight ?? 1, opts.memoryWeight ?? 1);
+  return planConsolidate(cluster, table, movable, maxMoves, opts.cpuWeight ?? 1, opts.memoryWeight ?? 1);
 }
 
 const MAX_SOURCES = 16;
@@ -194,7 +191,19 @@ function lexGreater(a: number[], b: number[]): boolean {
   return false;
 }
 
-function planConsolidate(table: NodeTable, movable: Movable[], maxMoves: number, cpuWeight: number, memoryWeight: number): RebalancePlan {
+/**
+ * Consolidation reuses the placement engine: the busy nodes are the only ones open, and a candidate
+ * node's tasks are placed as one call (fullest nodes first). If they all fit, the node is closed and
+ * the moves are kept; otherwise they are released and the node reopened. O(k log n) per candidate.
+ */
+function planConsolidate(
+  cluster: ClusterState,
+  table: NodeTable,
+  movable: Movable[],
+  maxMoves: number,
+  cpuWeight: number,
+  memoryWeight: number,
+): RebalancePlan {
   const moves: TaskMove[] = [];
   const freed: string[] = [];
   const onNode = new Map<number, Movable[]>();
@@ -208,48 +217,32 @@ function planConsolidate(table: NodeTable, movable: Movable[], maxMoves: number,
   const candidates = [...onNode.keys()]
     .filter((i) => table.taskCount[i] === onNode.get(i)!.length)
     .sort((a, b) => fullness(a) - fullness(b) || a - b);
-  const closed = new Set<number>();
-  // A node that received tasks is not emptied later: no task moves twice in one plan.
+  // Empty nodes stay closed: consolidating must not open new ones. (The nodes keep their current
+  // reservations, so a closed candidate still counts its old tasks; it takes no new ones anyway.)
+  const closedNode = (n: SchedNode): SchedNode => ({ ...n, availability: 'pause' });
+  const nodes = cluster.nodes.map((n, i) => (table.taskCount[i] === 0 ? closedNode(n) : n));
+  const scheduler = new Scheduler({ nodes }, { strategy: 'binpack', cpuWeight, memoryWeight });
   const received = new Set<number>();
   for (const c of candidates) {
     const list = onNode.get(c)!;
+    // A node that received tasks is not emptied later: no task moves twice in one plan.
     if (moves.length + list.length > maxMoves || received.has(c)) continue;
-    const tentative: { m: Movable; from: number; to: number }[] = [];
-    let ok = true;
-    closed.add(c);
-    for (const m of [...list].sort((a, b) => b.req.memory + b.req.cpu - (a.req.memory + a.req.cpu))) {
-      let to = -1;
-      let toFullness = -1;
-      for (let i = 0; i < table.size; i++) {
-        if (closed.has(i) || table.taskCount[i] === 0 || !fitsNow(table, i, m.req)) continue;
-        const f = fullness(i);
-        if (f > toFullness) {
-          to = i;
-          toFullness = f;
-        }
-      }
-      if (to < 0) {
-        ok = false;
-        break;
-      }
-      tentative.push({ m, from: m.node, to });
-      table.apply(m.node, m.req, -1);
-      table.apply(to, m.req, 1);
-      m.node = to;
-    }
-    if (!ok) {
-      // Undo this node's tentative moves, latest first.
-      for (const t of tentative.reverse()) {
-        table.apply(t.to, t.m.req, -1);
-        table.apply(t.from, t.m.req, 1);
-        t.m.node = t.from;
-      }
-      closed.delete(c);
+    scheduler.updateNodes([closedNode(nodes[c]!)]);
+    const result = scheduler.place(
+      list.map((m) => m.task),
+      { explain: false },
+    );
+    if (result.unplaced.length > 0) {
+      scheduler.release(result.assignments.map((a) => a.taskId));
+      scheduler.updateNodes([nodes[c]!]);
       continue;
     }
-    for (const t of tentative) {
-      moves.push({ taskId: t.m.task.id, serviceId: t.m.task.serviceId, from: table.nodes[t.from]!.id, to: table.nodes[t.to]!.id });
-      received.add(t.to);
+    const byTask = new Map(list.map((m) => [m.task.id, m] as const));
+    for (const a of result.assignments) {
+      const m = byTask.get(a.taskId)!;
+      const to = table.indexById.get(a.nodeId)!;
+      moves.push({ taskId: m.task.id, serviceId: m.task.serviceId, from: table.nodes[c]!.id, to: a.nodeId });
+      received.add(to);
     }
     freed.push(table.nodes[c]!.id);
   }

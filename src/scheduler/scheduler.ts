@@ -21,7 +21,7 @@ import { OrderedIndex } from './ordered-index.js';
 import { PlacedTasks } from './placed-tasks.js';
 import { RequirementCompiler, type Requirement } from './requirements.js';
 import { binpackKey, spreadKey } from './strategy.js';
-import type { Assignment, ClusterState, SchedNode, ScheduleOptions, ScheduleResult, Strategy, TaskToPlace, Unplaced } from './types.js';
+import type { Assignment, ClusterState, PlacedTask, PlaceOptions, SchedNode, ScheduleOptions, ScheduleResult, Strategy, TaskToPlace, Unplaced } from './types.js';
 
 /** Nodes that accept a static key's tasks, and their binpack index. */
 interface View {
@@ -77,6 +77,7 @@ export class Scheduler {
   /** Indexes whose ranking must follow every change (spread's task counts), never frozen for a call. */
   private exactIndexes = new Set<OrderedIndex>();
   private scratch: OrderedIndex[] = [];
+  private explain = true;
   private readonly placed = new PlacedTasks();
 
   private baseNodes: SchedNode[];
@@ -95,8 +96,9 @@ export class Scheduler {
   }
 
   /** Place tasks; those that fit are accounted on their node until `release`d. */
-  place(tasks: readonly TaskToPlace[]): ScheduleResult {
+  place(tasks: readonly TaskToPlace[], opts: PlaceOptions = {}): ScheduleResult {
     this.startCall();
+    this.explain = opts.explain ?? true;
     const nodeOfTask: (number | undefined)[] = new Array(tasks.length);
     const reasonOfTask: (string | undefined)[] = new Array(tasks.length);
 
@@ -132,6 +134,22 @@ export class Scheduler {
       else unplaced.push({ taskId: tasks[k]!.id, reason: reasonOfTask[k] ?? 'not placed' });
     }
     return { assignments, unplaced };
+  }
+
+  /**
+   * Record tasks that already run (for example after a manager restart) without checking them, so
+   * they can be `release`d later. Their node's `reserved` must not include them already. Tasks on
+   * unknown nodes, and tasks already recorded, are ignored.
+   */
+  adopt(tasks: readonly PlacedTask[]): void {
+    for (const task of tasks) {
+      const i = this.table.indexById.get(task.nodeId);
+      if (i === undefined || this.placed.has(task.id)) continue;
+      const req = this.compiler.compile(task);
+      this.table.apply(i, req, 1);
+      this.placed.add(task.id, task.nodeId, req);
+      this.changes.push(i);
+    }
   }
 
   /** Forget tasks (stopped, removed, or about to be re-placed) and give their resources back. */
@@ -474,7 +492,7 @@ export class Scheduler {
         }
       }
       if (node < 0) {
-        const reason = explainRejections(this.table, req);
+        const reason = this.explain ? explainRejections(this.table, req) : 'no suitable node';
         for (let r = t; r < taskPositions.length; r++) reasonOfTask[taskPositions[r]!] ??= reason;
         break;
       }

@@ -65,7 +65,20 @@ export interface TaskToPlace {
   platforms?: readonly Platform[];
 }
 
+/** A task where it runs now. */
+export interface PlacedTask extends TaskToPlace {
+  nodeId: string;
+}
+
 export type Strategy = 'binpack' | 'spread';
+
+export interface PlaceOptions {
+  /**
+   * Run the filter pipeline over every node to explain each group that does not fit (default true).
+   * Planners that only need yes/no turn it off: the explanation costs O(n) per failing group.
+   */
+  explain?: boolean;
+}
 
 export interface ScheduleOptions {
   /** Default `binpack`. */

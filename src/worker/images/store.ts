@@ -187,11 +187,10 @@ export class ImageStore {
       const img = this.find(refOrId);
       if (!img) throw new ImageError(`no such image: ${refOrId}`);
       const parsed = tryParseReference(refOrId);
-      const byTag = typeof parsed !== 'string' && img.refs.includes(`${parsed.name}:${parsed.tag}`);
+      const tag = typeof parsed === 'string' ? undefined : `${parsed.name}:${parsed.tag}`;
       const inUse = opts.inUse?.(img.id) ?? false;
       let untagged: string[];
-      if (byTag) {
-        const tag = `${(parsed as { name: string }).name}:${(parsed as { tag: string }).tag}`;
+      if (tag !== undefined && img.refs.includes(tag)) {
         untagged = [tag];
         if (img.refs.length === 1 && inUse && !opts.force) {
           throw new ImageError(`image ${tag} (${shortDigest(img.id)}) is in use by a container; remove the container first or force`);
@@ -204,10 +203,9 @@ export class ImageStore {
         untagged = [...img.refs];
       }
       const refs = img.refs.filter((r) => !untagged.includes(r));
-      const deleted: string[] = [];
-      const images = this.state.images.filter((i) => i !== img);
-      if (refs.length > 0 || inUse) images.push({ ...img, refs });
-      else deleted.push(img.id);
+      const keep = refs.length > 0 || inUse;
+      const deleted: string[] = keep ? [] : [img.id];
+      const images = this.state.images.flatMap((i) => (i !== img ? [i] : keep ? [{ ...i, refs }] : []));
       const before = new Set(this.state.images.flatMap((i) => i.layers));
       await this.setState({ ...this.state, images });
       const after = new Set(images.flatMap((i) => i.layers));

@@ -120,6 +120,21 @@ describe('strategies', () => {
 });
 
 describe('Scheduler (incremental)', () => {
+  it('adopts running tasks so they can be released later', () => {
+    const s = new Scheduler({ nodes: [node('a'), node('b')] });
+    s.adopt([
+      { id: 'web.0', serviceId: 'web', nodeId: 'a', reservations: { nanoCPUs: 3 * CPU, memoryBytes: GiB }, hostPorts: [{ protocol: 'tcp', port: 80 }] },
+      { id: 'ghost.0', serviceId: 'ghost', nodeId: 'nowhere' },
+    ]);
+    expect(s.nodeOf('web.0')).toBe('a');
+    expect(s.nodeOf('ghost.0')).toBeUndefined();
+    const r = s.place(tasks('web', 1, { id: 'web.1', reservations: { nanoCPUs: 2 * CPU, memoryBytes: GiB }, hostPorts: [{ protocol: 'tcp', port: 80 }] } as Partial<TaskToPlace>));
+    expect(r.assignments).toEqual([{ taskId: 'web.1', nodeId: 'b' }]);
+    s.release(['web.0']);
+    expect(s.usage('a')).toMatchObject({ freeNanoCPUs: 4 * CPU, tasks: 0 });
+    expect(s.place(tasks('db', 1, { reservations: { nanoCPUs: 4 * CPU, memoryBytes: GiB } })).assignments).toEqual([{ taskId: 'db.0', nodeId: 'a' }]);
+  });
+
   it('keeps placed tasks across calls, frees them on release, follows drains', () => {
     const nodes = [node('a'), node('b')];
     const s = new Scheduler({ nodes });

@@ -1,0 +1,256 @@
+/**
+ * The manager role of a daemon: the raft-replicated store, the control logic every manager serves,
+ * the CA, and — on the leader only — the dispatcher, orchestrators, scheduler and the promotion of
+ * caught-up learners to voters.
+ */
+import { randomInt } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { RaftNode } from '../raft/node.js';
+import { formatJoinToken, newSecret, parseJoinToken, secretMatches } from '../security/join-token.js';
+import { caDigest } from '../security/node-certs.js';
+import { signNodeCertificate, type RootCA } from './ca/authority.js';
+import { ControlError, ControlService, newObjectId, type ConstraintCheck } from './control.js';
+import { Dispatcher } from './dispatcher.js';
+import { LeaderDuties, type Placer } from './leader.js';
+import type { ClusterObject, NodeObject, NodeRole } from './objects.js';
+import { RaftClusterLog, StoreStateMachine } from './raft-log.js';
+import { ClusterStore } from './store/store.js';
+
+export interface ManagerOptions {
+  nodeId: string;
+  raftId: number;
+  /** host:port other managers and workers use for this manager */
+  advertiseAddr: string;
+  raftDataDir: string;
+  server: grpc.Server;
+  channelCredentials: grpc.ChannelCredentials;
+  logger: Logger;
+  placer: Placer;
+  checkConstraint?: ConstraintCheck;
+  nodeMatches?: ConstructorParameters<typeof LeaderDuties>[0]['nodeMatches'];
+  /** First manager of a new swarm: the cluster to create. Omitted when joining or restarting. */
+  bootstrap?: { clusterId: string; rootCA: RootCA; description: NodeObject['description'] };
+  heartbeatPeriodMs?: number;
+  tickMs?: number;
+  electionTicks?: number;
+}
+
+export const CLUSTER_OBJECT_ID = 'cluster';
+export const DEFAULT_HEARTBEAT_MS = 5000;
+
+export class Manager {
+  readonly store = new ClusterStore();
+  readonly raft: RaftNode;
+  readonly log: RaftClusterLog;
+  readonly control: ControlService;
+  private dispatcher?: Dispatcher;
+  private duties?: LeaderDuties;
+  private leaderWatch?: NodeJS.Timeout;
+  private promoting = new Set<number>();
+
+  constructor(private readonly opts: ManagerOptions) {
+    const sm = new StoreStateMachine(this.store);
+    this.raft = new RaftNode({
+      id: opts.raftId,
+      dataDir: opts.raftDataDir,
+      address: opts.advertiseAddr,
+      ...(opts.bootstrap ? { initialMembers: new Map([[opts.raftId, opts.advertiseAddr]]) } : {}),
+      stateMachine: sm,
+      server: opts.server,
+      channelCredentials: opts.channelCredentials,
+      tickMs: opts.tickMs ?? 100,
+      electionTicks: opts.electionTicks ?? 10,
+      heartbeatTicks: 1,
+      snapshotEvery: 10_000,
+      log: (level, msg) => opts.logger[level]({ component: 'raft' }, msg),
+    });
+    this.log = new RaftClusterLog(this.raft, sm);
+    this.control = new ControlService(this.store, this.log, opts.checkConstraint);
+  }
+
+  async start(): Promise<void> {
+    await this.raft.start();
+    if (this.opts.bootstrap) await this.bootstrapCluster(this.opts.bootstrap);
+    this.leaderWatch = setInterval(() => this.followLeadership(), 100);
+    this.followLeadership();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.leaderWatch);
+    this.stepDown();
+    await this.raft.stop();
+  }
+
+  cluster(): ClusterObject {
+    const c = this.store.get('cluster', CLUSTER_OBJECT_ID);
+    if (!c) throw new ControlError('this manager has not caught up with the swarm yet: try again shortly', 'unavailable');
+    return c;
+  }
+
+  /** The dispatcher, when this manager leads; else where the leader is. */
+  leaderDispatcher(): { dispatcher?: Dispatcher; leaderAddr?: string } {
+    if (this.dispatcher && this.raft.isLeader()) return { dispatcher: this.dispatcher };
+    return { leaderAddr: this.leaderAddr() };
+  }
+
+  leaderAddr(): string | undefined {
+    const lead = this.raft.status().lead;
+    return this.store.list('node').find((n) => n.managerStatus?.raftId === lead)?.managerStatus?.addr;
+  }
+
+  managerAddrs(): string[] {
+    return this.store.list('node').filter((n) => n.managerStatus).map((n) => n.managerStatus!.addr);
+  }
+
+  joinToken(role: NodeRole): string {
+    const c = this.cluster();
+    return formatJoinToken(caDigest(c.rootCA.certPem), c.joinSecrets[role]);
+  }
+
+  async rotateJoinToken(role: NodeRole): Promise<string> {
+    const c = await this.freshCluster();
+    const next: ClusterObject = { ...c, joinSecrets: { ...c.joinSecrets, [role]: newSecret() } };
+    const r = await this.log.propose({ actions: [{ op: 'update', kind: 'cluster', object: next, expectVersion: c.meta.version }], time: new Date().toISOString() });
+    if (!r.ok) throw new ControlError(`rotating the ${role} join token failed: ${r.error.message}`, 'conflict');
+    return this.joinToken(role);
+  }
+
+  /**
+   * Checks a join token and signs the joiner's certificate. A new manager is also added to raft
+   * as a learner (the leader promotes it once it has caught up).
+   */
+  async issueCertificate(req: { csrPem: string; token: string; hostname: string; advertiseAddr: string }): Promise<{ nodeId: string; role: NodeRole; certPem: string; raftId: number }> {
+    const c = await this.freshCluster();
+    const parsed = parseJoinToken(req.token);
+    if (parsed.caDigestHex !== caDigest(c.rootCA.certPem)) throw new ControlError('the join token is for another swarm (its CA digest does not match)', 'invalid');
+    const role: NodeRole | undefined = secretMatches(parsed.secret, c.joinSecrets.manager) ? 'manager'
+      : secretMatches(parsed.secret, c.joinSecrets.worker) ? 'worker' : undefined;
+    if (!role) throw new ControlError('invalid join token: it was rotated or never valid', 'invalid');
+    const nodeId = newObjectId();
+    const certPem = await signNodeCertificate(c.rootCA, req.csrPem, { nodeId, role, clusterId: c.id });
+    let raftId = 0;
+    if (role === 'manager') {
+      if (!this.raft.isLeader()) throw new ControlError(`managers join through the leader${this.leaderAddr() ? ` at ${this.leaderAddr()}` : ''}`, 'unavailable');
+      if (!req.advertiseAddr) throw new ControlError('a joining manager must give its advertise address', 'invalid');
+      raftId = this.newRaftId();
+      const node: NodeObject = {
+        id: nodeId, meta: { version: 0, createdAt: '', updatedAt: '' },
+        spec: { role: 'manager', availability: 'active', labels: {} },
+        description: { hostname: req.hostname, platform: { os: 'linux', arch: '' }, resources: { nanoCpus: 0, memoryBytes: 0, generic: {} }, engineLabels: {} },
+        status: { state: 'unknown', message: 'joining', addr: req.advertiseAddr.split(':')[0] ?? '' },
+        managerStatus: { raftId, addr: req.advertiseAddr, reachability: 'unknown', leader: false },
+      };
+      const r = await this.log.propose({ actions: [{ op: 'create', kind: 'node', object: node }], time: new Date().toISOString() });
+      if (!r.ok) throw new ControlError(`registering manager ${req.hostname} failed: ${r.error.message}`, 'conflict');
+      await this.raft.addLearner(raftId, req.advertiseAddr);
+      this.opts.logger.info({ nodeId, raftId, addr: req.advertiseAddr }, 'manager joining as a raft learner');
+    }
+    return { nodeId, role, certPem, raftId };
+  }
+
+  private newRaftId(): number {
+    const used = new Set(this.store.list('node').map((n) => n.managerStatus?.raftId ?? 0));
+    for (;;) {
+      const id = randomInt(1, 2 ** 31 - 1);
+      if (!used.has(id)) return id;
+    }
+  }
+
+  private async freshCluster(): Promise<ClusterObject> {
+    await this.log.barrier();
+    return this.cluster();
+  }
+
+  private async bootstrapCluster(b: NonNullable<ManagerOptions['bootstrap']>): Promise<void> {
+    await this.waitForLeadership(10_000);
+    if (this.store.get('cluster', CLUSTER_OBJECT_ID)) return;
+    const now = new Date().toISOString();
+    const cluster: ClusterObject = {
+      id: CLUSTER_OBJECT_ID, meta: { version: 0, createdAt: '', updatedAt: '' },
+      spec: { taskHistoryLimit: 5, heartbeatPeriodMs: this.opts.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_MS },
+      rootCA: b.rootCA, joinSecrets: { worker: newSecret(), manager: newSecret() },
+    };
+    const self: NodeObject = {
+      id: this.opts.nodeId, meta: { version: 0, createdAt: '', updatedAt: '' },
+      spec: { role: 'manager', availability: 'active', labels: {} },
+      description: b.description,
+      status: { state: 'ready', message: '', addr: this.opts.advertiseAddr.split(':')[0] ?? '' },
+      managerStatus: { raftId: this.opts.raftId, addr: this.opts.advertiseAddr, reachability: 'reachable', leader: true },
+    };
+    const r = await this.log.propose({ actions: [{ op: 'create', kind: 'cluster', object: cluster }, { op: 'create', kind: 'node', object: self }], time: now });
+    if (!r.ok) throw new Error(`bootstrapping the swarm failed: ${r.error.message}`);
+    // The id in the cluster object is fixed; the swarm's own id travels in certificates (O=).
+    void b.clusterId;
+  }
+
+  private async waitForLeadership(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.raft.isLeader()) {
+      if (Date.now() > deadline) throw new Error('this manager did not become leader of its new swarm');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Starts the leader's duties on election and stops them on losing it. */
+  private followLeadership(): void {
+    const leading = this.raft.isLeader();
+    if (leading && !this.duties && this.store.get('cluster', CLUSTER_OBJECT_ID)) {
+      const cluster = this.cluster();
+      this.dispatcher = new Dispatcher({
+        store: this.store, log: this.log, logger: this.opts.logger.child({ component: 'dispatcher' }),
+        heartbeatPeriodMs: cluster.spec.heartbeatPeriodMs, missedHeartbeats: 3, managers: () => this.managerAddrs(),
+      });
+      this.duties = new LeaderDuties({
+        store: this.store, log: this.log, dispatcher: this.dispatcher, placer: this.opts.placer,
+        logger: this.opts.logger.child({ component: 'orchestrator' }), taskHistoryLimit: cluster.spec.taskHistoryLimit,
+        heartbeatPeriodMs: cluster.spec.heartbeatPeriodMs, nodeMatches: this.opts.nodeMatches,
+      });
+      this.duties.start();
+      this.opts.logger.info({ raftId: this.opts.raftId }, 'became leader: dispatcher and orchestrators started');
+      void this.markLeader();
+    } else if (!leading && this.duties) {
+      this.stepDown();
+      this.opts.logger.info('lost leadership: dispatcher and orchestrators stopped');
+    }
+    if (leading) void this.promoteCaughtUpLearners();
+  }
+
+  private stepDown(): void {
+    this.duties?.stop();
+    this.dispatcher?.stop();
+    this.duties = undefined;
+    this.dispatcher = undefined;
+  }
+
+  /** Records which manager leads, for `node ls`. */
+  private async markLeader(): Promise<void> {
+    const actions = [];
+    for (const n of this.store.list('node')) {
+      if (!n.managerStatus) continue;
+      const leader = n.managerStatus.raftId === this.opts.raftId;
+      if (n.managerStatus.leader !== leader || (leader && n.managerStatus.reachability !== 'reachable')) {
+        actions.push({ op: 'update' as const, kind: 'node' as const, object: { ...n, managerStatus: { ...n.managerStatus, leader, ...(leader ? { reachability: 'reachable' as const } : {}) } }, expectVersion: n.meta.version });
+      }
+    }
+    if (actions.length) await this.log.propose({ actions, time: new Date().toISOString() }).catch(() => {});
+  }
+
+  /** A learner whose log is within a few entries of ours becomes a voter. */
+  private async promoteCaughtUpLearners(): Promise<void> {
+    const st = this.raft.status();
+    for (const learner of st.conf.learners) {
+      const pr = st.progress.get(learner);
+      if (!pr || this.promoting.has(learner) || pr.match + 5 < st.lastIndex) continue;
+      this.promoting.add(learner);
+      try {
+        await this.raft.promote(learner);
+        this.opts.logger.info({ raftId: learner }, 'promoted a caught-up learner to voter');
+      } catch (err) {
+        this.opts.logger.warn({ raftId: learner, err: (err as Error).message }, 'promotion failed; will retry');
+      } finally {
+        this.promoting.delete(learner);
+      }
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * gRPC credentials for traffic between nodes: mutual TLS with the cluster's root CA. Nodes are
+ * reached by IP, so the name checked is the one every node certificate carries: "tsswarm-node".
+ */
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { CertificateError, identityOf, type NodeIdentity } from './node-certs.js';
+import { x509 } from './x509.js';
+
+export const TLS_SERVER_NAME = 'tsswarm-node';
+
+export interface NodeTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.ssl_target_name_override': TLS_SERVER_NAME,
+  'grpc.default_authority': TLS_SERVER_NAME,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+};
+
+/**
+ * The server asks every client for a certificate but lets those without one in, because a joining
+ * node has none yet; handlers that need one call `peerIdentity`.
+ */
+export function serverCredentials(tls: NodeTls): grpc.ServerCredentials {
+  return grpc.ServerCredentials.createSsl(Buffer.from(tls.caPem), [
+    { private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) },
+  ], false);
+}
+
+export function clientCredentials(tls: NodeTls): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certPem));
+}
+
+/** For a joiner that has the CA (pinned by its token) but no certificate of its own yet. */
+export function anonymousClientCredentials(caPem: string): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(Buffer.from(caPem));
+}
+
+/** Only to fetch the root CA, whose digest the caller then checks against its join token. */
+export function unverifiedClientCredentials(): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false });
+}
+
+const verified = new Map<string, NodeIdentity>();
+
+/**
+ * Who is calling, proven: the client's certificate (it proved the key in the handshake) checked
+ * against our CA here, since the server admits clients without one. Cached by fingerprint.
+ */
+export async function peerIdentity(call: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null }, caPem: string): Promise<NodeIdentity> {
+  const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
+  if (!raw || raw.length === 0) throw new CertificateError('this call needs a node certificate; join the swarm first');
+  const key = createHash('sha256').update(caPem).update(raw).digest('hex');
+  const hit = verified.get(key);
+  if (hit) return hit;
+  const cert = new x509.X509Certificate(new Uint8Array(raw));
+  const ca = new x509.X509Certificate(caPem);
+  if (!(await cert.verify({ publicKey: ca.publicKey, date: new Date() }))) {
+    throw new CertificateError(`certificate ${cert.subject} is not signed by this swarm's CA or has expired`);
+  }
+  const who = identityOf(cert);
+  if (verified.size > 10_000) verified.clear();
+  verified.set(key, who);
+  return who;
+}

@@ -293,7 +293,7 @@ function runBaseline(fn: Baseline, nodes: SchedNode[], drained: SchedNode[], tas
 // ---------------------------------------------------------------------------------------------
 // Rebalance planning on the final placement, with every move replayed and checked on a ledger.
 
-function planRebalances(drained: SchedNode[], drainedIdx: Set<number>, tasks: TaskToPlace[], nodeOf: Map<string, number>) {
+function planRebalances(drained: SchedNode[], tasks: TaskToPlace[], nodeOf: Map<string, number>) {
   const ledger = new Ledger(drained);
   for (const t of tasks) {
     const i = nodeOf.get(t.id);
@@ -307,7 +307,6 @@ function planRebalances(drained: SchedNode[], drainedIdx: Set<number>, tasks: Ta
     hostPortsInUse: [...ledger.ports[i]!].map((p) => ({ protocol: 'tcp' as const, port: Number(p.split('/')[1]) })),
     serviceTasks: Object.fromEntries(ledger.perService[i]!),
   }));
-  void drainedIdx;
   const placed: PlacedTask[] = [];
   for (const t of tasks) {
     const i = nodeOf.get(t.id);
@@ -447,7 +446,7 @@ function main(): void {
   const placementsPerCpuSec = first.assignments.length / (placeCpuMs / 1000);
 
   // --- rebalance: the drained nodes come back; plan moves onto them (spread) and plan freeing nodes
-  const rebalance = planRebalances(drainedNodes, drainedIdx, tasks, nodeOf);
+  const rebalance = planRebalances(drainedNodes, tasks, nodeOf);
 
   // --- baselines -------------------------------------------------------------------------------
   // `--quick` skips the baselines (for profiling the scheduler alone).

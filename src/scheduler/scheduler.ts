@@ -14,45 +14,15 @@
  *     reports the rest of that group unplaced with that reason.
  */
 
-import { fieldValue, type ConstraintField } from './constraint.js';
-import { explainRejections, fitsBeyondCpuMemory, staticallyEligible } from './filters.js';
+import { ChangeLog } from './change-log.js';
+import { explainRejections, fitsBeyondCpuMemory } from './filters.js';
 import { NodeTable } from './node-table.js';
 import { OrderedIndex } from './ordered-index.js';
 import { PlacedTasks } from './placed-tasks.js';
 import { RequirementCompiler, type Requirement } from './requirements.js';
 import { binpackKey, spreadKey } from './strategy.js';
 import type { Assignment, ClusterState, PlacedTask, PlaceOptions, SchedNode, ScheduleOptions, ScheduleResult, Strategy, TaskToPlace, Unplaced } from './types.js';
-
-/** Nodes that accept a static key's tasks, and their binpack index. */
-interface View {
-  /** Any requirement with this static key: the view's membership test. */
-  req: Requirement;
-  members: number[];
-  mask: Uint8Array;
-  index: OrderedIndex;
-  /** Spread strategy: the same nodes ranked by fewest tasks overall; built on first use. */
-  spreadIndex?: OrderedIndex;
-  preferenceGroups: Map<string, PreferenceGroups>;
-}
-
-/** A view split by the values of a task's spread preferences, one leaf per distinct value tuple. */
-interface PreferenceGroups {
-  leaves: Leaf[];
-  leafOf: Int32Array;
-  byPath: Map<string, Leaf>;
-  fields: readonly ConstraintField[];
-}
-
-interface Leaf {
-  position: number;
-  path: string;
-  /** For each preference level, the key of this leaf's group at that level ("zone=a", "zone=a|rack=1"). */
-  levelKeys: string[];
-  members: number[];
-  index: OrderedIndex;
-  spreadIndex?: OrderedIndex;
-}
-
+import { Views, type CandidateSet } from './views.js';
 
 export class Scheduler {
   private table: NodeTable;
@@ -61,21 +31,9 @@ export class Scheduler {
   private readonly memoryWeight: number;
   private readonly spareGenericNodes: boolean;
   private readonly compiler = new RequirementCompiler();
-  private views = new Map<string, View>();
-  /**
-   * Nodes whose free resources changed, in order. A node belongs to many indexes (one per constraint
-   * set and preference group it qualifies for); re-keying all of them on every placement would cost
-   * that many O(log n) updates. Instead an index catches up on the log when a batch is about to use
-   * it, touching each changed node once however many tasks it received meanwhile.
-   */
-  private changes: number[] = [];
-  private syncStamp: Uint32Array = new Uint32Array(0);
-  private syncRound = 0;
-  /** Position in `changes` where the current `place()` call began. */
-  private callStart = 0;
-  private allIndexes: OrderedIndex[] = [];
-  /** Indexes whose ranking must follow every change (spread's task counts), never frozen for a call. */
-  private exactIndexes = new Set<OrderedIndex>();
+  private log!: ChangeLog;
+  private views!: Views;
+  /** Spread's per-batch indexes, reused (their typed arrays are sized to the cluster). */
   private scratch: OrderedIndex[] = [];
   private explain = true;
   private readonly placed = new PlacedTasks();
@@ -97,7 +55,7 @@ export class Scheduler {
 
   /** Place tasks; those that fit are accounted on their node until `release`d. */
   place(tasks: readonly TaskToPlace[], opts: PlaceOptions = {}): ScheduleResult {
-    this.startCall();
+    this.log.startCall();
     this.explain = opts.explain ?? true;
     const nodeOfTask: (number | undefined)[] = new Array(tasks.length);
     const reasonOfTask: (string | undefined)[] = new Array(tasks.length);
@@ -148,7 +106,7 @@ export class Scheduler {
       const req = this.compiler.compile(task);
       this.table.apply(i, req, 1);
       this.placed.add(task.id, task.nodeId, req);
-      this.changes.push(i);
+      this.log.record(i);
     }
   }
 
@@ -160,7 +118,7 @@ export class Scheduler {
       const i = this.table.indexById.get(rec.nodeId);
       if (i === undefined) continue;
       this.table.apply(i, rec.req, -1);
-      this.changes.push(i);
+      this.log.record(i);
     }
   }
 
@@ -217,40 +175,7 @@ export class Scheduler {
   private setAvailability(i: number, node: SchedNode): void {
     this.baseNodes[i] = node;
     this.table.describe(i, node);
-    for (const view of this.views.values()) {
-      const eligible = staticallyEligible(this.table, i, view.req);
-      if (eligible === (view.mask[i] === 1)) continue;
-      if (eligible) {
-        view.mask[i] = 1;
-        view.members.push(i);
-        view.index.insert(i);
-        view.spreadIndex?.insert(i);
-      } else {
-        view.mask[i] = 0;
-        view.index.remove(i);
-        view.spreadIndex?.remove(i);
-      }
-      for (const [key, pg] of view.preferenceGroups) {
-        if (!eligible) {
-          const leaf = pg.leaves[pg.leafOf[i]!];
-          pg.leafOf[i] = -1;
-          leaf?.index.remove(i);
-          leaf?.spreadIndex?.remove(i);
-          continue;
-        }
-        const path = pathOf(this.table.nodes[i]!, pg);
-        const leaf = pg.byPath.get(path);
-        if (!leaf) {
-          // A value no group has yet: let the groups be rebuilt when next needed.
-          view.preferenceGroups.delete(key);
-          continue;
-        }
-        pg.leafOf[i] = leaf.position;
-        leaf.members.push(i);
-        leaf.index.insert(i);
-        leaf.spreadIndex?.insert(i);
-      }
-    }
+    this.views.availabilityChanged(i);
   }
 
   private rebuild(nodes: SchedNode[]): void {
@@ -264,55 +189,9 @@ export class Scheduler {
   }
 
   private resetIndexes(): void {
-    this.views = new Map();
-    this.changes = [];
-    this.syncStamp = new Uint32Array(this.table.size);
-    this.allIndexes = [];
-    this.exactIndexes = new Set();
+    this.log = new ChangeLog(this.table.size);
+    this.views = new Views(this.table, this.log, (req) => this.newBinpackIndex(req));
     this.scratch = [];
-  }
-
-  /**
-   * Bring an index up to date. Binpack's order is frozen for the length of a `place()` call (nodes
-   * are ranked by fullness at the start of the call, then filled first-fit in that order, which is
-   * first-fit-decreasing with the fullest nodes first): changes logged before the call re-key their
-   * node, changes made during the call only refresh the free-resource maxima on its path.
-   */
-  private sync(index: OrderedIndex): void {
-    const now = this.changes.length;
-    const rekeyTo = this.exactIndexes.has(index) ? now : this.callStart;
-    if (index.keyedTo < rekeyTo) {
-      const round = ++this.syncRound;
-      for (let k = index.keyedTo; k < rekeyTo; k++) {
-        const i = this.changes[k]!;
-        if (this.syncStamp[i] === round) continue;
-        this.syncStamp[i] = round;
-        index.update(i);
-      }
-      index.keyedTo = rekeyTo;
-      if (index.freshTo < rekeyTo) index.freshTo = rekeyTo;
-    }
-    if (index.freshTo < now) {
-      const round = ++this.syncRound;
-      for (let k = Math.max(index.freshTo, rekeyTo); k < now; k++) {
-        const i = this.changes[k]!;
-        if (this.syncStamp[i] === round) continue;
-        this.syncStamp[i] = round;
-        index.refresh(i);
-      }
-      index.freshTo = now;
-    }
-  }
-
-  /** Called at the start of `place()`: keep the log bounded by syncing everyone once it is long. */
-  private startCall(): void {
-    if (this.changes.length >= 4 * this.table.size + 100_000) {
-      this.callStart = this.changes.length;
-      for (const index of this.allIndexes) this.sync(index);
-      this.changes = [];
-      for (const index of this.allIndexes) index.keyedTo = index.freshTo = 0;
-    }
-    this.callStart = this.changes.length;
   }
 
   private referenceSize(): [number, number] {
@@ -329,71 +208,8 @@ export class Scheduler {
   private newBinpackIndex(req: Requirement): OrderedIndex {
     const key = binpackKey(this.table, this.cpuWeight, this.memoryWeight, this.spareGenericNodes && req.generic.length === 0);
     const index = new OrderedIndex(this.table.size, this.table.freeCpu, this.table.freeMemory, key);
-    index.keyedTo = index.freshTo = this.changes.length;
-    this.allIndexes.push(index);
+    this.log.register(index);
     return index;
-  }
-
-  private view(req: Requirement): View {
-    let v = this.views.get(req.staticKey);
-    if (v) return v;
-    const members: number[] = [];
-    const mask = new Uint8Array(this.table.size);
-    for (let i = 0; i < this.table.size; i++) {
-      if (!staticallyEligible(this.table, i, req)) continue;
-      members.push(i);
-      mask[i] = 1;
-    }
-    const index = this.newBinpackIndex(req);
-    index.build(members);
-    v = { req, members, mask, index, preferenceGroups: new Map() };
-    this.views.set(req.staticKey, v);
-    return v;
-  }
-
-  private preferenceGroups(view: View, req: Requirement): PreferenceGroups {
-    let pg = view.preferenceGroups.get(req.preferenceKey);
-    if (pg) return pg;
-    const byPath = new Map<string, { values: string[]; members: number[] }>();
-    const leafOf = new Int32Array(this.table.size).fill(-1);
-    for (const i of this.live(view.members, (j) => view.mask[j] === 1)) {
-      const node = this.table.nodes[i]!;
-      const values = req.preferences.map((f) => fieldValue(node, f));
-      const path = values.join('\u0000');
-      let entry = byPath.get(path);
-      if (!entry) byPath.set(path, (entry = { values, members: [] }));
-      entry.members.push(i);
-    }
-    // Leaves in sorted order of their value paths, so ties between groups break the same way every time.
-    const paths = [...byPath.keys()].sort();
-    const leaves: Leaf[] = paths.map((path, position) => {
-      const { values, members } = byPath.get(path)!;
-      const levelKeys = values.map((_, l) => values.slice(0, l + 1).join('\u0000'));
-      for (const i of members) leafOf[i] = position;
-      const index = this.newBinpackIndex(req);
-      index.build(members);
-      return { position, path, levelKeys, members, index };
-    });
-    pg = { leaves, leafOf, byPath: new Map(leaves.map((l) => [l.path, l] as const)), fields: req.preferences };
-    view.preferenceGroups.set(req.preferenceKey, pg);
-    return pg;
-  }
-
-  /**
-   * Member lists only grow (removals just clear a mask, to keep node events cheap); this drops the
-   * stale and duplicate entries when a list is about to be used, and stores the clean list back.
-   */
-  private live(list: number[], isMember: (i: number) => boolean): number[] {
-    const round = ++this.syncRound;
-    let w = 0;
-    for (let r = 0; r < list.length; r++) {
-      const i = list[r]!;
-      if (!isMember(i) || this.syncStamp[i] === round) continue;
-      this.syncStamp[i] = round;
-      list[w++] = i;
-    }
-    list.length = w;
-    return list;
   }
 
   private placeGroup(
@@ -408,8 +224,8 @@ export class Scheduler {
       for (const k of taskPositions) reasonOfTask[k] = req.error;
       return;
     }
-    const view = this.view(req);
-    const groups = req.preferences.length > 0 ? this.preferenceGroups(view, req) : undefined;
+    const view = this.views.view(req);
+    const groups = req.preferences.length > 0 ? this.views.preferenceGroups(view, req) : undefined;
     // The indexes this batch searches: the persistent binpack ones, or fresh spread-ordered ones.
     let indexes: OrderedIndex[];
     const serviceCounts = this.table.countsFor(req.serviceId);
@@ -419,11 +235,10 @@ export class Scheduler {
     // so a pick asks the first and falls back to the second. Only the service's own nodes move
     // between the two, so a batch costs O((k + existing) log n), not a re-sort of all nodes.
     const spread = this.strategy === 'spread';
-    const owners: { members: number[]; spreadIndex?: OrderedIndex }[] = groups ? groups.leaves : [view];
+    const sets: CandidateSet[] = groups ? groups.leaves : [view];
     const scratch: OrderedIndex[] = [];
     if (spread) {
-      const isMember = groups ? (l: number) => (i: number) => groups.leafOf[i] === l : () => (i: number) => view.mask[i] === 1;
-      indexes = owners.map((o, l) => this.spreadIndexOf(o, isMember(l)));
+      indexes = sets.map((set) => this.spreadIndexOf(set, () => this.views.membersOf(set, view, groups)));
       const key = spreadKey(this.table, req.serviceId);
       for (let l = 0; l < indexes.length; l++) scratch.push(this.scratchIndex(l, key));
       for (const [i] of serviceCounts) {
@@ -434,8 +249,8 @@ export class Scheduler {
         }
       }
     } else {
-      indexes = groups ? groups.leaves.map((l) => l.index) : [view.index];
-      for (const index of indexes) this.sync(index);
+      indexes = sets.map((set) => set.index);
+      for (const index of indexes) this.log.sync(index);
     }
 
     // Preference bookkeeping: tasks of this service per group, at every level.
@@ -507,7 +322,7 @@ export class Scheduler {
         if (this.table.freeCpu[node]! < req.cpu || this.table.freeMemory[node]! < req.memory) break;
         if (!fitsBeyondCpuMemory(this.table, node, req)) break;
       }
-      this.changes.push(node);
+      this.log.record(node);
       // The indexes in use stay exact as we go; others catch up from the log later.
       if (spread) {
         // The node now runs the service: it belongs in the scratch index, re-ranked.
@@ -527,25 +342,23 @@ export class Scheduler {
         for (const i of scratch[l]!.toArray()) indexes[l]!.insert(i);
         scratch[l]!.clear();
       }
-      for (const index of indexes) index.keyedTo = index.freshTo = this.changes.length;
+      for (const index of indexes) this.log.markFresh(index, true);
     } else {
-      for (const index of indexes) index.freshTo = this.changes.length;
+      for (const index of indexes) this.log.markFresh(index, false);
     }
   }
 
   /** A candidate set's persistent spread index (fewest tasks overall first), synced exactly. */
-  private spreadIndexOf(owner: { members: number[]; spreadIndex?: OrderedIndex }, isMember: (i: number) => boolean): OrderedIndex {
-    let index = owner.spreadIndex;
+  private spreadIndexOf(set: CandidateSet, members: () => number[]): OrderedIndex {
+    let index = set.spreadIndex;
     if (!index) {
       const table = this.table;
       index = new OrderedIndex(table.size, table.freeCpu, table.freeMemory, (i) => -table.taskCount[i]!);
-      index.build(this.live(owner.members, isMember));
-      index.keyedTo = index.freshTo = this.changes.length;
-      owner.spreadIndex = index;
-      this.exactIndexes.add(index);
-      this.allIndexes.push(index);
+      index.build(members());
+      this.log.register(index, true);
+      set.spreadIndex = index;
     }
-    this.sync(index);
+    this.log.sync(index);
     return index;
   }
 
@@ -582,6 +395,3 @@ function onlyAvailabilityDiffers(a: SchedNode, b: SchedNode): boolean {
   return JSON.stringify({ ...a, availability: '', status: '' }) === JSON.stringify({ ...b, availability: '', status: '' });
 }
 
-function pathOf(node: SchedNode, pg: PreferenceGroups): string {
-  return pg.fields.map((f) => fieldValue(node, f)).join('\u0000');
-}

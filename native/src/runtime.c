@@ -287,8 +287,14 @@ static int cmd_list(int argc, char **argv)
 			int pid = strcmp(status, "stopped") ? (int)st.pid : 0;
 			if (quiet) printf("%s\n", st.id);
 			else if (json) {
-				printf("%s{\"id\":\"%s\",\"pid\":%d,\"status\":\"%s\",\"bundle\":\"%s\",\"created\":\"%s\"}",
-				       first ? "" : ",", st.id, pid, status, st.bundle, st.created);
+				char b[9000];
+				size_t pos = 0;
+				pos += (size_t)snprintf(b, sizeof(b), "%s{\"id\":", first ? "" : ",");
+				json_escape(b, sizeof(b), &pos, st.id, strlen(st.id));
+				pos += (size_t)snprintf(b + pos, sizeof(b) - pos, ",\"pid\":%d,\"status\":\"%s\",\"bundle\":", pid, status);
+				json_escape(b, sizeof(b), &pos, st.bundle, strlen(st.bundle));
+				pos += (size_t)snprintf(b + pos, sizeof(b) - pos, ",\"created\":\"%s\"}", st.created);
+				fputs(b, stdout);
 				first = 0;
 			} else printf("%s\t%d\t%s\t%s\t%s\troot\n", st.id, pid, status, st.bundle, st.created);
 		}

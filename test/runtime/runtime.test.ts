@@ -444,6 +444,38 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
     expect(existsSync(join(state, 'shim.pid'))).toBe(false);
   });
 
+  it('shim: 8 containers started concurrently all run, exit and clean up', async () => {
+    const ids = Array.from({ length: 8 }, (_, i) => newId(`par${i}`));
+    const started = await Promise.all(ids.map((id) => new Promise<{ id: string; code: number | null; state: string }>((res) => {
+      const base = join(work, 'shim', id);
+      const s = baseSpec(join(base, 'merged'), ['/bin/sh', '-c', 'echo up; exec sleep 300']);
+      s.root.readonly = false;
+      s.linux.cgroupsPath = `${CGP}/${id}`;
+      s.linux.resources.pids = { limit: 16 };
+      writeBundle(join(base, 'bundle'), s);
+      shimDirs.push(base);
+      const state = join(base, 'state');
+      const c = spawn(SHIM, ['--runtime', RUNTIME, '--runtime-arg', '--root', '--runtime-arg', stateRoot, '--id', id,
+        '--bundle', join(base, 'bundle'), '--state-dir', state, '--log', join(state, 'log'),
+        '--lower', rootfs, '--upper', join(base, 'upper'), '--work', join(base, 'work')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      c.on('close', (code) => res({ id, code, state }));
+    })));
+    for (const s of started) expect(s.code, s.id).toBe(0);
+    const pids = started.map((s) => Number(readFileSync(join(s.state, 'init.pid'), 'utf8')));
+    expect(new Set(pids).size).toBe(8);
+    for (const s of started) expect(JSON.parse(rt('state', s.id).stdout).status).toBe('running');
+    for (const s of started) expect(await waitFor(() => readFileSync(join(s.state, 'log'), 'utf8').includes('up'), 3000)).toBe(true);
+    for (const s of started) expect(rt('kill', s.id, 'KILL').status).toBe(0);
+    for (const s of started) {
+      expect(await waitExit(s.state)).toBe(true);
+      expect(readExit(s.state)).toMatchObject({ exitCode: 137, signal: 9 });
+      expect(JSON.parse(readFileSync(join(s.state, 'log'), 'utf8').split('\n')[0]!).log).toBe('up\n');
+      expect(cgroupLeftovers(`${CGP}/${s.id}`)).toEqual([]);
+      expect(mountedUnder(join(work, 'shim', s.id))).toEqual([]);
+    }
+    expect(rt('list', '-q').stdout.trim()).toBe('');
+  });
+
   const runtimes = [['runc', false], ['crun', true]] as const;
   for (const [name, hide] of runtimes) {
     it.skipIf(!which(name))(`the same bundle runs under ${name} through the shim${hide ? ' (hide-cgroup2)' : ''}`, async () => {

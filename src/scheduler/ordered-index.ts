@@ -7,18 +7,27 @@
  * (In two dimensions a subtree may have a CPU-rich and a memory-rich node but neither fitting both,
  * so the worst case is not logarithmic; the benchmark measures the real cost.)
  *
+ * Storage is per member (slots that grow as needed) plus one Int32 per cluster node to find a node's
+ * slot: a scheduler keeps an index per distinct constraint set, and services pinned with
+ * `node.hostname==...` would otherwise cost a cluster-sized index each.
+ *
  * Priorities come from a hash of the node's position, so the shape (and every answer) is deterministic.
  */
 
 export class OrderedIndex {
-  private readonly left: Int32Array;
-  private readonly right: Int32Array;
-  private readonly priority: Uint32Array;
+  /** Node position -> slot, -1 when not a member. */
+  private readonly slotOf: Int32Array;
+  // Per slot:
+  private nodeAt: Int32Array;
+  private left: Int32Array;
+  private right: Int32Array;
+  private priority: Uint32Array;
   /** The key each member had when it was inserted: removal must find it by that key. */
-  private readonly key: Float64Array;
-  private readonly maxCpu: Float64Array;
-  private readonly maxMemory: Float64Array;
-  private readonly member: Uint8Array;
+  private key: Float64Array;
+  private maxCpu: Float64Array;
+  private maxMemory: Float64Array;
+  private freeSlots: number[] = [];
+  private nextSlot = 0;
   private root = -1;
   private count = 0;
   /** For the owner's lazy bookkeeping: log positions up to which members were re-keyed / refreshed. */
@@ -31,31 +40,33 @@ export class OrderedIndex {
   private needMemory = 0;
 
   constructor(
-    capacity: number,
+    nodeCount: number,
     private readonly freeCpu: Float64Array,
     private readonly freeMemory: Float64Array,
     /** Bigger is preferred; ties go to the lower node position. */
     private keyOf: (i: number) => number,
+    /** Expected number of members; storage grows past it. */
+    capacity = 16,
   ) {
-    this.left = new Int32Array(capacity).fill(-1);
-    this.right = new Int32Array(capacity).fill(-1);
-    this.priority = new Uint32Array(capacity);
-    for (let i = 0; i < capacity; i++) this.priority[i] = hash32(i);
-    this.key = new Float64Array(capacity);
-    this.maxCpu = new Float64Array(capacity);
-    this.maxMemory = new Float64Array(capacity);
-    this.member = new Uint8Array(capacity);
+    this.slotOf = new Int32Array(nodeCount).fill(-1);
+    const c = Math.max(1, capacity);
+    this.nodeAt = new Int32Array(c);
+    this.left = new Int32Array(c);
+    this.right = new Int32Array(c);
+    this.priority = new Uint32Array(c);
+    this.key = new Float64Array(c);
+    this.maxCpu = new Float64Array(c);
+    this.maxMemory = new Float64Array(c);
   }
 
   /** Empty the index in O(size) and, optionally, change its ordering (for reuse as scratch). */
   clear(keyOf?: (i: number) => number): void {
-    const stack = this.root >= 0 ? [this.root] : [];
-    while (stack.length > 0) {
-      const t = stack.pop()!;
-      this.member[t] = 0;
-      if (this.left[t]! >= 0) stack.push(this.left[t]!);
-      if (this.right[t]! >= 0) stack.push(this.right[t]!);
+    for (let s = 0; s < this.nextSlot; s++) {
+      const i = this.nodeAt[s]!;
+      if (i >= 0 && this.slotOf[i] === s) this.slotOf[i] = -1;
     }
+    this.freeSlots = [];
+    this.nextSlot = 0;
     this.root = -1;
     this.count = 0;
     if (keyOf) this.keyOf = keyOf;
@@ -66,20 +77,17 @@ export class OrderedIndex {
   }
 
   has(i: number): boolean {
-    return this.member[i] === 1;
+    return this.slotOf[i]! >= 0;
   }
 
   /** Add node i, ranked by its current key unless a key is given (to put it back where it was). */
   insert(i: number, key: number = this.keyOf(i)): void {
-    if (this.member[i] === 1) return;
-    this.member[i] = 1;
+    if (this.slotOf[i]! >= 0) return;
+    const s = this.allocate(i, key);
+    this.maxCpu[s] = this.freeCpu[i]!;
+    this.maxMemory[s] = this.freeMemory[i]!;
     this.count++;
-    this.key[i] = key;
-    this.left[i] = -1;
-    this.right[i] = -1;
-    this.maxCpu[i] = this.freeCpu[i]!;
-    this.maxMemory[i] = this.freeMemory[i]!;
-    this.root = this.insertAt(this.root, i);
+    this.root = this.insertAt(this.root, s);
   }
 
   /**
@@ -88,16 +96,11 @@ export class OrderedIndex {
    */
   build(nodes: readonly number[]): void {
     if (this.count !== 0) throw new Error('build() needs an empty index');
-    const sorted = nodes.filter((i) => this.member[i] !== 1);
-    for (const i of sorted) {
-      this.member[i] = 1;
-      this.key[i] = this.keyOf(i);
-      this.left[i] = -1;
-      this.right[i] = -1;
-    }
-    sorted.sort((a, b) => (this.less(a, b) ? -1 : this.less(b, a) ? 1 : 0));
+    const slots: number[] = [];
+    for (const i of nodes) if (this.slotOf[i]! < 0) slots.push(this.allocate(i, this.keyOf(i)));
+    slots.sort((a, b) => (this.less(a, b) ? -1 : this.less(b, a) ? 1 : 0));
     const stack: number[] = [];
-    for (const x of sorted) {
+    for (const x of slots) {
       let last = -1;
       while (stack.length > 0 && this.priority[stack[stack.length - 1]!]! < this.priority[x]!) last = stack.pop()!;
       this.left[x] = last;
@@ -105,32 +108,28 @@ export class OrderedIndex {
       stack.push(x);
     }
     this.root = stack.length > 0 ? stack[0]! : -1;
-    this.count = sorted.length;
+    this.count = slots.length;
     this.pullAll(this.root);
   }
 
-  private pullAll(t: number): void {
-    if (t < 0) return;
-    this.pullAll(this.left[t]!);
-    this.pullAll(this.right[t]!);
-    this.pull(t);
-  }
-
   remove(i: number): void {
-    if (this.member[i] !== 1) return;
-    this.member[i] = 0;
+    const s = this.slotOf[i]!;
+    if (s < 0) return;
+    this.root = this.removeAt(this.root, s);
+    this.slotOf[i] = -1;
+    this.nodeAt[s] = -1;
+    this.freeSlots.push(s);
     this.count--;
-    this.root = this.removeAt(this.root, i);
   }
 
   /** The key a member was ranked by. */
   keyOfMember(i: number): number {
-    return this.key[i]!;
+    return this.key[this.slotOf[i]!]!;
   }
 
   /** Re-key node i after its free resources changed (no-op if it is not a member). */
   update(i: number): void {
-    if (this.member[i] !== 1) return;
+    if (this.slotOf[i]! < 0) return;
     this.remove(i);
     this.insert(i);
   }
@@ -140,21 +139,17 @@ export class OrderedIndex {
    * maxima on its path only (found by its stored key), without moving it.
    */
   refresh(i: number): void {
-    if (this.member[i] !== 1) return;
-    this.refreshAt(this.root, i);
-  }
-
-  private refreshAt(t: number, x: number): void {
-    if (t < 0) throw new Error('ordered index corrupted: member not found');
-    if (t !== x) this.refreshAt(this.less(x, t) ? this.left[t]! : this.right[t]!, x);
-    this.pull(t);
+    const s = this.slotOf[i]!;
+    if (s < 0) return;
+    this.refreshAt(this.root, s);
   }
 
   /** The most preferred member with at least `cpu` and `memory` free, or -1. */
   best(cpu: number, memory: number): number {
     this.needCpu = cpu;
     this.needMemory = memory;
-    return this.search(this.root);
+    const s = this.search(this.root);
+    return s < 0 ? -1 : this.nodeAt[s]!;
   }
 
   /** Members from most to least preferred (for tests and diagnostics). */
@@ -163,23 +158,62 @@ export class OrderedIndex {
     const walk = (t: number): void => {
       if (t < 0) return;
       walk(this.right[t]!);
-      out.push(t);
+      out.push(this.nodeAt[t]!);
       walk(this.left[t]!);
     };
     walk(this.root);
     return out;
   }
 
-  /** a sorts before b (is less preferred). */
+  private allocate(i: number, key: number): number {
+    let s = this.freeSlots.pop();
+    if (s === undefined) {
+      if (this.nextSlot === this.nodeAt.length) this.grow();
+      s = this.nextSlot++;
+    }
+    this.slotOf[i] = s;
+    this.nodeAt[s] = i;
+    this.left[s] = -1;
+    this.right[s] = -1;
+    this.priority[s] = hash32(i);
+    this.key[s] = key;
+    return s;
+  }
+
+  private grow(): void {
+    const c = this.nodeAt.length * 2;
+    const more = <T extends Int32Array | Uint32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+      const b = make(c);
+      b.set(a);
+      return b;
+    };
+    this.nodeAt = more(this.nodeAt, (n) => new Int32Array(n));
+    this.left = more(this.left, (n) => new Int32Array(n));
+    this.right = more(this.right, (n) => new Int32Array(n));
+    this.priority = more(this.priority, (n) => new Uint32Array(n));
+    this.key = more(this.key, (n) => new Float64Array(n));
+    this.maxCpu = more(this.maxCpu, (n) => new Float64Array(n));
+    this.maxMemory = more(this.maxMemory, (n) => new Float64Array(n));
+  }
+
+  /** Slot a sorts before slot b (is less preferred). */
   private less(a: number, b: number): boolean {
     const ka = this.key[a]!;
     const kb = this.key[b]!;
-    return ka < kb || (ka === kb && a > b);
+    return ka < kb || (ka === kb && this.nodeAt[a]! > this.nodeAt[b]!);
+  }
+
+  private pullAll(t: number): void {
+    if (t < 0) return;
+    this.pullAll(this.left[t]!);
+    this.pullAll(this.right[t]!);
+    this.pull(t);
   }
 
   private pull(t: number): void {
-    let c = this.freeCpu[t]!;
-    let m = this.freeMemory[t]!;
+    const i = this.nodeAt[t]!;
+    let c = this.freeCpu[i]!;
+    let m = this.freeMemory[i]!;
     const l = this.left[t]!;
     const r = this.right[t]!;
     if (l >= 0) {
@@ -192,6 +226,12 @@ export class OrderedIndex {
     }
     this.maxCpu[t] = c;
     this.maxMemory[t] = m;
+  }
+
+  private refreshAt(t: number, x: number): void {
+    if (t < 0) throw new Error('ordered index corrupted: member not found');
+    if (t !== x) this.refreshAt(this.less(x, t) ? this.left[t]! : this.right[t]!, x);
+    this.pull(t);
   }
 
   private insertAt(t: number, x: number): number {
@@ -255,7 +295,8 @@ export class OrderedIndex {
     if (t < 0 || this.maxCpu[t]! < this.needCpu || this.maxMemory[t]! < this.needMemory) return -1;
     const r = this.search(this.right[t]!);
     if (r >= 0) return r;
-    if (this.freeCpu[t]! >= this.needCpu && this.freeMemory[t]! >= this.needMemory) return t;
+    const i = this.nodeAt[t]!;
+    if (this.freeCpu[i]! >= this.needCpu && this.freeMemory[i]! >= this.needMemory) return t;
     return this.search(this.left[t]!);
   }
 }

@@ -14,7 +14,7 @@ const RUNS = Number(process.env.SCHED_PROPERTY_RUNS ?? 300);
 // ------------------------------------------------------------------------------------------------
 // Arbitraries
 
-const CONSTRAINTS = ['node.labels.zone==a', 'node.labels.zone!=b', 'node.role==worker', 'node.platform.arch==arm64', 'engine.labels.fast==yes', 'node.hostname!=n0'];
+const CONSTRAINTS = ['node.labels.zone==a', 'node.labels.zone!=b', 'node.role==worker', 'node.platform.arch==arm64', 'engine.labels.fast==yes', 'node.hostname!=n0', 'node.hostname==N1', 'node.id==n2'];
 
 const nodeArb = (k: number, resourcesOnly: boolean): fc.Arbitrary<SchedNode> =>
   fc
@@ -96,12 +96,14 @@ function matches(node: SchedNode, expr: string): boolean {
   const [, key, op, value] = /^(.*?)(==|!=)(.*)$/.exec(expr)!;
   let actual: string;
   if (key === 'node.role') actual = node.role;
+  else if (key === 'node.id') actual = node.id;
   else if (key === 'node.hostname') actual = node.hostname;
   else if (key === 'node.platform.arch') actual = node.platform?.arch ?? '';
   else if (key!.startsWith('node.labels.')) actual = node.labels?.[key!.slice(12)] ?? '';
   else if (key!.startsWith('engine.labels.')) actual = node.engineLabels?.[key!.slice(14)] ?? '';
   else throw new Error(`model does not know ${key}`);
-  return op === '==' ? actual === value : actual !== value;
+  // Docker compares values case-insensitively.
+  return op === '==' ? actual.toLowerCase() === value!.toLowerCase() : actual.toLowerCase() !== value!.toLowerCase();
 }
 
 class Model {

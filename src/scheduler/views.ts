@@ -46,6 +46,8 @@ export interface Leaf extends CandidateSet {
 
 export class Views {
   private readonly views = new Map<string, View>();
+  /** `id:<node id>` and `host:<hostname>` (lower-cased) -> node positions; built on first need. */
+  private byName: Map<string, number[]> | undefined;
 
   constructor(
     private readonly table: NodeTable,
@@ -59,7 +61,7 @@ export class Views {
     if (v) return v;
     const members: number[] = [];
     const mask = new Uint8Array(this.table.size);
-    for (let i = 0; i < this.table.size; i++) {
+    for (const i of this.candidatesFor(req)) {
       if (!staticallyEligible(this.table, i, req)) continue;
       members.push(i);
       mask[i] = 1;
@@ -95,6 +97,28 @@ export class Views {
     pg = { leaves, leafOf, byPath: new Map(leaves.map((l) => [l.path, l] as const)), fields: req.preferences };
     view.preferenceGroups.set(req.preferenceKey, pg);
     return pg;
+  }
+
+  /**
+   * Services pinned with `node.id==X` or `node.hostname==X` are common; look those nodes up instead
+   * of scanning the cluster for every such view.
+   */
+  private candidatesFor(req: Requirement): Iterable<number> {
+    for (const c of req.constraints) {
+      if (c.operator !== '==' || (c.field.kind !== 'node.id' && c.field.kind !== 'node.hostname')) continue;
+      if (!this.byName) {
+        this.byName = new Map();
+        for (let i = 0; i < this.table.size; i++) {
+          for (const name of [`id:${this.table.nodes[i]!.id.toLowerCase()}`, `host:${this.table.nodes[i]!.hostname.toLowerCase()}`]) {
+            let list = this.byName.get(name);
+            if (!list) this.byName.set(name, (list = []));
+            list.push(i);
+          }
+        }
+      }
+      return this.byName.get(`${c.field.kind === 'node.id' ? 'id' : 'host'}:${c.valueLower}`) ?? [];
+    }
+    return allPositions(this.table.size);
   }
 
   /** The current members of a view or leaf (member lists are cleaned lazily). */
@@ -156,6 +180,10 @@ export class Views {
     list.length = w;
     return list;
   }
+}
+
+function* allPositions(n: number): Iterable<number> {
+  for (let i = 0; i < n; i++) yield i;
 }
 
 function pathOf(node: SchedNode, pg: PreferenceGroups): string {

@@ -85,6 +85,31 @@ async function idleShimRss(work: string, rootfs: string, stateRoot: string): Pro
   return { rss, anon };
 }
 
+/**
+ * The cost tsswarm-runtime avoids: a process moved into a v1 cgroup by a cgroup.procs write waits for
+ * an RCU grace period when the cgroup core has been quiet; a single thread moving *itself* through
+ * "tasks" (what our init does) skips that lock. Same shell, same cgroup, 150 ms apart (cold).
+ */
+function cgroupMoveCost(cgParent: string): { procs_ms: number; tasks_self_ms: number } | null {
+  const dir = `/sys/fs/cgroup/pids${cgParent}/move`;
+  try {
+    execFileSync('mkdir', ['-p', dir]);
+  } catch {
+    return null;
+  }
+  const sample = (script: string) => {
+    const xs: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      spawnSync('sleep', ['0.15']);
+      xs.push(timeRun(['sh', '-c', script]));
+    }
+    return stats(xs).p50;
+  };
+  const r = { procs_ms: sample(`echo $$ > ${dir}/cgroup.procs`), tasks_self_ms: sample(`echo 0 > ${dir}/tasks`) };
+  spawnSync('rmdir', [dir]);
+  return r;
+}
+
 // ---------------------------------------------------------------------------------------------
 // DAEMON END-TO-END (to be added by the daemon author): `tsswarm container run --rm IMAGE true`
 // through a running daemon. Pass a function to runtimeBench({ daemonRunRm }) that returns one
@@ -123,6 +148,7 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
       if (hooks.daemonRunRm) daemon.push(await hooks.daemonRunRm());
     }
     const shimRss = await idleShimRss(work, rootfs, stateRoot);
+    const move = cgroupMoveCost(cgParent);
 
     const st = Object.fromEntries([...times].map(([k, v]) => [k, stats(v)]));
     const crun = st.crun?.p50;
@@ -139,6 +165,7 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
       ratio_vs_runc: st.runc ? Math.round((st.tsswarm!.p50 / st.runc.p50) * 1000) / 1000 : null,
       shim_rss_kb: shimRss.rss,
       shim_rss_anon_kb: shimRss.anon,
+      ...(move ? { cgroup_v1_move_procs_ms: move.procs_ms, cgroup_v1_move_tasks_self_ms: move.tasks_self_ms } : {}),
     };
     if (daemon.length) {
       const d = stats(daemon);
@@ -147,6 +174,10 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
     }
     if (hooks.daemonRssKb) result.daemon_rss_kb = await hooks.daemonRssKb();
     console.log(`idle tsswarm-shim (sleep 3600 container): VmRSS ${shimRss.rss} kB, of which private (RssAnon) ${shimRss.anon} kB; the rest is the static binary's shared page cache`);
+    if (move) {
+      console.log(`v1 cgroup move after a quiet spell, sh included (p50 of 10): cgroup.procs write ${move.procs_ms} ms, ` +
+        `self-move via tasks "0" ${move.tasks_self_ms} ms (tsswarm-runtime's init does the latter)`);
+    }
     console.log(`ratio_vs_crun (tsswarm p50 / crun p50): ${result.ratio_vs_crun}`);
     return result;
   } finally {

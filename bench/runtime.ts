@@ -123,7 +123,8 @@ export interface DaemonHooks {
 
 export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<string, unknown>> {
   const work = tempDir('tsswarm-bench-rt-');
-  const stateRoot = join(work, 'state');
+  // on tmpfs under /run, like runc's and crun's state dirs
+  const stateRoot = `/run/tsswarm-bench-${process.pid}`;
   execFileSync('chmod', ['755', work]);
   const cgParent = `/tsswarm-bench-${process.pid}`;
   try {
@@ -188,6 +189,7 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
       spawnSync('sh', ['-c', `rmdir ${d}/* ${d} 2>/dev/null`]);
     }
     rmSync(work, { recursive: true, force: true });
+    rmSync(stateRoot, { recursive: true, force: true });
   }
 }
 

@@ -3,6 +3,7 @@
  * so the daemon can die and come back without losing a container or its exit status. */
 #include "container.h"
 #include "json.h"
+#include "jsonlog.h"
 #include "util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +24,6 @@
 #include <unistd.h>
 
 #define MAX_RT_ARGS 32
-#define LINE_MAX_BYTES 16384 /* docker's json-file splits longer lines into partial entries */
 
 static const char *rt_path, *rt_args[MAX_RT_ARGS];
 static int n_rt_args;
@@ -249,65 +249,6 @@ static int hide_cgroup2(char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- json-file logging ---- */
-
-struct stream {
-	int fd;
-	const char *name;
-	char buf[LINE_MAX_BYTES];
-	size_t len;
-};
-
-static void emit(struct stream *s, const char *data, size_t n)
-{
-	static char out[LINE_MAX_BYTES * 6 + 256];
-	char ts[64];
-	size_t pos = 0;
-	now_rfc3339(ts, sizeof(ts));
-	memcpy(out, "{\"log\":", 7);
-	pos = 7;
-	json_escape(out, sizeof(out), &pos, data, n);
-	pos += (size_t)snprintf(out + pos, sizeof(out) - pos, ",\"stream\":\"%s\",\"time\":\"%s\"}\n", s->name, ts);
-	if (log_fd >= 0) write_all(log_fd, out, pos);
-}
-
-static void stream_data(struct stream *s, const char *data, size_t n)
-{
-	while (n) {
-		size_t take = sizeof(s->buf) - s->len;
-		if (take > n) take = n;
-		memcpy(s->buf + s->len, data, take);
-		s->len += take;
-		data += take;
-		n -= take;
-		size_t start = 0;
-		for (size_t i = 0; i < s->len; i++)
-			if (s->buf[i] == '\n') {
-				emit(s, s->buf + start, i + 1 - start);
-				start = i + 1;
-			}
-		if (start == 0 && s->len == sizeof(s->buf)) { emit(s, s->buf, s->len); start = s->len; }
-		memmove(s->buf, s->buf + start, s->len - start);
-		s->len -= start;
-	}
-}
-
-static int stream_read(struct stream *s)
-{
-	char tmp[8192];
-	ssize_t r = read(s->fd, tmp, sizeof(tmp));
-	if (r < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
-	if (r <= 0) {
-		if (s->len) emit(s, s->buf, s->len); /* keep a partial last line */
-		s->len = 0;
-		close(s->fd);
-		s->fd = -1;
-		return -1;
-	}
-	stream_data(s, tmp, (size_t)r);
-	return 0;
-}
-
 static void drain_nonblock(int fd)
 {
 	char tmp[4096];
@@ -486,8 +427,8 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	drop_clean_file_pages();
 
 	static struct stream so, se;
-	so.fd = out[0]; so.name = "stdout";
-	se.fd = errp[0]; se.name = "stderr";
+	so.fd = out[0]; so.name = "stdout"; so.log_fd = log_fd;
+	se.fd = errp[0]; se.name = "stderr"; se.log_fd = log_fd;
 	int exited = 0, status = 0;
 	char finishedAt[64] = "";
 	long long oom1 = -1;
@@ -524,8 +465,8 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 			}
 		}
 	}
-	if (so.fd >= 0) { if (so.len) emit(&so, so.buf, so.len); close(so.fd); }
-	if (se.fd >= 0) { if (se.len) emit(&se, se.buf, se.len); close(se.fd); }
+	stream_close(&so);
+	stream_close(&se);
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	char sig[16] = "null";
 	if (WIFSIGNALED(status)) snprintf(sig, sizeof(sig), "%d", WTERMSIG(status));

@@ -15,8 +15,8 @@
  * moves before it: no constraint broken, nothing overcommitted, no port or replicas-per-node clash,
  * no move onto a drained, paused or down node. Moves are meant to be applied in order.
  *
- * Planning scans the nodes for each candidate move (O(n) per move): it runs rarely and is bounded by
- * `maxMoves`, unlike placement.
+ * Both goals drive the placement engine (`Scheduler`): release a task, place it again, keep the move
+ * if it improves the goal, undo it otherwise. Planning is bounded by `maxMoves`.
  */
 
 import { fieldValue } from './constraint.js';
@@ -66,11 +66,11 @@ export function planRebalance(cluster: ClusterState, tasks: readonly PlacedTask[
     movable.push({ task, req, node });
   }
   const maxMoves = Math.max(0, Math.floor(opts.maxMoves));
-  if (opts.goal === 'spread') return { moves: planSpread(table, movable, maxMoves), freedNodes: [] };
+  if (opts.goal === 'spread') return { moves: planSpread(cluster, table, movable, maxMoves), freedNodes: [] };
   return planConsolidate(cluster, table, movable, maxMoves, opts.cpuWeight ?? 1, opts.memoryWeight ?? 1);
 }
 
-const MAX_SOURCES = 16;
+const MAX_SOURCES = 4;
 
 function move(table: NodeTable, m: Movable, to: number, moves: TaskMove[]): void {
   table.apply(m.node, m.req, -1);
@@ -79,7 +79,12 @@ function move(table: NodeTable, m: Movable, to: number, moves: TaskMove[]): void
   m.node = to;
 }
 
-function planSpread(table: NodeTable, movable: Movable[], maxMoves: number): TaskMove[] {
+/**
+ * Spread planning lets the placement engine pick targets: a spread-strategy scheduler over the
+ * cluster without the movable tasks, which then adopts them, so any one can be released and placed
+ * again (O(log n) per try). A try is kept only if it strictly improves the service's balance.
+ */
+function planSpread(cluster: ClusterState, table: NodeTable, movable: Movable[], maxMoves: number): TaskMove[] {
   const moves: TaskMove[] = [];
   const byService = new Map<string, Movable[]>();
   for (const m of movable) {
@@ -88,6 +93,8 @@ function planSpread(table: NodeTable, movable: Movable[], maxMoves: number): Tas
     list.push(m);
   }
   const services = [...byService.keys()].sort();
+  const scheduler = new Scheduler({ nodes: withoutTasks(cluster.nodes, movable) }, { strategy: 'spread' });
+  scheduler.adopt(movable.map((m) => m.task));
 
   // Round-robin over services, one move each per round, so a small budget is shared fairly. A
   // service with no improving move leaves the rotation (other services' moves rarely create one).
@@ -96,86 +103,137 @@ function planSpread(table: NodeTable, movable: Movable[], maxMoves: number): Tas
     const next: string[] = [];
     for (const service of active) {
       if (moves.length >= maxMoves) break;
-      const best = bestSpreadMove(table, byService.get(service)!);
-      if (best) {
-        move(table, best.m, best.to, moves);
-        next.push(service);
-      }
+      if (spreadOnce(table, scheduler, byService.get(service)!, moves)) next.push(service);
     }
     active = next;
   }
   return moves;
 }
 
-/**
- * The move of one task of a service that lowers its imbalance the most, or undefined. Levels are the
- * task's preferences, then the node itself; counts are the service's tasks on nodes the task could
- * run on, grouped by the level's value path.
- */
-function bestSpreadMove(table: NodeTable, tasks: Movable[]): { m: Movable; to: number } | undefined {
+/** Move one task of a service if that strictly improves its balance; false if no try did. */
+function spreadOnce(table: NodeTable, scheduler: Scheduler, tasks: Movable[], moves: TaskMove[]): boolean {
   const counts = table.countsFor(tasks[0]!.req.serviceId);
   // Without preferences, a service whose busiest node runs one task is as even as it can be.
   if (tasks.every((m) => m.req.preferences.length === 0)) {
     let max = 0;
     for (const c of counts.values()) if (c > max) max = c;
-    if (max <= 1) return undefined;
+    if (max <= 1) return false;
   }
-  let best: { m: Movable; to: number; gain: number[] } | undefined;
-  const triedSources = new Set<string>();
-  const targetsOf = new Map<Requirement, number[]>();
-  const pathCache = new Map<Requirement, (string[] | undefined)[]>();
-  // Sources from the most loaded node down; one task per (node, task shape) is enough to try.
-  const sources = [...tasks].sort((a, b) => (counts.get(b.node) ?? 0) - (counts.get(a.node) ?? 0) || a.node - b.node);
+  // Sources: the most loaded group first (level by level), then the most loaded node.
+  const balance = new Balance(table, counts);
+  const rank = new Map(tasks.map((m) => [m, balance.loadOf(m, m.node)] as const));
+  const sources = [...tasks].sort((a, b) => lexCompare(rank.get(b)!, rank.get(a)!) || a.node - b.node);
+  const tried = new Set<string>();
   for (const m of sources) {
-    const tried = `${m.node}\u0000${m.req.groupKey}`;
-    if (triedSources.has(tried)) continue;
+    const key = `${m.node}\u0000${m.req.groupKey}`;
+    if (tried.has(key)) continue;
     // The biggest gains start from the most loaded nodes; bounding the sources bounds the cost.
-    if (triedSources.size >= MAX_SOURCES) break;
-    triedSources.add(tried);
-    let cache = pathCache.get(m.req);
-    if (!cache) pathCache.set(m.req, (cache = new Array(table.size)));
-    const pathsOf = cache;
-    const paths = (i: number): string[] => {
-      let p = pathsOf[i];
-      if (!p) {
-        const node = table.nodes[i]!;
-        const values = m.req.preferences.map((f) => fieldValue(node, f));
-        p = pathsOf[i] = values.map((_, l) => values.slice(0, l + 1).join('\u0000'));
-      }
-      return p;
-    };
-    // Nodes that could take one more task of this shape: the same for every source of the shape.
-    let targets = targetsOf.get(m.req);
-    if (!targets) {
-      targets = [];
-      for (let to = 0; to < table.size; to++) if (fitsNow(table, to, m.req)) targets.push(to);
-      targetsOf.set(m.req, targets);
+    if (tried.size >= MAX_SOURCES) break;
+    tried.add(key);
+    const from = m.node;
+    scheduler.release([m.task.id]);
+    const placed = scheduler.place([m.task], { explain: false }).assignments[0];
+    const to = placed ? table.indexById.get(placed.nodeId)! : -1;
+    if (to >= 0 && to !== from && firstNonZero(balance.gain(m, to)) > 0) {
+      move(table, m, to, moves);
+      return true;
     }
-    // Group counts over the nodes this task may run on (plus where it is now).
-    const groupCounts = new Map<string, number>();
-    if (m.req.preferences.length > 0) {
-      for (const [i, c] of counts) {
-        if (i !== m.node && !eligibleIgnoringLoad(table, i, m.req)) continue;
-        for (const p of paths(i)) groupCounts.set(p, (groupCounts.get(p) ?? 0) + c);
-      }
-    }
-    const fromPaths = paths(m.node);
-    const fromCount = counts.get(m.node) ?? 0;
-    for (const to of targets) {
-      if (to === m.node) continue;
-      const toPaths = paths(to);
-      // Per level, half the drop in the sum of squared counts: (count at source) - (count at target) - 1.
-      const gain: number[] = [];
-      for (let l = 0; l < fromPaths.length; l++) {
-        gain.push(fromPaths[l] === toPaths[l] ? 0 : (groupCounts.get(fromPaths[l]!) ?? 0) - (groupCounts.get(toPaths[l]!) ?? 0) - 1);
-      }
-      gain.push(fromCount - (counts.get(to) ?? 0) - 1);
-      const first = gain.find((g) => g !== 0) ?? 0;
-      if (first <= 0) continue;
-      if (!best || lexGreater(gain, best.gain)) best = { m, to, gain };
-    }
+    if (placed) scheduler.release([m.task.id]);
+    scheduler.adopt([{ ...m.task, nodeId: table.nodes[from]!.id }]);
   }
-  return best ? { m: best.m, to: best.to } : undefined;
+  return false;
+}
+
+/**
+ * A service's balance, level by level: its task's preferences, then the node itself. Counts are the
+ * service's tasks on nodes the task could run on, grouped by the level's value path.
+ */
+class Balance {
+  private readonly groupCounts = new Map<Requirement, Map<string, number>>();
+  private readonly paths = new Map<Requirement, (string[] | undefined)[]>();
+
+  constructor(
+    private readonly table: NodeTable,
+    private readonly counts: Map<number, number>,
+  ) {}
+
+  /** How loaded node i's groups and the node itself are, for a task like m. */
+  loadOf(m: Movable, i: number): number[] {
+    const groups = this.groupsFor(m);
+    return [...this.pathsOf(m.req, i).map((p) => groups.get(p) ?? 0), this.counts.get(i) ?? 0];
+  }
+
+  /** Per level, half the drop in the sum of squared counts if m moves to `to`. */
+  gain(m: Movable, to: number): number[] {
+    const groups = this.groupsFor(m);
+    const fromPaths = this.pathsOf(m.req, m.node);
+    const toPaths = this.pathsOf(m.req, to);
+    const gain: number[] = [];
+    for (let l = 0; l < fromPaths.length; l++) {
+      gain.push(fromPaths[l] === toPaths[l] ? 0 : (groups.get(fromPaths[l]!) ?? 0) - (groups.get(toPaths[l]!) ?? 0) - 1);
+    }
+    gain.push((this.counts.get(m.node) ?? 0) - (this.counts.get(to) ?? 0) - 1);
+    return gain;
+  }
+
+  private groupsFor(m: Movable): Map<string, number> {
+    let g = this.groupCounts.get(m.req);
+    if (!g) {
+      g = new Map();
+      if (m.req.preferences.length > 0) {
+        for (const [i, c] of this.counts) {
+          if (i !== m.node && !eligibleIgnoringLoad(this.table, i, m.req)) continue;
+          for (const p of this.pathsOf(m.req, i)) g.set(p, (g.get(p) ?? 0) + c);
+        }
+      }
+      this.groupCounts.set(m.req, g);
+    }
+    return g;
+  }
+
+  private pathsOf(req: Requirement, i: number): string[] {
+    let cache = this.paths.get(req);
+    if (!cache) this.paths.set(req, (cache = []));
+    let p = cache[i];
+    if (!p) {
+      const node = this.table.nodes[i]!;
+      const values = req.preferences.map((f) => fieldValue(node, f));
+      p = cache[i] = values.map((_, l) => values.slice(0, l + 1).join('\u0000'));
+    }
+    return p;
+  }
+}
+
+function firstNonZero(a: number[]): number {
+  return a.find((g) => g !== 0) ?? 0;
+}
+
+function lexCompare(a: number[], b: number[]): number {
+  for (let k = 0; k < Math.max(a.length, b.length); k++) {
+    const d = (a[k] ?? 0) - (b[k] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** The nodes as they would be without the movable tasks (reservations, ports, per-service counts). */
+function withoutTasks(nodes: readonly SchedNode[], movable: Movable[]): SchedNode[] {
+  const out = nodes.map((n) => ({
+    ...n,
+    reserved: { nanoCPUs: n.reserved?.nanoCPUs ?? 0, memoryBytes: n.reserved?.memoryBytes ?? 0, generic: { ...(n.reserved?.generic ?? {}) } },
+    hostPortsInUse: [...(n.hostPortsInUse ?? [])],
+    serviceTasks: { ...(n.serviceTasks ?? {}) },
+  }));
+  for (const m of movable) {
+    const n = out[m.node]!;
+    n.reserved.nanoCPUs -= m.req.cpu;
+    n.reserved.memoryBytes -= m.req.memory;
+    for (const [k, v] of m.req.generic) n.reserved.generic[k] = (n.reserved.generic[k] ?? 0) - v;
+    const ports = new Set(m.req.ports);
+    n.hostPortsInUse = n.hostPortsInUse.filter((p) => !ports.has(`${p.protocol}/${p.port}`));
+    n.serviceTasks[m.req.serviceId] = (n.serviceTasks[m.req.serviceId] ?? 0) - 1;
+  }
+  return out;
 }
 
 /** Static eligibility without readiness: a task's group counts include nodes it could run on. */
@@ -183,13 +241,6 @@ function eligibleIgnoringLoad(table: NodeTable, i: number, req: Requirement): bo
   return fitsNow(table, i, { ...req, cpu: 0, memory: 0, generic: [], ports: [], maxReplicasPerNode: 0 });
 }
 
-function lexGreater(a: number[], b: number[]): boolean {
-  for (let k = 0; k < Math.max(a.length, b.length); k++) {
-    const d = (a[k] ?? 0) - (b[k] ?? 0);
-    if (d !== 0) return d > 0;
-  }
-  return false;
-}
 
 /**
  * Consolidation reuses the placement engine: the busy nodes are the only ones open, and a candidate

@@ -170,10 +170,11 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 		if (res->mem_reservation > 0 && cg_writell(d, "memory.low", res->mem_reservation)) goto fail;
 		if (res->mem_limit > 0) {
 			/* v2 has a separate swap limit; OCI swap is memory+swap. Default: no swap, like memsw=limit. */
-			long long sw = res->mem_swap > 0 ? res->mem_swap - res->mem_limit : 0;
-			char p[1300];
+			char p[1300], sw[32];
+			if (res->has_swap && res->mem_swap == -1) strcpy(sw, "max");
+			else snprintf(sw, sizeof(sw), "%lld", res->mem_swap > 0 ? res->mem_swap - res->mem_limit : 0);
 			snprintf(p, sizeof(p), "%s/memory.swap.max", d);
-			if (access(p, F_OK) == 0 && cg_writell(d, "memory.swap.max", sw)) goto fail;
+			if (access(p, F_OK) == 0 && cg_write(d, "memory.swap.max", sw)) goto fail;
 		}
 		if (res->cpu_shares) {
 			long long w = 1 + ((long long)(res->cpu_shares - 2) * 9999) / 262142;
@@ -204,7 +205,8 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 				if (cg_writell(d, "memory.limit_in_bytes", res->mem_limit)) goto fail;
 				char p[1300];
 				snprintf(p, sizeof(p), "%s/memory.memsw.limit_in_bytes", d);
-				long long sw = res->mem_swap > 0 ? res->mem_swap : res->mem_limit;
+				/* Unset swap means no swap (memsw = limit); an explicit -1 means unlimited. */
+				long long sw = res->has_swap && res->mem_swap == -1 ? -1 : res->mem_swap > 0 ? res->mem_swap : res->mem_limit;
 				if (access(p, F_OK) == 0 && cg_writell(d, "memory.memsw.limit_in_bytes", sw)) goto fail;
 			}
 			if (res->mem_reservation > 0 && cg_writell(d, "memory.soft_limit_in_bytes", res->mem_reservation)) goto fail;

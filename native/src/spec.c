@@ -334,13 +334,15 @@ static int parse_resources(const struct jval *r, struct resources *res)
 	if ((k = want(mem, J_OBJ, "linux.resources.memory")) < 0) return -1;
 	if (k) {
 		if (get_int(mem, "limit", "linux.resources.memory.limit", &res->mem_limit) < 0) return -1;
-		if (get_int(mem, "swap", "linux.resources.memory.swap", &res->mem_swap) < 0) return -1;
+		if ((res->has_swap = get_int(mem, "swap", "linux.resources.memory.swap", &res->mem_swap)) < 0) return -1;
 		if (get_int(mem, "reservation", "linux.resources.memory.reservation", &res->mem_reservation) < 0) return -1;
 		if ((k = get_uint(mem, "swappiness", "linux.resources.memory.swappiness", 100, &res->swappiness)) < 0) return -1;
 		res->has_swappiness = k;
 		if (res->mem_limit == 0 || res->mem_limit < -1) return BAD("linux.resources.memory.limit", "expected a positive number of bytes or -1");
 		if (res->mem_limit > 0 && res->mem_limit < 6 * 1024 * 1024)
 			return BAD("linux.resources.memory.limit", "minimum memory limit is 6 MiB, got %lld bytes", res->mem_limit);
+		if (res->has_swap && (res->mem_swap == 0 || res->mem_swap < -1))
+			return BAD("linux.resources.memory.swap", "expected a positive number of bytes or -1");
 		if (res->mem_swap > 0 && res->mem_limit > 0 && res->mem_swap < res->mem_limit)
 			return BAD("linux.resources.memory.swap", "must be >= memory.limit (it is memory+swap)");
 	}

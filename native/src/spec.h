@@ -41,7 +41,8 @@ struct process_spec {
 };
 
 struct resources {
-	long long mem_limit, mem_swap, mem_reservation; /* -1 = unset */
+	long long mem_limit, mem_swap, mem_reservation; /* -1 = unset (swap: -1 with has_swap = unlimited) */
+	int has_swap;
 	int has_swappiness; unsigned long long swappiness;
 	unsigned long long cpu_shares; long long cpu_quota; unsigned long long cpu_period;
 	char *cpus, *mems;

@@ -310,6 +310,16 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
       'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us'],
     (s) => { s.linux.resources.memory = { limit: 64 << 20 }; s.linux.resources.cpu = { shares: 512, quota: 50000, period: 100000 }; }), id);
     expect(r.stdout.trim().split('\n')).toEqual([String(64 << 20), '512', '50000']);
+    if (existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')) {
+      // memory.swap is memory+swap: unset means no swap at all; an explicit value is used as is
+      const memsw = (swap?: number) => {
+        const k = newId('swap');
+        return rt('run', '--bundle', bundle(k, ['/bin/cat', '/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'],
+          (s) => { s.linux.resources.memory = swap ? { limit: 64 << 20, swap } : { limit: 64 << 20 }; }), k).stdout.trim();
+      };
+      expect(memsw()).toBe(String(64 << 20));
+      expect(memsw(128 << 20)).toBe(String(128 << 20));
+    }
   });
 
   it('refuses a bad config.json with one clear line, exit 1 and nothing left behind', () => {

@@ -551,6 +551,17 @@ int shim_main(int argc, char **argv)
 	if (upper) { abspath(upper, up, sizeof(up), "--upper"); upper = up; }
 	if (work) { abspath(work, wk, sizeof(wk), "--work"); work = wk; }
 
+	/* The shim works from "/": path-valued runtime flags given relative to the caller's cwd must be
+	 * made absolute first. */
+	static char absargs[MAX_RT_ARGS][4096];
+	for (int i = 0; i < n_rt_args; i++) {
+		const char *a = rt_args[i];
+		if ((!strcmp(a, "--root") || !strcmp(a, "--log")) && i + 1 < n_rt_args && rt_args[i + 1][0] != '/') {
+			abspath(rt_args[i + 1], absargs[i + 1], sizeof(absargs[0]), a);
+			rt_args[i + 1] = absargs[i + 1];
+			i++;
+		}
+	}
 	int sp[2];
 	if (pipe2(sp, O_CLOEXEC) < 0) usage_fail("pipe failed");
 	tmark("begin");

@@ -190,6 +190,36 @@ static int find_rootfs(char *err, size_t errlen)
 	return 0;
 }
 
+static int mount_overlay_fsconfig(char *err, size_t errlen)
+{
+	static char layers[16384];
+	int fs = fsopen("overlay", FSOPEN_CLOEXEC), rc = -1;
+	if (fs < 0) { snprintf(err, errlen, "overlay: fsopen: %s", strerror(errno)); return -1; }
+	snprintf(layers, sizeof(layers), "%s", lower);
+	const char *what = "source";
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0) goto out;
+	for (char *save, *l = strtok_r(layers, ":", &save); l; l = strtok_r(NULL, ":", &save)) {
+		what = "lowerdir+";
+		if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", l, 0) < 0) goto out;
+	}
+	what = "upperdir";
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0) goto out;
+	what = "workdir";
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0) goto out;
+	what = "create";
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) goto out;
+	what = "fsmount";
+	int mfd = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	if (mfd < 0) goto out;
+	what = "move_mount";
+	rc = move_mount(mfd, "", AT_FDCWD, rootfs, MOVE_MOUNT_F_EMPTY_PATH);
+	close(mfd);
+out:
+	if (rc < 0) snprintf(err, errlen, "overlay mount on %s (%s): %s", rootfs, what, strerror(errno));
+	close(fs);
+	return rc;
+}
+
 static int mount_overlay(char *err, size_t errlen)
 {
 	static char data[16384];
@@ -200,8 +230,9 @@ static int mount_overlay(char *err, size_t errlen)
 	}
 	int n = snprintf(data, sizeof(data), "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
 	if (n >= (int)sizeof(data) - 1) { snprintf(err, errlen, "overlay: too many lower layers"); return -1; }
-	if (mount("overlay", rootfs, "overlay", 0, data) < 0) {
-		snprintf(err, errlen, "overlay mount on %s: %s", rootfs, strerror(errno));
+	/* mount(2) data is capped at one page: many layers need the fsconfig API, one layer per call. */
+	if (n >= 4000 ? mount_overlay_fsconfig(err, errlen) < 0 : mount("overlay", rootfs, "overlay", 0, data) < 0) {
+		if (!err[0]) snprintf(err, errlen, "overlay mount on %s: %s", rootfs, strerror(errno));
 		return -1;
 	}
 	overlay_mounted = 1;

@@ -410,6 +410,34 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
     for (const l of lines) expect(l.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
   });
 
+  it('shim: 70 long lower layers (beyond mount(2)\'s one-page option limit), the first listed on top', async () => {
+    const id = newId('layers');
+    const layers: string[] = [];
+    for (let i = 0; i < 70; i++) {
+      const d = join(work, 'layers', `layer-${String(i).padStart(64, '0')}`);
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, `f${i}`), `${i}\n`);
+      writeFileSync(join(d, 'top'), `${i}\n`);
+      layers.push(d);
+    }
+    expect(layers.join(':').length).toBeGreaterThan(4096);
+    const base = join(work, 'shim', id);
+    const s = baseSpec('merged', ['/bin/sh', '-c', 'cat /f0 /f69 /top']); // root.path relative to the bundle
+    s.root.readonly = false;
+    s.linux.cgroupsPath = `${CGP}/${id}`;
+    writeBundle(join(base, 'bundle'), s);
+    shimDirs.push(base);
+    const state = join(base, 'state');
+    const r = shDetached(SHIM, ['--runtime', RUNTIME, '--runtime-arg', '--root', '--runtime-arg', stateRoot, '--id', id,
+      '--bundle', join(base, 'bundle'), '--state-dir', state, '--log', join(state, 'log'),
+      '--lower', [...layers, rootfs].join(':'), '--upper', join(base, 'upper'), '--work', join(base, 'work')], work);
+    expect(r.stderr).toBe('');
+    expect(await waitExit(state)).toBe(true);
+    const out = readFileSync(join(state, 'log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).log).join('');
+    expect(out).toBe('0\n69\n0\n');
+    expect(mountedUnder(join(base, 'bundle'))).toEqual([]);
+  });
+
   it('shim: a 64 MiB limit OOM-kills dd bs=128M: exit 137 and oomKilled in exit.json', async () => {
     const id = newId('oom');
     const { r, state } = viaShim(id, ['/bin/dd', 'if=/dev/zero', 'of=/dev/null', 'bs=128M', 'count=1'], {

@@ -90,6 +90,12 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
       for (const child of readdirSync(parent, { withFileTypes: true })) if (child.isDirectory()) removeCgroups(`${CGP}/${child.name}`);
       removeCgroups(CGP);
     }
+    // The v2 test's cgroups live in the unified tree (mounted privately at /sys/fs/cgroup there).
+    const v2 = `/sys/fs/cgroup/unified${CGP}-v2`;
+    if (existsSync(v2)) {
+      for (const c of readdirSync(v2, { withFileTypes: true })) if (c.isDirectory()) sh('rmdir', [join(v2, c.name)]);
+      sh('rmdir', [v2]);
+    }
     if (work && mountedUnder(work).length === 0) rmSync(work, { recursive: true, force: true });
   });
 

@@ -85,6 +85,26 @@ async function idleShimRss(work: string, rootfs: string, stateRoot: string): Pro
   return { rss, anon };
 }
 
+/** Caller-side time of `tsswarm-shim ... ` until it returns (container running), overlay included. */
+async function shimStart(work: string, rootfs: string, stateRoot: string, runs: number): Promise<Stats> {
+  const xs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const id = `tsswarm-bench-start-${process.pid}-${i}`;
+    const base = join(work, 'start', String(i));
+    const s = baseSpec('merged', ['/bin/true']);
+    s.root.readonly = false;
+    s.linux.cgroupsPath = `/tsswarm-bench-${process.pid}/${id}`;
+    writeBundle(join(base, 'bundle'), s);
+    const state = join(base, 'state');
+    const argv = [SHIM, '--runtime', RUNTIME, '--runtime-arg', '--root', '--runtime-arg', stateRoot, '--id', id,
+      '--bundle', join(base, 'bundle'), '--state-dir', state, '--log', join(state, 'log'),
+      '--lower', rootfs, '--upper', join(base, 'upper'), '--work', join(base, 'work')];
+    xs.push(timeRun(argv));
+    await waitFor(() => existsSync(join(state, 'exit.json')), 5000);
+  }
+  return stats(xs);
+}
+
 /**
  * The cost tsswarm-runtime avoids: a process moved into a v1 cgroup by a cgroup.procs write waits for
  * an RCU grace period when the cgroup core has been quiet; a single thread moving *itself* through
@@ -150,6 +170,7 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
     }
     const shimRss = await idleShimRss(work, rootfs, stateRoot);
     const move = cgroupMoveCost(cgParent);
+    const shim = await shimStart(work, rootfs, stateRoot, 20);
 
     const st = Object.fromEntries([...times].map(([k, v]) => [k, stats(v)]));
     const crun = st.crun?.p50;
@@ -164,6 +185,7 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
       ...(st.runc ? { runc: { p50: st.runc.p50, p95: st.runc.p95, min: st.runc.min } } : {}),
       ratio_vs_crun: crun ? Math.round((st.tsswarm!.p50 / crun) * 1000) / 1000 : null,
       ratio_vs_runc: st.runc ? Math.round((st.tsswarm!.p50 / st.runc.p50) * 1000) / 1000 : null,
+      shim_start: { p50: shim.p50, p95: shim.p95, min: shim.min },
       shim_rss_kb: shimRss.rss,
       shim_rss_anon_kb: shimRss.anon,
       ...(move ? { cgroup_v1_move_procs_ms: move.procs_ms, cgroup_v1_move_tasks_self_ms: move.tasks_self_ms } : {}),
@@ -174,6 +196,7 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
       result.daemon_run_rm = { p50: d.p50, p95: d.p95, min: d.min, ratio_vs_crun: crun ? Math.round((d.p50 / crun) * 1000) / 1000 : null };
     }
     if (hooks.daemonRssKb) result.daemon_rss_kb = await hooks.daemonRssKb();
+    console.log(`tsswarm-shim start (overlay mount + create + start, caller's view), 20 runs: p50 ${shim.p50} ms, p95 ${shim.p95} ms, min ${shim.min} ms`);
     console.log(`idle tsswarm-shim (sleep 3600 container): VmRSS ${shimRss.rss} kB, of which private (RssAnon) ${shimRss.anon} kB; the rest is the static binary's shared page cache`);
     if (move) {
       console.log(`v1 cgroup move after a quiet spell, sh included (p50 of 10): cgroup.procs write ${move.procs_ms} ms, ` +

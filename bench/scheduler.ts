@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { parseConstraint, constraintMatches, planRebalance, Scheduler, type Constraint, type PlacedTask, type SchedNode, type TaskToPlace } from '../src/scheduler/index.js';
+import { parseConstraint, constraintMatches, planRebalance, Scheduler, type Constraint, type PlacedTask, type SchedNode, type ScheduleOptions, type TaskToPlace } from '../src/scheduler/index.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -456,21 +456,25 @@ function main(): void {
   const ffd = skip ? none : runBaseline(firstFitDecreasing, nodes, drainedNodes, tasks);
   const sp = skip ? none : runBaseline(spread, nodes, drainedNodes, tasks);
 
-  // tsswarm's spread strategy on the same two phases, for its cost and quality next to the baseline.
-  const ts0 = performance.now();
-  const spreadScheduler = new Scheduler({ nodes }, { strategy: 'spread' });
-  const sFirst = spreadScheduler.place(tasks);
-  const ts1 = performance.now();
-  const sNodeOf = new Map<string, number>();
-  for (const a of sFirst.assignments) sNodeOf.set(a.taskId, index.get(a.nodeId)!);
-  spreadScheduler.updateNodes(drainedNodes.filter((n) => n.availability === 'drain'));
-  const sMoved = tasks.filter((t) => drainedIdx.has(sNodeOf.get(t.id) ?? -1) || !sNodeOf.has(t.id));
-  spreadScheduler.release(sMoved.map((t) => t.id));
-  const sSecond = spreadScheduler.place(sMoved);
-  const ts2 = performance.now();
-  for (const t of sMoved) sNodeOf.delete(t.id);
-  for (const a of sSecond.assignments) sNodeOf.set(a.taskId, index.get(a.nodeId)!);
-  const spreadOurs = { ms: ts2 - ts0, placeMs: ts1 - ts0, quality: verify(drainedNodes, tasks, sNodeOf) };
+  // tsswarm's other modes on the same two phases, for their cost and quality next to the baselines.
+  const runOurs = (opts: ScheduleOptions) => {
+    const ts0 = performance.now();
+    const s = new Scheduler({ nodes }, opts);
+    const sFirst = s.place(tasks);
+    const ts1 = performance.now();
+    const sNodeOf = new Map<string, number>();
+    for (const a of sFirst.assignments) sNodeOf.set(a.taskId, index.get(a.nodeId)!);
+    s.updateNodes(drainedNodes.filter((n) => n.availability === 'drain'));
+    const sMoved = tasks.filter((t) => drainedIdx.has(sNodeOf.get(t.id) ?? -1) || !sNodeOf.has(t.id));
+    s.release(sMoved.map((t) => t.id));
+    const sSecond = s.place(sMoved);
+    const ts2 = performance.now();
+    for (const t of sMoved) sNodeOf.delete(t.id);
+    for (const a of sSecond.assignments) sNodeOf.set(a.taskId, index.get(a.nodeId)!);
+    return { ms: ts2 - ts0, placeMs: ts1 - ts0, quality: verify(drainedNodes, tasks, sNodeOf) };
+  };
+  const spreadOurs = runOurs({ strategy: 'spread' });
+  const fairOurs = runOurs({ spreadReplicas: true });
 
   // --- report ----------------------------------------------------------------------------------
   const row = (name: string, ms: number, q: Quality): string =>
@@ -491,6 +495,7 @@ function main(): void {
   console.log(row('first-fit-decreasing', ffd.ms, ffd.quality));
   console.log(row('spread (fewest tasks)', sp.ms, sp.quality));
   console.log(row('tsswarm spread', spreadOurs.ms, spreadOurs.quality));
+  console.log(row('tsswarm spreadReplicas', fairOurs.ms, fairOurs.quality));
   console.log(row('tsswarm, before drain', placeMs, phase1));
   for (const goal of ['spread', 'consolidate'] as const) {
     const r = rebalance[goal];
@@ -500,7 +505,7 @@ function main(): void {
   for (const u of second.unplaced) reasons.set(u.reason, (reasons.get(u.reason) ?? 0) + 1);
   for (const [reason, n] of reasons) console.log(`unplaced after drain: ${n} x ${reason}`);
   console.log('');
-  const overcommits = phase1.violations + final.violations + spreadOurs.quality.violations;
+  const overcommits = phase1.violations + final.violations + spreadOurs.quality.violations + fairOurs.quality.violations;
   const result = {
     nodes: nodeCount,
     tasks: taskCount,
@@ -526,6 +531,7 @@ function main(): void {
     firstFitDecreasing: { ms: Math.round(ffd.ms), ...ffd.quality },
     spread: { ms: Math.round(sp.ms), ...sp.quality },
     tsswarmSpread: { ms: Math.round(spreadOurs.ms), placeMs: Math.round(spreadOurs.placeMs), ...spreadOurs.quality },
+    tsswarmSpreadReplicas: { ms: Math.round(fairOurs.ms), placeMs: Math.round(fairOurs.placeMs), ...fairOurs.quality },
     nodesUsedRatioVsFfd: round(final.nodesUsed / ffd.quality.nodesUsed),
     nodesUsedRatioVsFirstFit: round(final.nodesUsed / ff.quality.nodesUsed),
     speedupVsFirstFit: round(ff.ms / (placeMs + replaceMs), 1),

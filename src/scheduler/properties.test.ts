@@ -185,8 +185,8 @@ function checkResult(nodes: SchedNode[], tasks: TaskToPlace[], result: ScheduleR
 describe('scheduler properties', () => {
   it('never overcommits, breaks a rule, or uses an unavailable node; unplaced tasks truly fit nowhere', () => {
     fc.assert(
-      fc.property(nodesArb(), tasksArb(), strategyArb, fc.boolean(), (nodes, tasks, strategy, spareGenericNodes) => {
-        const result = schedule({ nodes }, tasks, { strategy, spareGenericNodes });
+      fc.property(nodesArb(), tasksArb(), strategyArb, fc.boolean(), fc.boolean(), (nodes, tasks, strategy, spareGenericNodes, spreadReplicas) => {
+        const result = schedule({ nodes }, tasks, { strategy, spareGenericNodes, spreadReplicas });
         const model = checkResult(nodes, tasks, result);
         const byId = new Map(tasks.map((t) => [t.id, t] as const));
         // Completeness by brute force: in the final state no node could take an unplaced task.
@@ -202,11 +202,11 @@ describe('scheduler properties', () => {
 
   it('finds a node for a single task whenever one exists (brute force)', () => {
     fc.assert(
-      fc.property(nodesArb(), tasksArb(), strategyArb, fc.boolean(), (nodes, tasks, strategy, spareGenericNodes) => {
+      fc.property(nodesArb(), tasksArb(), strategyArb, fc.boolean(), fc.boolean(), (nodes, tasks, strategy, spareGenericNodes, spreadReplicas) => {
         const task = tasks[0]!;
         const model = new Model(nodes);
         const possible = nodes.some((_, i) => model.violation(i, task) === null);
-        const result = schedule({ nodes }, [task], { strategy, spareGenericNodes });
+        const result = schedule({ nodes }, [task], { strategy, spareGenericNodes, spreadReplicas });
         expect(result.assignments.length === 1).toBe(possible);
       }),
       { numRuns: RUNS },
@@ -215,9 +215,9 @@ describe('scheduler properties', () => {
 
   it('is deterministic: the same input gives the same output', () => {
     fc.assert(
-      fc.property(nodesArb(), tasksArb(), strategyArb, (nodes, tasks, strategy) => {
-        const a = schedule({ nodes }, tasks, { strategy });
-        const b = schedule({ nodes: structuredClone(nodes) }, structuredClone(tasks), { strategy });
+      fc.property(nodesArb(), tasksArb(), strategyArb, fc.boolean(), (nodes, tasks, strategy, spreadReplicas) => {
+        const a = schedule({ nodes }, tasks, { strategy, spreadReplicas });
+        const b = schedule({ nodes: structuredClone(nodes) }, structuredClone(tasks), { strategy, spreadReplicas });
         expect(b).toEqual(a);
       }),
       { numRuns: RUNS },
@@ -329,9 +329,10 @@ describe('incremental Scheduler properties', () => {
         fc.tuple(serviceArb(0, false), serviceArb(1, false), serviceArb(2, false), serviceArb(3, false)),
         fc.array(opArb, { minLength: 1, maxLength: 12 }),
         strategyArb,
-        (initial, services, ops, strategy) => {
+        fc.boolean(),
+        (initial, services, ops, strategy, spreadReplicas) => {
           let nodes = initial;
-          const scheduler = new Scheduler({ nodes }, { strategy });
+          const scheduler = new Scheduler({ nodes }, { strategy, spreadReplicas });
           const model = new Model(nodes);
           const index = new Map(nodes.map((n, i) => [n.id, i] as const));
           const running = new Map<string, { task: TaskToPlace; node: number }>();
@@ -430,6 +431,33 @@ describe('strategy order matches a naive reference', () => {
         }
         const got = Object.fromEntries(schedule({ nodes }, tasks, { strategy: 'spread' }).assignments.map((a) => [a.taskId, a.nodeId]));
         expect(got).toEqual(expected);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe('spreadReplicas', () => {
+  it('binpack with spreadReplicas never puts more than the fair share on a node while another eligible node is under it and fits', () => {
+    fc.assert(
+      fc.property(nodesArb(true, 6), serviceArb(0, true), (nodes, tasks) => {
+        const result = schedule({ nodes }, tasks, { spreadReplicas: true });
+        const perNode = new Map<string, number>();
+        for (const a of result.assignments) perNode.set(a.nodeId, (perNode.get(a.nodeId) ?? 0) + 1);
+        const share = Math.ceil(tasks.length / Math.max(1, nodes.length));
+        const r = tasks[0]!.reservations!;
+        const over = [...perNode.values()].some((c) => c > share);
+        if (over) {
+          // Doubling up is allowed only once no node under the share could take another task.
+          const model = new Model(nodes);
+          const index = new Map(nodes.map((n, i) => [n.id, i] as const));
+          for (const a of result.assignments) model.add(index.get(a.nodeId)!, tasks[0]!);
+          for (let i = 0; i < nodes.length; i++) {
+            if ((perNode.get(nodes[i]!.id) ?? 0) >= share) continue;
+            const fitsAtEnd = model.cpu[i]! + r.nanoCPUs <= nodes[i]!.resources.nanoCPUs && model.mem[i]! + r.memoryBytes <= nodes[i]!.resources.memoryBytes;
+            expect(fitsAtEnd).toBe(false);
+          }
+        }
       }),
       { numRuns: RUNS },
     );

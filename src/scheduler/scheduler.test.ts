@@ -108,6 +108,17 @@ describe('strategies', () => {
     }
   });
 
+  it('binpack packs replicas together by default; spreadReplicas gives each node its fair share first', () => {
+    const nodes = [node('a'), node('b'), node('c')];
+    expect(new Set(schedule({ nodes }, tasks('web', 3)).assignments.map((a) => a.nodeId))).toEqual(new Set(['a']));
+    const spreadOut = schedule({ nodes }, tasks('web', 3), { spreadReplicas: true });
+    expect(spreadOut.assignments.map((a) => a.nodeId).sort()).toEqual(['a', 'b', 'c']);
+    const seven = schedule({ nodes }, tasks('web', 7), { spreadReplicas: true });
+    const perNode: Record<string, number> = {};
+    for (const a of seven.assignments) perNode[a.nodeId] = (perNode[a.nodeId] ?? 0) + 1;
+    expect(perNode).toEqual({ a: 3, b: 3, c: 1 });
+  });
+
   it('honours max replicas per node and host ports across a batch', () => {
     const nodes = [node('a'), node('b'), node('c')];
     const r1 = schedule({ nodes }, tasks('web', 4, { maxReplicasPerNode: 1 }));

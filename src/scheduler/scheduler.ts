@@ -30,6 +30,7 @@ export class Scheduler {
   private readonly cpuWeight: number;
   private readonly memoryWeight: number;
   private readonly spareGenericNodes: boolean;
+  private readonly spreadReplicas: boolean;
   private readonly compiler = new RequirementCompiler();
   private log!: ChangeLog;
   private views!: Views;
@@ -45,6 +46,7 @@ export class Scheduler {
     this.cpuWeight = opts.cpuWeight ?? 1;
     this.memoryWeight = opts.memoryWeight ?? 1;
     this.spareGenericNodes = opts.spareGenericNodes ?? false;
+    this.spreadReplicas = opts.spreadReplicas ?? false;
     if (!(this.cpuWeight >= 0 && this.memoryWeight >= 0 && this.cpuWeight + this.memoryWeight > 0)) {
       throw new Error('cpuWeight and memoryWeight must be non-negative and not both zero');
     }
@@ -280,6 +282,15 @@ export class Scheduler {
     // the first node that fits in the call's order, so this is what task-by-task picking would do,
     // with one index search per node instead of one per task.
     const fillRuns = this.strategy === 'binpack' && !groups;
+    // Binpack with `spreadReplicas`: no node takes more than a fair share of the service (its tasks
+    // in the view over the view's nodes, rounded up) while some node still has room under that share.
+    let cap = Infinity;
+    if (this.spreadReplicas && !spread) {
+      let existing = 0;
+      for (const [i, c] of serviceCounts) if (view.mask[i] === 1) existing += c;
+      const nodes = Math.max(1, this.views.membersOf(view, view, undefined).length);
+      cap = Math.max(1, Math.ceil((existing + taskPositions.length) / nodes));
+    }
     let t = 0;
     while (t < taskPositions.length) {
       const first = taskPositions[t]!;
@@ -292,19 +303,26 @@ export class Scheduler {
       let node = -1;
       let chosenSet = 0;
       if (!groups) {
-        node = this.pick(indexes[0]!, req, excluded);
-        if (node < 0 && spread) node = this.pick(scratch[0]!, req, excluded);
+        node = this.pick(indexes[0]!, req, excluded, cap);
+        if (node < 0 && spread) node = this.pick(scratch[0]!, req, excluded, cap);
       } else {
         if (leafOrder.length > 1) leafOrder.sort(compareLeaves);
         for (const l of leafOrder) {
-          node = this.pick(indexes[l]!, req, excluded);
-          if (node < 0 && spread) node = this.pick(scratch[l]!, req, excluded);
+          node = this.pick(indexes[l]!, req, excluded, cap);
+          if (node < 0 && spread) node = this.pick(scratch[l]!, req, excluded, cap);
           if (node >= 0) {
             chosenSet = l;
             for (const k of groups.leaves[l]!.levelKeys) levelCounts.set(k, (levelCounts.get(k) ?? 0) + 1);
             break;
           }
         }
+      }
+      if (node < 0 && cap !== Infinity) {
+        // Every node is at its fair share (or full): double up after all, with every node back in.
+        cap = Infinity;
+        for (const [index, i, key] of excluded) index.insert(i, key);
+        excluded.length = 0;
+        continue;
       }
       if (node < 0) {
         const reason = this.explain ? explainRejections(this.table, req) : 'no suitable node';
@@ -321,6 +339,7 @@ export class Scheduler {
         if (!fillRuns || t >= taskPositions.length || this.placed.has(tasks[taskPositions[t]!]!.id)) break;
         if (this.table.freeCpu[node]! < req.cpu || this.table.freeMemory[node]! < req.memory) break;
         if (!fitsBeyondCpuMemory(this.table, node, req)) break;
+        if ((serviceCounts.get(node) ?? 0) >= cap) break;
       }
       this.log.record(node);
       // The indexes in use stay exact as we go; others catch up from the log later.
@@ -374,12 +393,12 @@ export class Scheduler {
     return index;
   }
 
-  /** The most preferred node of `index` that passes every dynamic check, or -1. */
-  private pick(index: OrderedIndex, req: Requirement, excluded: [OrderedIndex, number, number][]): number {
+  /** The most preferred node of `index` that passes every dynamic check (and the replica cap), or -1. */
+  private pick(index: OrderedIndex, req: Requirement, excluded: [OrderedIndex, number, number][], cap: number): number {
     for (;;) {
       const i = index.best(req.cpu, req.memory);
       if (i < 0) return -1;
-      if (fitsBeyondCpuMemory(this.table, i, req)) return i;
+      if (fitsBeyondCpuMemory(this.table, i, req) && (cap === Infinity || this.table.serviceCount(req.serviceId, i) < cap)) return i;
       excluded.push([index, i, index.keyOfMember(i)]);
       index.remove(i);
     }

@@ -96,6 +96,13 @@ export interface ScheduleOptions {
    * placed first in every call.
    */
   spareGenericNodes?: boolean;
+  /**
+   * Binpack only: do not pile a service's replicas on one node while others have room. Each node
+   * takes at most a fair share of the service (its tasks on the eligible nodes divided by their
+   * number, rounded up) until no node with room is under that share; then it packs as usual. Off by
+   * default, so that binpack stays first-fit-decreasing (and never uses more nodes than it).
+   */
+  spreadReplicas?: boolean;
 }
 
 export interface Assignment {

@@ -34,7 +34,7 @@ export class Scheduler {
   private readonly compiler = new RequirementCompiler();
   private log!: ChangeLog;
   private views!: Views;
-  /** Spread's per-batch indexes, reused (their typed arrays are sized to the cluster). */
+  /** Spread's per-batch indexes, reused from batch to batch. */
   private scratch: OrderedIndex[] = [];
   private explain = true;
   private readonly placed = new PlacedTasks();
@@ -228,7 +228,7 @@ export class Scheduler {
     }
     const view = this.views.view(req);
     const groups = req.preferences.length > 0 ? this.views.preferenceGroups(view, req) : undefined;
-    // The indexes this batch searches: the persistent binpack ones, or fresh spread-ordered ones.
+    // The indexes this batch searches: the persistent binpack ones, or the persistent spread ones.
     let indexes: OrderedIndex[];
     const serviceCounts = this.table.countsFor(req.serviceId);
     // Spread: each candidate set has a persistent index of its nodes by fewest tasks overall, and a

@@ -11,7 +11,7 @@ import { crc32c } from './crc32c.js';
  */
 export class CorruptRecordError extends Error {}
 
-export function entryKey(index: number): Buffer {
+export function segmentKey(index: number): Buffer {
   const k = Buffer.allocUnsafe(9);
   k[0] = 0x65; // 'e'
   k.writeBigUInt64BE(BigInt(index), 1);
@@ -23,26 +23,62 @@ export const ENTRY_KEY_MAX = Buffer.from([0x66]);
 export const HARD_STATE_KEY = Buffer.from('h');
 export const SNAPSHOT_KEY = Buffer.from('s');
 
-export function encodeEntry(e: Entry): Buffer {
-  const b = Buffer.allocUnsafe(21 + e.data.length);
-  b.writeUInt32BE(0, 0);
-  writeU64(b, 4, e.index);
-  writeU64(b, 12, e.term);
-  b[20] = e.type;
-  b.set(e.data, 21);
-  b.writeUInt32BE(crc32c(b.subarray(4)), 0);
+/**
+ * A segment: the entries of one ready batch under one key (one LevelDB record per batch instead of
+ * one per entry). Each entry inside keeps its own CRC-32C:
+ *   crc u32 | index u64 | term u64 | type u8 | len u32 | data   (crc covers index..data)
+ */
+const ENTRY_HEAD = 25;
+
+export function encodeSegment(ents: readonly Entry[]): Buffer {
+  let total = 0;
+  for (let i = 0; i < ents.length; i++) total += ENTRY_HEAD + ents[i]!.data.length;
+  const b = Buffer.allocUnsafe(total);
+  let o = 0;
+  for (let i = 0; i < ents.length; i++) {
+    const e = ents[i]!;
+    writeU64(b, o + 4, e.index);
+    writeU64(b, o + 12, e.term);
+    b[o + 20] = e.type;
+    b.writeUInt32BE(e.data.length, o + 21);
+    b.set(e.data, o + ENTRY_HEAD);
+    const end = o + ENTRY_HEAD + e.data.length;
+    b.writeUInt32BE(crc32c(b.subarray(o + 4, end)), o);
+    o = end;
+  }
   return b;
 }
 
-export function decodeEntry(b: Uint8Array, expectIndex: number): Entry {
-  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (buf.length < 21) throw new CorruptRecordError(`entry ${expectIndex}: record too short (${buf.length} bytes)`);
-  if (buf.readUInt32BE(0) !== crc32c(buf.subarray(4))) throw new CorruptRecordError(`entry ${expectIndex}: checksum mismatch`);
-  const index = readU64(buf, 4);
-  if (index !== expectIndex) throw new CorruptRecordError(`entry ${expectIndex}: stored under the wrong key (says ${index})`);
-  const type = buf[20]!;
-  if (type !== 0 && type !== 1) throw new CorruptRecordError(`entry ${expectIndex}: unknown type ${type}`);
-  return { index, term: readU64(buf, 12), type: type as EntryType, data: buf.subarray(21) };
+/** Decodes a segment stored under key `first`; throws CorruptRecordError naming the bad entry. */
+export function decodeSegment(raw: Uint8Array, first: number): Entry[] {
+  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const out: Entry[] = [];
+  let o = 0;
+  let expect = first;
+  while (o < b.length) {
+    if (o + ENTRY_HEAD > b.length) throw new CorruptRecordError(`entry ${expect}: record truncated`);
+    const len = b.readUInt32BE(o + 21);
+    const end = o + ENTRY_HEAD + len;
+    if (end > b.length) throw new CorruptRecordError(`entry ${expect}: record truncated`);
+    if (b.readUInt32BE(o) !== crc32c(b.subarray(o + 4, end))) throw new CorruptRecordError(`entry ${expect}: checksum mismatch`);
+    const index = readU64(b, o + 4);
+    if (index !== expect) throw new CorruptRecordError(`entry ${expect}: stored out of place (says ${index})`);
+    const type = b[o + 20]!;
+    if (type !== 0 && type !== 1) throw new CorruptRecordError(`entry ${expect}: unknown type ${type}`);
+    out.push({ index, term: readU64(b, o + 12), type: type as EntryType, data: b.subarray(o + ENTRY_HEAD, end) });
+    o = end;
+    expect++;
+  }
+  if (out.length === 0) throw new CorruptRecordError(`segment at ${first} is empty`);
+  return out;
+}
+
+/** Byte offset of entry `index` inside a segment starting at `first` (for tests that damage one). */
+export function entryOffsetInSegment(raw: Uint8Array, first: number, index: number): number {
+  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  let o = 0;
+  for (let i = first; i < index; i++) o += ENTRY_HEAD + b.readUInt32BE(o + 21);
+  return o;
 }
 
 export function encodeHardState(h: HardState): Buffer {

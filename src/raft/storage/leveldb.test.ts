@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bootstrapEntries } from '../core/confchange.js';
 import type { Entry, Ready } from '../core/types.js';
+import { entryOffsetInSegment } from './codec.js';
 import { LevelRaftStorage } from './leveldb.js';
 
 const dirs: string[] = [];
@@ -53,17 +54,39 @@ describe('LevelDB raft storage', () => {
     await s.close();
   });
 
+  it('replays overlapping segments in write order (overwrites, shorter tails, compaction)', async () => {
+    const dir = tmp();
+    let s = await LevelRaftStorage.open(dir);
+    await s.bootstrap({ term: 1, vote: 0, commit: 3 }, bootstrapEntries([1, 2, 3]));
+    await s.save(ready({ entries: [4, 5, 6, 7, 8, 9, 10].map((i) => ent(i, 2, `a${i}`)) }));
+    await s.save(ready({ entries: [ent(7, 3, 'b7'), ent(8, 3, 'b8')] }));
+    await s.save(ready({ entries: [ent(9, 3, 'b9')] }));
+    await s.save(ready({ entries: [ent(6, 4, 'c6')] }));
+    await s.close();
+    s = await LevelRaftStorage.open(dir);
+    let st = (await s.load())!;
+    expect(st.entries.slice(3).map((e) => `${e.index}/${Buffer.from(e.data).toString()}`)).toEqual(['4/a4', '5/a5', '6/c6']);
+    await s.save(ready({ entries: [ent(7, 4, 'c7')] }));
+    await s.save(ready({ snapshot: { meta: { index: 5, term: 2, conf: { voters: [1], learners: [] } }, data: Buffer.from('S') } }));
+    await s.close();
+    s = await LevelRaftStorage.open(dir);
+    st = (await s.load())!;
+    expect(st.entries.map((e) => `${e.index}/${Buffer.from(e.data).toString()}`)).toEqual(['6/c6', '7/c7']);
+    await s.close();
+  });
+
   it('refuses to load a corrupted entry with a clear error', async () => {
     const dir = tmp();
     let s = await LevelRaftStorage.open(dir);
     await s.bootstrap({ term: 1, vote: 0, commit: 3 }, bootstrapEntries([1, 2, 3]));
-    await s.save(ready({ entries: [ent(4, 2, 'hello')] }));
-    const raw = (await s.getRawEntry(4))!;
-    raw[raw.length - 1] = raw[raw.length - 1]! ^ 0x01; // one flipped bit in the payload
-    await s.putRawEntry(4, raw);
+    await s.save(ready({ entries: [ent(4, 2, 'hello'), ent(5, 2, 'world')] }));
+    const raw = (await s.getRawSegment(4))!;
+    const at = entryOffsetInSegment(raw, 4, 5) + 25; // first payload byte of entry 5
+    raw[at] = raw[at]! ^ 0x01; // one flipped bit
+    await s.putRawSegment(4, raw);
     await s.close();
     s = await LevelRaftStorage.open(dir);
-    await expect(s.load()).rejects.toThrow(/corrupted, refusing to load it: entry 4: checksum mismatch/);
+    await expect(s.load()).rejects.toThrow(/corrupted, refusing to load it: entry 5: checksum mismatch/);
     await s.close();
   });
 

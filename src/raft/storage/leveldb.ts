@@ -5,7 +5,7 @@ import { Level } from 'level';
 import type { Entry, HardState, Ready, Snapshot } from '../core/types.js';
 import {
   CorruptRecordError, ENTRY_KEY_MAX, ENTRY_KEY_MIN, HARD_STATE_KEY, SNAPSHOT_KEY,
-  decodeEntry, decodeHardState, decodeSnapshot, encodeEntry, encodeHardState, encodeSnapshot, entryKey, snapshotHeader,
+  decodeHardState, decodeSegment, decodeSnapshot, encodeHardState, encodeSegment, encodeSnapshot, segmentKey, snapshotHeader,
 } from './codec.js';
 
 export interface PersistedState {
@@ -23,9 +23,12 @@ type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buff
  * make its memtables and compactions hold hundreds of megabytes.
  */
 export class LevelRaftStorage {
-  /** range of entry keys currently stored (first > last when none) */
-  private first = 1;
-  private last = 0;
+  /**
+   * Stored segments in key order, which is also write order: writing a segment at index f deletes
+   * every segment keyed at or after f, so replaying segments in key order (each one truncating the
+   * log to its first index) reproduces the log, overwrites included.
+   */
+  private segments: { first: number; last: number }[] = [];
   private syncedTerm = -1;
   private syncedVote = -1;
 
@@ -40,7 +43,10 @@ export class LevelRaftStorage {
   static async open(dir: string): Promise<LevelRaftStorage> {
     const snapDir = join(dir, 'snap');
     mkdirSync(snapDir, { recursive: true });
-    const db = new Level<Buffer, Buffer>(join(dir, 'log'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    // the log is read only at start-up: a small block cache; small memtables keep the footprint flat
+    const db = new Level<Buffer, Buffer>(join(dir, 'log'), {
+      keyEncoding: 'buffer', valueEncoding: 'buffer', cacheSize: 1 << 20, writeBufferSize: 1 << 20,
+    });
     await db.open();
     return new LevelRaftStorage(db, dir, snapDir);
   }
@@ -54,24 +60,28 @@ export class LevelRaftStorage {
         ? await this.readSnapshotFile(snRaw)
         : { meta: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: new Uint8Array(0) };
       await this.removeSnapshotFilesExcept(this.snapFile);
-      const entries: Entry[] = [];
-      let expect = -1;
+      const snapIndex = snapshot.meta.index;
+      let entries: Entry[] = [];
+      this.segments = [];
       for await (const [k, v] of this.db.iterator({ gte: ENTRY_KEY_MIN, lt: ENTRY_KEY_MAX })) {
-        const index = Number(k.readBigUInt64BE(1));
-        if (index <= snapshot.meta.index) continue; // compaction leftovers a crash kept
-        if (expect >= 0 && index !== expect) throw new CorruptRecordError(`log has a gap: entry ${expect} missing before ${index}`);
-        entries.push(decodeEntry(v, index));
-        expect = index + 1;
+        const first = Number(k.readBigUInt64BE(1));
+        const seg = decodeSegment(v, first);
+        const last = first + seg.length - 1;
+        this.segments.push({ first, last });
+        if (last <= snapIndex) continue; // covered by the snapshot
+        const lastSoFar = entries.length > 0 ? entries[entries.length - 1]!.index : snapIndex;
+        if (first > lastSoFar + 1) throw new CorruptRecordError(`log has a gap: entries ${lastSoFar + 1}..${first - 1} missing`);
+        // a later segment overwrites the tail from its first index
+        if (entries.length > 0 && first <= lastSoFar) entries = entries.slice(0, Math.max(0, first - entries[0]!.index));
+        for (const e of seg) if (e.index > snapIndex) entries.push(e);
       }
-      if (entries.length > 0 && entries[0]!.index !== snapshot.meta.index + 1) {
-        throw new CorruptRecordError(`log starts at ${entries[0]!.index} but the snapshot ends at ${snapshot.meta.index}`);
+      if (entries.length > 0 && entries[0]!.index !== snapIndex + 1) {
+        throw new CorruptRecordError(`log starts at ${entries[0]!.index} but the snapshot ends at ${snapIndex}`);
       }
       if (!hsRaw && !snRaw && entries.length === 0) return null;
       const hardState = hsRaw ? decodeHardState(hsRaw) : { term: 0, vote: 0, commit: 0 };
       this.syncedTerm = hardState.term;
       this.syncedVote = hardState.vote;
-      this.first = snapshot.meta.index + 1;
-      this.last = snapshot.meta.index + entries.length;
       return { hardState, snapshot, entries };
     } catch (e) {
       if (e instanceof CorruptRecordError) {
@@ -101,22 +111,29 @@ export class LevelRaftStorage {
       this.snapFile = name;
       ops.push({ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(s.meta, Buffer.from(name, 'utf8')) });
       // a received snapshot replaces the whole log; a local one covers the prefix up to its index
-      const upTo = rd.snapshotRestore ? this.last : Math.min(s.meta.index, this.last);
-      for (let i = this.first; i <= upTo; i++) ops.push({ type: 'del', key: entryKey(i) });
-      if (rd.snapshotRestore) this.last = s.meta.index;
-      this.first = s.meta.index + 1;
-      if (this.last < s.meta.index) this.last = s.meta.index;
+      const keep: { first: number; last: number }[] = [];
+      for (const seg of this.segments) {
+        if (rd.snapshotRestore || seg.last <= s.meta.index) ops.push({ type: 'del', key: segmentKey(seg.first) });
+        else keep.push(seg);
+      }
+      this.segments = keep;
     }
     const n = rd.entries.length;
     if (n > 0) {
-      for (let i = 0; i < n; i++) {
-        const e = rd.entries[i]!;
-        ops.push({ type: 'put', key: entryKey(e.index), value: encodeEntry(e) });
+      const first = rd.entries[0]!.index;
+      const last = rd.entries[n - 1]!.index;
+      // segments from this index on held entries of a deposed leader: they must not survive a restart
+      const keep: { first: number; last: number }[] = [];
+      for (const seg of this.segments) {
+        if (seg.first >= first) {
+          if (seg.first !== first) ops.push({ type: 'del', key: segmentKey(seg.first) });
+        } else {
+          keep.push({ first: seg.first, last: Math.min(seg.last, first - 1) });
+        }
       }
-      const newLast = rd.entries[n - 1]!.index;
-      // entries after the new end came from a deposed leader: they must not survive a restart
-      for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: entryKey(i) });
-      this.last = newLast;
+      keep.push({ first, last });
+      this.segments = keep;
+      ops.push({ type: 'put', key: segmentKey(first), value: encodeSegment(rd.entries) });
     }
     let mustSync = ops.length > 0;
     const hs = rd.hardState;
@@ -176,13 +193,13 @@ export class LevelRaftStorage {
     }
   }
 
-  /** Test hook: overwrite a stored entry record with raw bytes. */
-  async putRawEntry(index: number, value: Buffer): Promise<void> {
-    await this.db.put(entryKey(index), value);
+  /** Test hooks: raw access to the segment stored under `first`. */
+  async putRawSegment(first: number, value: Buffer): Promise<void> {
+    await this.db.put(segmentKey(first), value);
   }
 
-  async getRawEntry(index: number): Promise<Buffer | undefined> {
-    return this.db.get(entryKey(index));
+  async getRawSegment(first: number): Promise<Buffer | undefined> {
+    return this.db.get(segmentKey(first));
   }
 
   async close(): Promise<void> {

@@ -22,11 +22,13 @@ export interface NodeSpec {
 }
 
 /** Starts one kvnode process; resolves once it prints READY. */
-export function startKvNode(script: string, spec: NodeSpec, all: NodeSpec[], extra: string[] = []): Promise<ChildProcess> {
+export function startKvNode(
+  script: string, spec: NodeSpec, all: NodeSpec[], extra: string[] = [], nodeFlags: string[] = [],
+): Promise<ChildProcess> {
   const peers = all.map((n) => `${n.id}=127.0.0.1:${n.port}`).join(',');
   const child = spawn(
     process.execPath,
-    [script, '--id', String(spec.id), '--addr', `127.0.0.1:${spec.port}`, '--data', spec.dataDir, '--peers', peers, ...extra],
+    [...nodeFlags, script, '--id', String(spec.id), '--addr', `127.0.0.1:${spec.port}`, '--data', spec.dataDir, '--peers', peers, ...extra],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {

@@ -288,7 +288,7 @@ export class Scheduler {
     if (this.spreadReplicas && !spread) {
       let existing = 0;
       for (const [i, c] of serviceCounts) if (view.mask[i] === 1) existing += c;
-      const nodes = Math.max(1, this.views.membersOf(view, view, undefined).length);
+      const nodes = Math.max(1, view.index.size); // the view's index holds exactly its current members
       cap = Math.max(1, Math.ceil((existing + taskPositions.length) / nodes));
     }
     let t = 0;

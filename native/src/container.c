@@ -159,6 +159,9 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 	}
 	/* Descriptors inherited from whoever called us (Node, a shell) must not leak into the container. */
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+	/* Without no_new_privs the filter can only be installed while we still hold CAP_SYS_ADMIN, so
+	 * it then also covers our last setup steps (as with runc); with it, it is the very last step. */
+	if (s->seccomp && !s->proc.no_new_privs && seccomp_load(s->seccomp)) child_fail();
 	if (process_prepare(&s->proc, path, sizeof(path))) child_fail();
 	child_wait(MSG_CGROUP_OK);
 	send_msg(sync_fd, MSG_READY, NULL);
@@ -171,6 +174,10 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		if (r != 1) _exit(1);
 	} else if (recv_msg(sync_fd, &m) < 0 || m.type != MSG_GO) {
 		_exit(1);
+	}
+	if (s->seccomp && s->proc.no_new_privs && seccomp_load(s->seccomp)) {
+		dprintf(2, "tsswarm-runtime: %s: %s\n", o->id, g_err);
+		_exit(127);
 	}
 	process_exec(&s->proc, path);
 	dprintf(2, "tsswarm-runtime: %s: %s\n", o->id, g_err);

@@ -20,22 +20,26 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static int load_exec_process(const struct exec_opts *o, const struct cstate *st, struct process_spec *p)
+static int load_exec_process(const struct exec_opts *o, const struct cstate *st, struct process_spec *p,
+			     struct seccomp_prog **sc)
 {
 	char path[4200], perr[200];
 	size_t len;
+	/* The container's own config gives the defaults and its seccomp filter, which binds every
+	 * process in the container, exec'd ones included (as with runc). */
+	static struct spec s;
+	state_path(o->root, o->id, "config.json", path, sizeof(path));
+	char *text = read_file(path, &len);
+	if (!text) return seterr("read %s: %s", path, strerror(errno));
+	if (spec_parse_text(text, len, st->bundle, &s)) return -1;
+	*sc = s.seccomp;
 	if (o->process_file) {
-		char *text = read_file(o->process_file, &len);
-		if (!text) return seterr("process file %s: %s", o->process_file, strerror(errno));
-		struct jval *v = json_parse(text, len, perr, sizeof(perr));
+		char *ptext = read_file(o->process_file, &len);
+		if (!ptext) return seterr("process file %s: %s", o->process_file, strerror(errno));
+		struct jval *v = json_parse(ptext, len, perr, sizeof(perr));
 		if (!v) return seterr("process file %s: invalid JSON: %s", o->process_file, perr);
 		if (spec_parse_process(v, p, "process")) return adderr("process file %s: ", o->process_file);
 	} else {
-		static struct spec s;
-		state_path(o->root, o->id, "config.json", path, sizeof(path));
-		char *text = read_file(path, &len);
-		if (!text) return seterr("read %s: %s", path, strerror(errno));
-		if (spec_parse_text(text, len, st->bundle, &s)) return -1;
 		*p = s.proc;
 		if (!o->nargs) return seterr("exec: no command given (pass CMD... or --process FILE)");
 		p->args = o->args;
@@ -61,7 +65,8 @@ int container_exec(const struct exec_opts *o)
 	if (state_read(o->root, o->id, &st)) return -1;
 	const char *status = state_status(o->root, &st);
 	if (strcmp(status, "running") != 0) return seterr("cannot exec in a %s container", status);
-	if (load_exec_process(o, &st, &p)) return -1;
+	struct seccomp_prog *sc = NULL;
+	if (load_exec_process(o, &st, &p, &sc)) return -1;
 	struct cgroup cg;
 	if (cg_init(&cg, st.cgpath, st.cpuset)) return -1;
 
@@ -99,7 +104,9 @@ int container_exec(const struct exec_opts *o)
 				if (setns(fds[i], flags[i]) < 0) { seterr("join namespace: %s", strerror(errno)); break; }
 			if (i == n) {
 				syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-				if (process_prepare(&p, path, sizeof(path)) == 0) process_exec(&p, path);
+				if ((!sc || p.no_new_privs || seccomp_load(sc) == 0) && process_prepare(&p, path, sizeof(path)) == 0 &&
+				    (!sc || !p.no_new_privs || seccomp_load(sc) == 0))
+					process_exec(&p, path);
 			}
 		}
 		write_all(errp[1], g_err, strlen(g_err));

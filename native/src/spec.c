@@ -484,6 +484,8 @@ int spec_parse_text(const char *text, size_t len, const char *bundle, struct spe
 			s->sysctl_v[s->nsysctl++] = c->s;
 		}
 	}
+	struct jval *sc = json_get(linux_, "seccomp");
+	if (sc && sc->t != J_NULL && !(s->seccomp = seccomp_compile(sc))) return -1;
 	struct jval *devs = json_get(linux_, "devices");
 	if ((k = want(devs, J_ARR, "linux.devices")) < 0) return -1;
 	if (k) {

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "json.h"
+#include "seccomp.h"
 
 #define CAPSET_BOUNDING 0
 #define CAPSET_EFFECTIVE 1
@@ -70,6 +71,7 @@ struct spec {
 	char **sysctl_k, **sysctl_v; int nsysctl;
 	unsigned long rootfs_prop;
 	struct jval *annotations;
+	struct seccomp_prog *seccomp; /* compiled linux.seccomp, or NULL */
 };
 
 /* Loads BUNDLE/config.json; on error g_err is "config.json: process.args: expected ...". */

@@ -266,6 +266,25 @@ describe.skipIf(!isRoot)('tsswarm-runtime and tsswarm-shim', () => {
     expect(bad.stderr.trim()).toMatch(/linux\.seccomp\.defaultAction: unsupported action "SCMP_ACT_NOTIFY"$/);
   });
 
+  const PROFILE = '/usr/share/containers/seccomp.json'; // containers-common's default (Docker-like) profile
+  it.skipIf(!existsSync(PROFILE) || !which('runc'))('runs under the containers-common default seccomp profile like runc', () => {
+    // Resolve the engine-level includes/excludes the way an engine would for an unprivileged amd64 container.
+    const prof = JSON.parse(readFileSync(PROFILE, 'utf8'));
+    const applies = (r: any) => !(r.includes?.caps?.length) && (!(r.includes?.arches?.length) || r.includes.arches.includes('amd64')) &&
+      !(r.excludes?.arches ?? []).includes('amd64');
+    const seccomp = {
+      defaultAction: prof.defaultAction, defaultErrnoRet: prof.defaultErrnoRet,
+      syscalls: prof.syscalls.filter(applies).map(({ names, action, errnoRet, args }: any) => ({ names, action, errnoRet, args })),
+    };
+    const script = 'ls / | wc -l; sleep 0.01 & wait; echo ok; unshare -r true 2>&1 | head -1; mount -t tmpfs x /mnt 2>&1; echo $?';
+    const id = newId('prof');
+    const k = newId('prof-runc');
+    const ours = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c', script], (s) => { s.linux.seccomp = seccomp; }), id);
+    const runc = sh('runc', ['run', '--bundle', bundle(k, ['/bin/sh', '-c', script], (s) => { s.linux.seccomp = seccomp; }), k]);
+    expect(ours.stdout).toMatch(/^\d+\nok\n.*Operation not permitted/);
+    expect(ours.stdout).toBe(runc.stdout);
+  });
+
   it('maps uids in a user namespace when the spec asks', () => {
     const id = newId('userns');
     const r = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c', 'id -u; cat /proc/self/uid_map'], (s) => {

@@ -26,11 +26,19 @@ function describe(err: grpc.ServiceError, address: string): DaemonError {
   return new DaemonError(err.details || err.message, err.code);
 }
 
-export class NodeClient {
+/** The services a daemon serves on its socket: the node's own, and the swarm's. */
+export const SERVICES = {
+  node: ['node.proto', 'tsswarm.node.v1.NodeAPI'],
+  swarm: ['control.proto', 'tsswarm.swarm.v1.SwarmAPI'],
+  control: ['control.proto', 'tsswarm.swarm.v1.ControlAPI'],
+} as const;
+
+export class DaemonClient {
   private readonly client: grpc.Client & Record<string, Function>;
 
-  constructor(readonly address: string) {
-    const Ctor = serviceClient('node.proto', 'tsswarm.node.v1.NodeAPI');
+  constructor(readonly address: string, service: keyof typeof SERVICES = 'node') {
+    const [file, name] = SERVICES[service];
+    const Ctor = serviceClient(file, name);
     this.client = new Ctor(address, grpc.credentials.createInsecure(), {
       // The socket is local: fail fast instead of waiting for reconnect backoff.
       'grpc.initial_reconnect_backoff_ms': 100,
@@ -38,6 +46,7 @@ export class NodeClient {
     }) as grpc.Client & Record<string, Function>;
   }
 
+  /** Unary call; "connection refused" and friends become one line naming the socket. */
   call<T = any>(method: string, request: object): Promise<T> {
     return new Promise((resolve, reject) => {
       this.client[method]!(request, (err: grpc.ServiceError | null, res: T) => {

@@ -3,9 +3,9 @@ import { Command, Option } from 'commander';
 import type { ContainerRecord, ContainerSpec } from '../worker/containers/types.js';
 import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';
 import { printJson, printTable, shortId, truncate, type OutputFormat } from './format.js';
-import type { NodeClient } from './client.js';
+import type { DaemonClient } from './client.js';
 
-type Connect = () => NodeClient;
+type Connect = () => DaemonClient;
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface RunFlags {

@@ -3,11 +3,11 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { formatAgo, formatBytes } from './units.js';
 import { printJson, printTable, shortId, type OutputFormat } from './format.js';
-import type { NodeClient } from './client.js';
+import type { DaemonClient } from './client.js';
 
 interface WireImage { id: string; refs: string[]; layers: string[]; created: string; size: number; configJson: string }
 
-export function imageCommands(connect: () => NodeClient, format: () => OutputFormat): Command[] {
+export function imageCommands(connect: () => DaemonClient, format: () => OutputFormat): Command[] {
   const image = new Command('image').description('manage images on this node');
 
   image.addCommand(new Command('import').description('create an image from a rootfs tarball')

@@ -1,8 +1,10 @@
 /** `tsswarm`: the command line. Mirrors docker's commands and flags where the concept is the same. */
 import { Command, CommanderError, Option } from 'commander';
-import { NodeClient, daemonAddress } from './client.js';
+import { DaemonClient, daemonAddress, type SERVICES } from './client.js';
 import { containerCommands } from './container-commands.js';
 import { imageCommands } from './image-commands.js';
+import { serviceCommands } from './service-commands.js';
+import { swarmCommands } from './swarm-commands.js';
 import type { OutputFormat } from './format.js';
 import { printJson } from './format.js';
 
@@ -18,8 +20,13 @@ function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (str, write) => write(`tsswarm: ${str.replace(/^error: /, '')}`) });
 
-  let client: NodeClient | undefined;
-  const connect = () => (client ??= new NodeClient(daemonAddress(program.opts().host)));
+  const clients = new Map<keyof typeof SERVICES, DaemonClient>();
+  const connectTo = (service: keyof typeof SERVICES): DaemonClient => {
+    let c = clients.get(service);
+    if (!c) clients.set(service, (c = new DaemonClient(daemonAddress(program.opts().host), service)));
+    return c;
+  };
+  const connect = () => connectTo('node');
   const format = () => program.opts().format as OutputFormat;
 
   program.addCommand(new Command('daemon').description('run the node daemon')
@@ -44,8 +51,10 @@ function buildProgram(): Command {
 
   for (const c of containerCommands(connect, format)) program.addCommand(c);
   for (const c of imageCommands(connect, format)) program.addCommand(c);
+  for (const c of swarmCommands(connectTo, format)) program.addCommand(c);
+  for (const c of serviceCommands(connectTo, format)) program.addCommand(c);
 
-  program.hook('postAction', () => client?.close());
+  program.hook('postAction', () => { for (const c of clients.values()) c.close(); });
   return program;
 }
 

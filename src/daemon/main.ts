@@ -15,6 +15,9 @@ import { ContainerManager } from '../worker/containers/manager.js';
 import { RuntimeDriver, cgroupLayout, type RuntimeName } from '../worker/runtime/driver.js';
 import { nodeApiHandlers, nodeApiService } from '../worker/node-api.js';
 import { ImageStore } from '../worker/images/index.js';
+import { SwarmNode } from './swarm.js';
+import { swarmApiHandlers, swarmApiService } from './swarm-api.js';
+import { controlService } from '../manager/grpc-services.js';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -68,7 +71,19 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const images = await ImageStore.open(join(dataDir, 'images'), log);
   const containers = await ContainerManager.open({ dataDir, images, runtime, cgroupParent: o.cgroupParent, log });
 
+  const swarm = new SwarmNode({
+    dataDir, localNodeId: id, defaultListenAddr: o.listenAddr, logger: log,
+    containers: {
+      create: (spec) => containers.create(spec), start: (ref) => containers.start(ref), stop: (ref, t) => containers.stop(ref, t),
+      remove: (ref, force) => containers.remove(ref, force), list: (all) => containers.list(all), get: (ref) => containers.get(ref),
+      wait: (ref) => containers.wait(ref), resolveImage: (ref) => images.resolve(ref) !== undefined,
+    },
+  });
+  await swarm.resume().catch((err) => log.error({ err: (err as Error).message }, 'could not rejoin the swarm'));
+
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+  server.addService(swarmApiService(), swarmApiHandlers(swarm, log));
+  server.addService(controlService(), swarm.controlHandlers());
   server.addService(nodeApiService(), nodeApiHandlers({
     containers,
     images,
@@ -92,6 +107,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     stopping = true;
     log.info({ signal }, 'daemon stopping; containers keep running under their shims');
     containers.close();
+    void swarm.close().catch(() => {});
     server.tryShutdown(() => {
       try { unlinkSync(socket); } catch { /* already gone */ }
       try { unlinkSync(join(dataDir, 'daemon.pid')); } catch { /* already gone */ }

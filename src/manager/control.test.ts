@@ -63,8 +63,11 @@ describe('ControlService', () => {
     const r = await control.updateService('web', 0, undefined, { rollback: true });
     expect(r.spec.task.image).toBe('v1');
     expect(r.specVersion).toBe(3);
+    // Scaling keeps the task template, so the running tasks stay.
+    const scaled = await control.updateService('web', 0, { ...r.spec, mode: { replicated: { replicas: 4 } } });
+    expect(scaled.specVersion).toBe(3);
     // --force changes nothing in the spec but still bumps the version.
-    expect((await control.updateService('web', 0, r.spec, { force: true })).specVersion).toBe(4);
+    expect((await control.updateService('web', 0, scaled.spec, { force: true })).specVersion).toBe(4);
   });
 
   it('removes a service and marks its assigned tasks for removal', async () => {

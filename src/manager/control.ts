@@ -66,6 +66,10 @@ export class ControlService {
       throw new ValidationError(`invalid availability "${spec.availability}": expected active, pause or drain`);
     }
     if (spec.role && !['manager', 'worker'].includes(spec.role)) throw new ValidationError(`invalid role "${spec.role}": expected manager or worker`);
+    if (spec.role && spec.role !== node.spec.role) {
+      // A role change needs new certificates and a raft membership change, which are not built yet.
+      throw new ControlError(`changing the role of node ${node.description.hostname} is not supported yet: join it with a ${spec.role} token instead`, 'invalid');
+    }
     const next: NodeObject = { ...node, spec: { ...node.spec, ...spec, labels: spec.labels ?? node.spec.labels } };
     const [updated] = await this.write([{ op: 'update', kind: 'node', object: next, expectVersion: version || node.meta.version }]);
     return updated as NodeObject;
@@ -144,11 +148,14 @@ export class ControlService {
     if (spec.name !== current.spec.name) throw new ValidationError('a service cannot be renamed');
     this.checkPortsFree(spec, current.id);
     const changed = JSON.stringify(spec) !== JSON.stringify(current.spec);
+    // Tasks are made from the task template: only a change there (or --force) replaces them; a
+    // new replica count or update config leaves running tasks alone.
+    const taskChanged = JSON.stringify(spec.task) !== JSON.stringify(current.spec.task);
     const next: ServiceObject = {
       ...current,
       spec,
       previousSpec: changed ? current.spec : current.previousSpec,
-      specVersion: changed || opts.force ? current.specVersion + 1 : current.specVersion,
+      specVersion: taskChanged || opts.force ? current.specVersion + 1 : current.specVersion,
       endpoint: { ...current.endpoint, ports: spec.endpoint.ports },
     };
     const [updated] = await this.write([{ op: 'update', kind: 'service', object: next, expectVersion: version || current.meta.version }]);

@@ -26,13 +26,30 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 /**
+ * Hands grpc-js a fixed CA and identity (grpc-js asks providers, which may also rotate them).
+ * Answers on the next tick: grpc-js registers its watcher only after adding the listener, so a
+ * synchronous answer would be lost and the server would never have a TLS context.
+ */
+class StaticCertificates implements grpc.experimental.CertificateProvider {
+  constructor(private readonly tls: NodeTls) {}
+  addCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    setImmediate(() => l({ caCertificate: Buffer.from(this.tls.caPem) }));
+  }
+  removeCaCertificateListener(): void {}
+  addIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    setImmediate(() => l({ certificate: Buffer.from(this.tls.certPem), privateKey: Buffer.from(this.tls.keyPem) }));
+  }
+  removeIdentityCertificateListener(): void {}
+}
+
+/**
  * The server asks every client for a certificate but lets those without one in, because a joining
  * node has none yet; handlers that need one call `peerIdentity`.
  */
 export function serverCredentials(tls: NodeTls): grpc.ServerCredentials {
-  return grpc.ServerCredentials.createSsl(Buffer.from(tls.caPem), [
-    { private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) },
-  ], false);
+  const provider = new StaticCertificates(tls);
+  // Both providers are the same object: grpc-js's parameter names for them disagree across versions.
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }
 
 export function clientCredentials(tls: NodeTls): grpc.ChannelCredentials {

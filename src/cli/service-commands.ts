@@ -1,0 +1,238 @@
+/** `tsswarm service create|ls|ps|inspect|scale|rm`. */
+import { Command, Option } from 'commander';
+import type { ServiceObject, ServiceSpec, TaskObject } from '../manager/objects.js';
+import type { DaemonClient, SERVICES } from './client.js';
+import { printJson, printTable, truncate, type OutputFormat } from './format.js';
+import { ProgressPrinter, progressOf, renderProgress } from './progress.js';
+import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';
+
+type Connect = (service: keyof typeof SERVICES) => DaemonClient;
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface CreateFlags {
+  name?: string; replicas?: string; mode: string; env: string[]; reserveCpu?: string; reserveMemory?: string;
+  limitCpu?: string; limitMemory?: string; limitPids?: string; constraint: string[]; placementPref: string[];
+  maxReplicasPerNode?: string; restartCondition?: string; restartDelay?: string; restartMaxAttempts?: string;
+  stopGracePeriod?: string; stopSignal?: string; detach?: boolean; workdir?: string; user?: string; hostname?: string;
+  entrypoint?: string; label: string[]; mount: string[];
+}
+
+function specFromFlags(image: string, args: string[], o: CreateFlags): Partial<ServiceSpec> {
+  if (o.mode === 'global' && o.replicas !== undefined) throw new UsageError('--replicas can only be used with replicated mode');
+  const labels: Record<string, string> = {};
+  for (const l of o.label) {
+    const eq = l.indexOf('=');
+    labels[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? '' : l.slice(eq + 1);
+  }
+  const preferences = o.placementPref.map((p) => {
+    const m = /^spread=(.+)$/.exec(p);
+    if (!m) throw new UsageError(`invalid placement preference "${p}": expected spread=node.labels.KEY`);
+    return { spread: m[1]! };
+  });
+  const mounts = o.mount.map((m) => {
+    const f = Object.fromEntries(m.split(',').map((kv) => kv.split('=', 2) as [string, string]));
+    if ((f.type ?? 'bind') !== 'bind' || !f.source || !(f.target ?? f.destination)) {
+      throw new UsageError(`invalid mount "${m}": expected type=bind,source=/host/path,target=/path[,readonly]`);
+    }
+    return { source: f.source, target: (f.target ?? f.destination)!, readOnly: 'readonly' in f || f.ro === 'true' };
+  });
+  return {
+    name: o.name ?? '',
+    labels,
+    task: {
+      image,
+      command: o.entrypoint ? [o.entrypoint] : [],
+      args,
+      env: o.env,
+      workingDir: o.workdir ?? '',
+      user: o.user ?? '',
+      hostname: o.hostname ?? '',
+      mounts,
+      resources: {
+        reservations: {
+          nanoCpus: o.reserveCpu ? parseNanoCpus('--reserve-cpu', o.reserveCpu) : 0,
+          memoryBytes: o.reserveMemory ? parseBytes('--reserve-memory', o.reserveMemory) : 0,
+        },
+        limits: {
+          nanoCpus: o.limitCpu ? parseNanoCpus('--limit-cpu', o.limitCpu) : 0,
+          memoryBytes: o.limitMemory ? parseBytes('--limit-memory', o.limitMemory) : 0,
+          pids: o.limitPids ? parseInteger('--limit-pids', o.limitPids, 0) : 0,
+        },
+      },
+      restartPolicy: {
+        condition: (o.restartCondition ?? 'any') as ServiceSpec['task']['restartPolicy']['condition'],
+        delayMs: o.restartDelay ? parseDurationMs('--restart-delay', o.restartDelay) : 5000,
+        maxAttempts: o.restartMaxAttempts ? parseInteger('--restart-max-attempts', o.restartMaxAttempts, 0) : 0,
+        windowMs: 0,
+      },
+      placement: {
+        constraints: o.constraint,
+        preferences,
+        maxReplicasPerNode: o.maxReplicasPerNode ? parseInteger('--max-replicas-per-node', o.maxReplicasPerNode, 0) : 0,
+      },
+      stopGracePeriodMs: o.stopGracePeriod ? parseDurationMs('--stop-grace-period', o.stopGracePeriod) : 10_000,
+      stopSignal: o.stopSignal ?? '',
+      networks: [],
+    },
+    mode: o.mode === 'global' ? { global: {} } : { replicated: { replicas: o.replicas === undefined ? 1 : parseInteger('--replicas', o.replicas, 0) } },
+  };
+}
+
+/** Watches the service's tasks until all run (then verifies briefly), or until it cannot converge. */
+async function waitConverged(connect: Connect, service: ServiceObject, verifyMs = 1000): Promise<void> {
+  const printer = new ProgressPrinter();
+  const withBars = Boolean(process.stdout.isTTY);
+  const stream = connect('control').stream<{ tasks: TaskObject[] }>('WatchTasks', { serviceId: service.id });
+  const onInterrupt = () => {
+    process.stderr.write(`\nOperation continuing in background.\nUse \`tsswarm service ps ${service.spec.name}\` to check progress.\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  const it = stream[Symbol.asyncIterator]();
+  try {
+    let converged = false;
+    for (;;) {
+      // Once converged, a quiet verify period ends the wait; any change starts the check over.
+      const next = converged
+        ? await Promise.race([it.next(), new Promise<'verified'>((r) => setTimeout(() => r('verified'), verifyMs))])
+        : await it.next();
+      if (next === 'verified') break;
+      if (next.done) throw new UsageError(`lost the watch on service ${service.spec.name}; check it with tsswarm service ps`);
+      const view = progressOf(service, next.value.tasks);
+      printer.draw(renderProgress(view, withBars));
+      if (view.stuck) throw new UsageError(`service ${service.spec.name} could not converge: ${view.stuck}`);
+      if (view.running === view.total && !converged) printer.say(`verify: Waiting ${verifyMs / 1000} seconds to verify that tasks are stable...`);
+      converged = view.running === view.total;
+    }
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    void it.return?.(undefined);
+  }
+  printer.say('verify: Service converged');
+}
+
+export function serviceCommands(connect: Connect, format: () => OutputFormat): Command[] {
+  const service = new Command('service').description('manage swarm services').enablePositionalOptions();
+
+  service.addCommand(new Command('create').description('create a service')
+    .option('--name <name>', 'service name')
+    .option('--replicas <n>', 'number of tasks')
+    .addOption(new Option('--mode <mode>', 'replicated or global').choices(['replicated', 'global']).default('replicated'))
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable', collect, [])
+    .option('--reserve-cpu <cpus>', 'reserve CPUs').option('--reserve-memory <bytes>', 'reserve memory')
+    .option('--limit-cpu <cpus>', 'limit CPUs').option('--limit-memory <bytes>', 'limit memory').option('--limit-pids <n>', 'limit processes')
+    .option('--constraint <expr>', 'placement constraint (e.g. node.labels.zone==a)', collect, [])
+    .option('--placement-pref <pref>', 'placement preference (spread=node.labels.zone)', collect, [])
+    .option('--max-replicas-per-node <n>', 'maximum tasks per node')
+    .addOption(new Option('--restart-condition <c>', 'none, on-failure or any').choices(['none', 'on-failure', 'any']))
+    .option('--restart-delay <duration>', 'delay between restarts').option('--restart-max-attempts <n>', 'maximum restarts')
+    .option('--stop-grace-period <duration>', 'time to wait before killing a task').option('--stop-signal <signal>', 'signal to stop a task')
+    .option('-w, --workdir <dir>', 'working directory').option('-u, --user <user>', 'user').option('--hostname <name>', 'container hostname')
+    .option('--entrypoint <cmd>', 'override the image entrypoint')
+    .option('-l, --label <KEY=VALUE>', 'service label', collect, [])
+    .option('--mount <spec>', 'bind mount: type=bind,source=/host,target=/path[,readonly]', collect, [])
+    .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
+    .argument('<image>').argument('[command...]')
+    .passThroughOptions()
+    .action(async (image: string, args: string[], o: CreateFlags) => {
+      const created = await connect('control').call<ServiceObject>('CreateService', { spec: specFromFlags(image, args, o) });
+      process.stdout.write(`${created.id}\n`);
+      if (!o.detach) await waitConverged(connect, created);
+    }));
+
+  service.addCommand(new Command('ls').alias('list').description('list services')
+    .option('-q, --quiet', 'only display ids').option('--format <format>', 'table or json')
+    .action(async (o: { quiet?: boolean; format?: string }) => {
+      const { services } = await connect('control').call<{ services: { service: ServiceObject; running: number; desired: number }[] }>('ListServices', {});
+      if (o.quiet) { for (const s of services) process.stdout.write(`${s.service.id}\n`); return; }
+      if ((o.format ?? format()) === 'json') { printJson(services); return; }
+      printTable(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], services.map(({ service: s, running, desired }) => [
+        s.id.slice(0, 12), s.spec.name, 'global' in s.spec.mode && s.spec.mode.global ? 'global' : 'replicated', `${running}/${desired}`,
+        s.spec.task.image, s.spec.endpoint.ports.map((p) => `*:${p.publishedPort}->${p.targetPort}/${p.protocol}`).join(', '),
+      ]));
+    }));
+
+  service.addCommand(new Command('ps').description('list the tasks of services')
+    .option('--no-trunc', 'do not truncate output').option('-q, --quiet', 'only display task ids')
+    .option('-f, --filter <k=v>', 'filter: desired-state=running|shutdown', collect, [])
+    .option('--format <format>', 'table or json')
+    .argument('<services...>')
+    .action(async (refs: string[], o: { trunc: boolean; quiet?: boolean; filter: string[]; format?: string }) => {
+      let desiredState = '';
+      for (const f of o.filter) {
+        const m = /^desired-state=(running|shutdown|accepted)$/.exec(f);
+        if (!m) throw new UsageError(`invalid filter "${f}": supported is desired-state=running|shutdown`);
+        desiredState = m[1]!;
+      }
+      const control = connect('control');
+      const [{ nodes }, ...lists] = await Promise.all([
+        control.call<{ nodes: { id: string; description: { hostname: string } }[] }>('ListNodes', {}),
+        ...refs.map((serviceId) => control.call<{ tasks: TaskObject[] }>('ListTasks', { serviceId, desiredState })),
+      ]);
+      const hostnames = new Map(nodes.map((n) => [n.id, n.description.hostname]));
+      const tasks = lists.flatMap((l) => l.tasks);
+      if (o.quiet) { for (const t of tasks) process.stdout.write(`${t.id}\n`); return; }
+      if ((o.format ?? format()) === 'json') { printJson(tasks); return; }
+      // As docker: the newest task of each slot first, older ones below it as \_ history.
+      const seen = new Set<string>();
+      printTable(['ID', 'NAME', 'IMAGE', 'NODE', 'DESIRED STATE', 'CURRENT STATE', 'ERROR'], tasks.map((t) => {
+        const slotKey = `${t.serviceId}.${t.slot || t.nodeId}`;
+        const name = `${seen.has(slotKey) ? ' \\_ ' : ''}${t.serviceName}.${t.slot || t.nodeId}`;
+        seen.add(slotKey);
+        const error = t.status.error ? `"${o.trunc ? truncate(t.status.error, 40) : t.status.error}"` : '';
+        return [
+          o.trunc ? t.id.slice(0, 12) : t.id, name, t.spec.image, hostnames.get(t.nodeId) ?? '', cap(t.desiredState),
+          `${cap(t.status.state)} ${formatAgo(t.status.timestamp)}`, error,
+        ];
+      }));
+    }));
+
+  service.addCommand(new Command('inspect').description('show services as JSON').argument('<services...>')
+    .option('--pretty', 'human-readable')
+    .action(async (refs: string[], o: { pretty?: boolean }) => {
+      const services = await Promise.all(refs.map((id) => connect('control').call<ServiceObject>('GetService', { id })));
+      if (!o.pretty) { printJson(services); return; }
+      for (const s of services) {
+        const mode = 'replicated' in s.spec.mode && s.spec.mode.replicated ? `Replicated\n Replicas:\t${s.spec.mode.replicated.replicas}` : 'Global';
+        process.stdout.write(`ID:\t\t${s.id}\nName:\t\t${s.spec.name}\nService Mode:\t${mode}\nImage:\t\t${s.spec.task.image}\n`
+          + `Args:\t\t${s.spec.task.args.join(' ')}\nRestart Policy:\t${s.spec.task.restartPolicy.condition}\n`
+          + `Constraints:\t${s.spec.task.placement.constraints.join(', ')}\nCreatedAt:\t${s.meta.createdAt}\nUpdatedAt:\t${s.meta.updatedAt}\n\n`);
+      }
+    }));
+
+  service.addCommand(new Command('scale').description('scale replicated services').argument('<service=replicas...>')
+    .option('-d, --detach', 'do not wait for convergence')
+    .action(async (pairs: string[], o: { detach?: boolean }) => {
+      const control = connect('control');
+      for (const pair of pairs) {
+        const m = /^([^=]+)=(\d+)$/.exec(pair);
+        if (!m) throw new UsageError(`invalid scale specifier "${pair}": expected SERVICE=REPLICAS`);
+        const current = await control.call<ServiceObject>('GetService', { id: m[1] });
+        if (!('replicated' in current.spec.mode && current.spec.mode.replicated)) throw new UsageError(`scale can only be used with replicated mode: ${m[1]} is global`);
+        const spec = { ...current.spec, mode: { replicated: { replicas: Number(m[2]) } } };
+        const updated = await control.call<ServiceObject>('UpdateService', { id: current.id, version: current.meta.version, spec });
+        process.stdout.write(`${m[1]} scaled to ${m[2]}\n`);
+        if (!o.detach) await waitConverged(connect, updated);
+      }
+    }));
+
+  service.addCommand(new Command('rm').alias('remove').description('remove services').argument('<services...>')
+    .action(async (refs: string[]) => {
+      let failed = false;
+      for (const id of refs) {
+        try {
+          await connect('control').call('RemoveService', { id });
+          process.stdout.write(`${id}\n`);
+        } catch (err) {
+          failed = true;
+          process.stderr.write(`tsswarm: service rm ${id}: ${(err as Error).message}\n`);
+        }
+      }
+      if (failed) process.exitCode = 1;
+    }));
+  return [service];
+}
+
+function cap(s: string): string {
+  return s ? s[0]!.toUpperCase() + s.slice(1) : s;
+}

@@ -1,0 +1,262 @@
+/**
+ * This node's membership in a swarm: init, join, leave, and bringing its roles back after a
+ * restart. Owns <data-dir>/swarm/: state.json, the certificates, and (managers) the raft log.
+ * Every role listens on --listen-addr over mutual TLS; the worker agent runs on every node.
+ */
+import { randomInt } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { serviceClient } from '../api/proto.js';
+import { writeFileAtomic } from '../durable-file.js';
+import { createRootCA, signNodeCertificate } from '../manager/ca/authority.js';
+import { caHandlers, caService, controlHandlers, dispatcherHandlers, dispatcherService } from '../manager/grpc-services.js';
+import { Manager } from '../manager/manager.js';
+import { constraintProblem, nodeMeetsConstraints, SchedulerPlacer } from '../manager/placement.js';
+import { newObjectId } from '../manager/control.js';
+import { parseJoinToken } from '../security/join-token.js';
+import { caDigest, createNodeKeyAndCsr, type NodeRole } from '../security/node-certs.js';
+import {
+  anonymousClientCredentials, CHANNEL_OPTIONS, clientCredentials, serverCredentials, unverifiedClientCredentials, type NodeTls,
+} from '../security/tls-credentials.js';
+import { Agent, nodeDescription } from '../worker/agent/agent.js';
+import { TaskExecutor, type Containers } from '../worker/agent/task-executor.js';
+
+export interface SwarmState {
+  clusterId: string;
+  nodeId: string;
+  role: NodeRole;
+  raftId: number;
+  advertiseAddr: string;
+  listenAddr: string;
+  managers: string[];
+}
+
+export class SwarmError extends Error {
+  constructor(message: string, readonly code: 'conflict' | 'invalid' | 'unavailable' = 'invalid') {
+    super(message);
+    this.name = 'SwarmError';
+  }
+}
+
+export interface SwarmNodeOptions {
+  dataDir: string;
+  localNodeId: string;
+  defaultListenAddr: string;
+  containers: Containers;
+  logger: Logger;
+}
+
+const DEFAULT_PORT = 2377;
+
+/** "IP" or "IP:PORT" → "IP:PORT"; refuses anything else with one line. */
+export function normaliseAddr(flag: string, addr: string, defaultPort = DEFAULT_PORT): string {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(addr.trim());
+  if (!m || m[1]!.split('.').some((o) => Number(o) > 255) || (m[2] && (Number(m[2]) < 1 || Number(m[2]) > 65535))) {
+    throw new SwarmError(`invalid ${flag} "${addr}": expected IP[:PORT]`);
+  }
+  return `${m[1]}:${m[2] ?? defaultPort}`;
+}
+
+export class SwarmNode {
+  private state?: SwarmState;
+  private server?: grpc.Server;
+  private managerRole?: Manager;
+  private agent?: Agent;
+  private executor?: TaskExecutor;
+  private readonly dir: string;
+  private busy = false;
+
+  constructor(private readonly opts: SwarmNodeOptions) {
+    this.dir = join(opts.dataDir, 'swarm');
+  }
+
+  manager(): Manager | undefined {
+    return this.managerRole;
+  }
+
+  /** Handlers the daemon serves on its local socket. */
+  controlHandlers() {
+    return controlHandlers(() => this.managerRole, this.opts.logger);
+  }
+
+  /** After a daemon restart: rejoin with the state and certificates on disk. */
+  async resume(): Promise<void> {
+    const raw = await readFile(join(this.dir, 'state.json'), 'utf8').catch(() => undefined);
+    if (!raw) return;
+    this.state = JSON.parse(raw) as SwarmState;
+    await this.startRoles(this.state, await this.readTls());
+    this.opts.logger.info({ nodeId: this.state.nodeId, role: this.state.role }, 'rejoined the swarm');
+  }
+
+  info() {
+    const s = this.state;
+    if (!s) return { clusterId: '', nodeId: '', role: '', nodeAddr: '', managers: [], leaderAddr: '', raftId: 0, caDigest: '' };
+    const m = this.managerRole;
+    return {
+      clusterId: s.clusterId, nodeId: s.nodeId, role: s.role, nodeAddr: s.advertiseAddr,
+      managers: m ? m.managerAddrs() : this.agent?.knownManagers() ?? s.managers,
+      leaderAddr: m?.leaderAddr() ?? '', raftId: s.raftId, caDigest: '',
+    };
+  }
+
+  async init(req: { advertiseAddr: string; listenAddr: string; forceNewCluster: boolean; heartbeatMs?: number }) {
+    return this.exclusive(async () => {
+      if (req.forceNewCluster) return this.forceNewCluster(req);
+      if (this.state) throw new SwarmError('this node is already part of a swarm: leave it first (swarm leave)', 'conflict');
+      const listenAddr = normaliseAddr('--listen-addr', req.listenAddr || this.opts.defaultListenAddr);
+      const advertiseAddr = normaliseAddr('--advertise-addr', req.advertiseAddr || listenAddr, Number(listenAddr.split(':')[1]));
+      if (advertiseAddr.startsWith('0.0.0.0')) throw new SwarmError('--advertise-addr is required when listening on 0.0.0.0: other nodes must know where to reach this one');
+      const clusterId = newObjectId();
+      const rootCA = await createRootCA(clusterId);
+      const { keyPem, csrPem } = await createNodeKeyAndCsr();
+      const nodeId = this.opts.localNodeId;
+      const certPem = await signNodeCertificate(rootCA, csrPem, { nodeId, role: 'manager', clusterId });
+      const state: SwarmState = { clusterId, nodeId, role: 'manager', raftId: randomInt(1, 2 ** 31 - 1), advertiseAddr, listenAddr, managers: [advertiseAddr] };
+      const tls = { caPem: rootCA.certPem, certPem, keyPem };
+      await this.persist(state, tls);
+      this.state = state;
+      if (req.heartbeatMs !== undefined && (req.heartbeatMs < 0 || (req.heartbeatMs > 0 && req.heartbeatMs < 100))) {
+        throw new SwarmError('--dispatcher-heartbeat must be at least 100ms');
+      }
+      await this.startRoles(state, tls, { clusterId, rootCA, heartbeatMs: req.heartbeatMs || undefined });
+      this.opts.logger.info({ clusterId, nodeId, advertiseAddr }, 'swarm initialised: this node is its first manager');
+      return this.info();
+    });
+  }
+
+  async join(req: { token: string; remoteAddr: string; advertiseAddr: string; listenAddr: string }) {
+    return this.exclusive(async () => {
+      if (this.state) throw new SwarmError('this node is already part of a swarm: leave it first (swarm leave)', 'conflict');
+      const token = parseJoinToken(req.token);
+      const remote = normaliseAddr('manager address', req.remoteAddr);
+      const listenAddr = normaliseAddr('--listen-addr', req.listenAddr || this.opts.defaultListenAddr);
+      const advertiseAddr = normaliseAddr('--advertise-addr', req.advertiseAddr || listenAddr, Number(listenAddr.split(':')[1]));
+      const CA = serviceClient('control.proto', 'tsswarm.swarm.v1.CA');
+      // 1. Fetch the root CA without trusting anyone, and pin it by the digest in the token.
+      const probe = new CA(remote, unverifiedClientCredentials(), CHANNEL_OPTIONS) as grpc.Client & Record<string, Function>;
+      const root = await call<{ certificate: Buffer }>(probe, 'GetRootCACertificate', {}, `cannot reach the manager at ${remote}`).finally(() => probe.close());
+      const caPem = root.certificate.toString();
+      if (caDigest(caPem) !== token.caDigestHex) {
+        throw new SwarmError(`the manager at ${remote} presented a CA that does not match the join token: refusing to join`);
+      }
+      // 2. Over a channel verified against that CA, trade the token for a certificate.
+      const { keyPem, csrPem } = await createNodeKeyAndCsr();
+      const ca = new CA(remote, anonymousClientCredentials(caPem), CHANNEL_OPTIONS) as grpc.Client & Record<string, Function>;
+      const issued = await call<{ nodeId: string; role: NodeRole; certificate: Buffer; managers: string[]; raftId: number }>(
+        ca, 'IssueNodeCertificate', { csr: Buffer.from(csrPem), token: req.token, hostname: hostname(), advertiseAddr }, `joining through ${remote} failed`,
+      ).finally(() => ca.close());
+      const state: SwarmState = {
+        clusterId: '', nodeId: issued.nodeId, role: issued.role, raftId: issued.raftId, advertiseAddr, listenAddr,
+        managers: issued.managers.length ? issued.managers : [remote],
+      };
+      const tls = { caPem, certPem: issued.certificate.toString(), keyPem };
+      await this.persist(state, tls);
+      this.state = state;
+      await this.startRoles(state, tls);
+      this.opts.logger.info({ nodeId: state.nodeId, role: state.role, manager: remote }, 'joined the swarm');
+      return this.info();
+    });
+  }
+
+  async leave(force: boolean): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.state) throw new SwarmError('this node is not part of a swarm', 'conflict');
+      if (this.state.role === 'manager' && !force) {
+        throw new SwarmError('you are attempting to leave the swarm on a node that is participating as a manager: removing this node leaves fewer managers for quorum; use --force to ignore this message');
+      }
+      await this.stopRoles(true);
+      await rm(this.dir, { recursive: true, force: true });
+      this.state = undefined;
+      this.opts.logger.info('left the swarm');
+    });
+  }
+
+  async joinToken(role: string, rotate: boolean) {
+    const m = this.managerRole;
+    if (!m) throw new SwarmError('this node is not a swarm manager: join tokens are only available on managers', 'unavailable');
+    if (role !== 'worker' && role !== 'manager') throw new SwarmError(`unknown role "${role}": expected worker or manager`);
+    const token = rotate ? await m.rotateJoinToken(role) : m.joinToken(role);
+    return { token, managerAddr: this.state!.advertiseAddr };
+  }
+
+  async close(): Promise<void> {
+    await this.stopRoles(false);
+  }
+
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.busy) throw new SwarmError('another swarm operation is in progress', 'conflict');
+    this.busy = true;
+    try { return await fn(); } finally { this.busy = false; }
+  }
+
+  /** Recover from lost quorum: restart raft with this manager as the only member, keeping the state. */
+  private async forceNewCluster(_req: { advertiseAddr: string; listenAddr: string }): Promise<never> {
+    throw new SwarmError('--force-new-cluster is not supported yet', 'unavailable');
+  }
+
+  private async persist(state: SwarmState, tls: NodeTls): Promise<void> {
+    await mkdir(join(this.dir, 'certificates'), { recursive: true, mode: 0o700 });
+    await writeFile(join(this.dir, 'certificates', 'swarm-root-ca.crt'), tls.caPem);
+    await writeFile(join(this.dir, 'certificates', 'swarm-node.crt'), tls.certPem);
+    await writeFileAtomic(join(this.dir, 'certificates', 'swarm-node.key'), tls.keyPem);
+    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(state, null, 2));
+  }
+
+  private async readTls(): Promise<NodeTls> {
+    const cert = (f: string) => readFile(join(this.dir, 'certificates', f), 'utf8');
+    return { caPem: await cert('swarm-root-ca.crt'), certPem: await cert('swarm-node.crt'), keyPem: await cert('swarm-node.key') };
+  }
+
+  private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number }): Promise<void> {
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.keepalive_permit_without_calls': 1 });
+    this.server = server;
+    const logger = this.opts.logger;
+    if (state.role === 'manager') {
+      this.managerRole = new Manager({
+        nodeId: state.nodeId, raftId: state.raftId, advertiseAddr: state.advertiseAddr,
+        raftDataDir: join(this.dir, 'raft'), server, channelCredentials: clientCredentials(tls),
+        logger: logger.child({ role: 'manager' }), placer: new SchedulerPlacer('spread'),
+        checkConstraint: constraintProblem, nodeMatches: nodeMeetsConstraints,
+        ...(bootstrap?.heartbeatMs ? { heartbeatPeriodMs: bootstrap.heartbeatMs } : {}),
+        ...(bootstrap ? { bootstrap: { clusterId: bootstrap.clusterId, rootCA: bootstrap.rootCA, description: nodeDescription() } } : {}),
+      });
+    }
+    server.addService(caService(), caHandlers(() => this.managerRole, logger));
+    server.addService(dispatcherService(), dispatcherHandlers(() => this.managerRole, logger));
+    await new Promise<void>((ok, fail) => server.bindAsync(state.listenAddr, serverCredentials(tls), (err) => (err ? fail(new SwarmError(`cannot listen on ${state.listenAddr}: ${err.message}`)) : ok())));
+    await this.managerRole?.start();
+
+    const agent = new Agent({
+      managers: state.role === 'manager' ? [state.advertiseAddr] : state.managers,
+      credentials: clientCredentials(tls), addr: state.advertiseAddr.split(':')[0]!, logger: logger.child({ role: 'agent' }),
+    });
+    this.agent = agent;
+    this.executor = new TaskExecutor(this.opts.containers, agent.report, logger.child({ role: 'executor' }));
+    agent.start(this.executor);
+  }
+
+  /** Stops the roles; with `removeTasks`, the containers of swarm tasks go too (leave). */
+  private async stopRoles(removeTasks: boolean): Promise<void> {
+    this.agent?.stop();
+    this.agent = undefined;
+    if (removeTasks && this.executor) await this.executor.assign([], true).catch(() => {});
+    await this.executor?.settle();
+    this.executor = undefined;
+    await this.managerRole?.stop();
+    this.managerRole = undefined;
+    await new Promise<void>((r) => (this.server ? this.server.tryShutdown(() => r()) : r()));
+    this.server = undefined;
+  }
+}
+
+function call<T>(client: grpc.Client & Record<string, Function>, method: string, req: object, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    client[method]!(req, { deadline: Date.now() + 15_000 }, (err: grpc.ServiceError | null, res: T) => {
+      if (err) reject(new SwarmError(`${what}: ${err.details || err.message}`, err.code === grpc.status.UNAVAILABLE ? 'unavailable' : 'invalid'));
+      else resolve(res);
+    });
+  });
+}

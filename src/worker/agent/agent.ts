@@ -1,0 +1,165 @@
+/**
+ * The worker's agent: keeps one session with the leader's dispatcher, hands its assignments to the
+ * task executor, heartbeats, and sends task status changes in batches. When the session drops it
+ * goes to the leader the refusal named, else to the next manager it knows, with backoff.
+ */
+import { arch, cpus, hostname, totalmem } from 'node:os';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { serviceClient } from '../../api/proto.js';
+import { CHANNEL_OPTIONS } from '../../security/tls-credentials.js';
+import type { TaskExecutor } from './task-executor.js';
+import type { WireSessionMessage, WireTaskStatus } from './wire.js';
+
+export interface AgentOptions {
+  managers: string[];
+  credentials: grpc.ChannelCredentials;
+  /** This node's address as other nodes see it. */
+  addr: string;
+  logger: Logger;
+  engineLabels?: Record<string, string>;
+}
+
+type DispatcherClient = grpc.Client & Record<string, Function>;
+
+export function nodeDescription(engineLabels: Record<string, string> = {}) {
+  return {
+    hostname: hostname(),
+    platform: { os: 'linux', arch: arch() === 'x64' ? 'x86_64' : arch() === 'arm64' ? 'aarch64' : arch() },
+    resources: { nanoCpus: cpus().length * 1e9, memoryBytes: totalmem(), generic: {} },
+    engineLabels,
+  };
+}
+
+export class Agent {
+  private managers: string[];
+  private next = 0;
+  private client?: DispatcherClient;
+  private session?: grpc.ClientReadableStream<WireSessionMessage>;
+  private sessionId = '';
+  private heartbeatTimer?: NodeJS.Timeout;
+  private flushTimer?: NodeJS.Timeout;
+  private readonly pending = new Map<string, WireTaskStatus>();
+  private stopped = false;
+  private preferred?: string;
+  private connected?: string;
+  private failures = 0;
+  executor!: TaskExecutor;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.managers = [...opts.managers];
+  }
+
+  /** Where the executor sends status changes. */
+  readonly report = (taskId: string, status: WireTaskStatus): void => {
+    this.pending.set(taskId, status);
+    if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 20);
+  };
+
+  start(executor: TaskExecutor): void {
+    this.executor = executor;
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.flushTimer);
+    this.session?.cancel();
+    this.client?.close();
+  }
+
+  /** The manager the session is with, if any. */
+  currentManager(): string | undefined {
+    return this.connected;
+  }
+
+  knownManagers(): string[] {
+    return [...this.managers];
+  }
+
+  private pickManager(): string {
+    if (this.preferred) {
+      const p = this.preferred;
+      this.preferred = undefined;
+      return p;
+    }
+    const addr = this.managers[this.next % this.managers.length]!;
+    this.next++;
+    return addr;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const addr = this.pickManager();
+    this.client?.close();
+    const Ctor = serviceClient('control.proto', 'tsswarm.swarm.v1.Dispatcher');
+    const client = new Ctor(addr, this.opts.credentials, CHANNEL_OPTIONS) as DispatcherClient;
+    this.client = client;
+    const session = client.Session!({ description: nodeDescription(this.opts.engineLabels), addr: this.opts.addr }) as grpc.ClientReadableStream<WireSessionMessage>;
+    this.session = session;
+    let opened = false;
+    session.on('data', (msg: WireSessionMessage) => {
+      if (!opened) {
+        opened = true;
+        this.failures = 0;
+        this.connected = addr;
+        this.opts.logger.info({ manager: addr }, 'session with the dispatcher open');
+      }
+      this.sessionId = msg.sessionId;
+      if (msg.managers.length) this.managers = msg.managers;
+      this.armHeartbeat(client, msg.heartbeatPeriodMs);
+      this.flush();
+      void this.executor.assign(msg.assignments, msg.full).catch((err) => this.opts.logger.warn({ err }, 'applying assignments failed'));
+    });
+    session.on('error', (err: grpc.ServiceError) => {
+      if (session !== this.session || this.stopped) return;
+      this.session = undefined; // 'end' may follow: reconnect once
+      const leader = /the leader is at (\S+)/.exec(err.details ?? '')?.[1];
+      if (leader) this.preferred = leader;
+      this.opts.logger.warn({ manager: addr, err: err.details || err.message }, 'session lost; reconnecting');
+      this.reconnectSoon();
+    });
+    session.on('end', () => {
+      if (session !== this.session || this.stopped) return;
+      this.session = undefined;
+      this.reconnectSoon();
+    });
+  }
+
+  private reconnectSoon(): void {
+    this.connected = undefined;
+    this.sessionId = '';
+    clearInterval(this.heartbeatTimer);
+    this.failures++;
+    const delay = this.preferred ? 0 : Math.min(2000, 100 * 2 ** Math.min(this.failures, 5));
+    setTimeout(() => void this.connect(), delay);
+  }
+
+  private armHeartbeat(client: DispatcherClient, periodMs: number): void {
+    clearInterval(this.heartbeatTimer);
+    const period = Math.max(100, periodMs || 5000);
+    this.heartbeatTimer = setInterval(() => {
+      client.Heartbeat!({ sessionId: this.sessionId }, { deadline: Date.now() + period }, (err: grpc.ServiceError | null) => {
+        if (err && err.code === grpc.status.FAILED_PRECONDITION) {
+          // The dispatcher forgot us (a new leader, or we were marked down): start over.
+          this.session?.cancel();
+          this.reconnectSoon();
+        }
+      });
+    }, period);
+  }
+
+  private flush(): void {
+    this.flushTimer = undefined;
+    if (!this.sessionId || !this.client || this.pending.size === 0) return;
+    const updates = [...this.pending].map(([taskId, status]) => ({ taskId, status }));
+    this.pending.clear();
+    this.client.UpdateTaskStatus!({ sessionId: this.sessionId, updates }, (err: grpc.ServiceError | null) => {
+      if (!err) return;
+      // Keep the newest status of each task for the next session.
+      for (const u of updates) if (!this.pending.has(u.taskId)) this.pending.set(u.taskId, u.status);
+      this.opts.logger.debug({ err: err.details }, 'status update failed; will resend');
+    });
+  }
+}

@@ -78,6 +78,8 @@ function specFromFlags(image: string, args: string[], o: CreateFlags): Partial<S
   };
 }
 
+const UNSCHEDULABLE_GRACE_MS = 3000;
+
 /** Watches the service's tasks until all run (then verifies briefly), or until it cannot converge. */
 async function waitConverged(connect: Connect, service: ServiceObject, verifyMs = 1000): Promise<void> {
   const printer = new ProgressPrinter();
@@ -91,16 +93,36 @@ async function waitConverged(connect: Connect, service: ServiceObject, verifyMs 
   const it = stream[Symbol.asyncIterator]();
   try {
     let converged = false;
+    let unschedulableSince = 0;
+    let last: IteratorResult<{ tasks: TaskObject[] }> | undefined;
+    // One outstanding read of the stream at a time: a timer may win a race, but its read stays pending.
+    let pendingNext: Promise<IteratorResult<{ tasks: TaskObject[] }>> | undefined;
     for (;;) {
-      // Once converged, a quiet verify period ends the wait; any change starts the check over.
-      const next = converged
-        ? await Promise.race([it.next(), new Promise<'verified'>((r) => setTimeout(() => r('verified'), verifyMs))])
-        : await it.next();
-      if (next === 'verified') break;
-      if (next.done) throw new UsageError(`lost the watch on service ${service.spec.name}; check it with tsswarm service ps`);
-      const view = progressOf(service, next.value.tasks);
+      // Once converged, a quiet verify period ends the wait; any change starts the check over. While
+      // tasks cannot be scheduled, the last snapshot is looked at again once a second.
+      pendingNext ??= it.next();
+      const timer = converged ? verifyMs : unschedulableSince ? 1000 : 0;
+      const next = timer
+        ? await Promise.race([pendingNext, new Promise<'timer'>((r) => setTimeout(() => r('timer'), timer))])
+        : await pendingNext;
+      if (next === 'timer' && converged) break;
+      if (next !== 'timer') pendingNext = undefined;
+      const current = next === 'timer' ? last! : next;
+      last = current;
+      if (current.done) throw new UsageError(`lost the watch on service ${service.spec.name}; check it with tsswarm service ps`);
+      const view = progressOf(service, current.value.tasks);
       printer.draw(renderProgress(view, withBars));
       if (view.stuck) throw new UsageError(`service ${service.spec.name} could not converge: ${view.stuck}`);
+      // Every task not yet running waits for a node that does not exist: say why instead of waiting forever.
+      const waiting = view.slots.filter((sl) => sl.state !== 'running');
+      if (waiting.length > 0 && waiting.every((sl) => sl.state === 'pending' && sl.error)) {
+        unschedulableSince ||= Date.now();
+        if (Date.now() - unschedulableSince >= UNSCHEDULABLE_GRACE_MS) {
+          throw new UsageError(`service ${service.spec.name} could not converge: ${waiting[0]!.label}: ${waiting[0]!.error}`);
+        }
+      } else {
+        unschedulableSince = 0;
+      }
       if (view.running === view.total && !converged) printer.say(`verify: Waiting ${verifyMs / 1000} seconds to verify that tasks are stable...`);
       converged = view.running === view.total;
     }

@@ -24,7 +24,7 @@ export class TestDaemon {
   private proc?: ChildProcess;
   logs = '';
 
-  constructor(readonly name: string, readonly runtime = 'tsswarm') {
+  constructor(readonly name: string, readonly runtime = 'tsswarm', readonly extraArgs: string[] = []) {
     this.dir = mkdtempSync(join(tmpdir(), `tsswarm-test-${name}-`));
     this.socket = join(this.dir, 'tsswarm.sock');
     this.dataDir = join(this.dir, 'data');
@@ -38,7 +38,7 @@ export class TestDaemon {
   async start(): Promise<void> {
     rmSync(this.socket, { force: true });
     const proc = spawn(process.execPath, [CLI, 'daemon', '--data-dir', this.dataDir, '--socket', this.socket,
-      '--cgroup-parent', this.cgroupParent, '--runtime', this.runtime], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--cgroup-parent', this.cgroupParent, '--runtime', this.runtime, ...this.extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => { this.logs += d; });
     this.proc = proc;
     const deadline = Date.now() + 15_000;
@@ -67,7 +67,7 @@ export class TestDaemon {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   }
 
-  cli(args: string[], timeoutMs = 60_000): Promise<CliResult> {
+  cli(args: string[], timeoutMs = 90_000): Promise<CliResult> {
     return new Promise((resolvePromise) => {
       execFile(process.execPath, [CLI, '-H', `unix://${this.socket}`, ...args], { timeout: timeoutMs, encoding: 'utf8' },
         (err, stdout, stderr) => {

@@ -11,7 +11,8 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { baseSpec, makeRootfs, pidAlive, RUNTIME, SHIM, shDetached, tempDir, umountAll, waitFor, writeBundle } from '../test/runtime/helpers.js';
 
 const RUNS = Math.max(1, Number(process.env.RUNTIME_BENCH_RUNS ?? 60));
@@ -138,6 +139,8 @@ function cgroupMoveCost(cgParent: string): { procs_ms: number; tasks_self_ms: nu
 // ---------------------------------------------------------------------------------------------
 export interface DaemonHooks {
   daemonRunRm?: () => Promise<number>;
+  /** The same through the daemon's API from a warm client: the daemon's own share of the CLI time. */
+  daemonApiRunRm?: () => Promise<number>;
   daemonRssKb?: () => Promise<number>;
 }
 
@@ -164,9 +167,11 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
     const times = new Map<string, number[]>(runtimes.map((r) => [r.name, []]));
     for (const r of runtimes) for (let i = 0; i < WARMUP; i++) timeRun(r.cmd);
     const daemon: number[] = [];
+    const daemonApi: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       for (const r of shuffle([...runtimes])) times.get(r.name)!.push(timeRun(r.cmd));
       if (hooks.daemonRunRm) daemon.push(await hooks.daemonRunRm());
+      if (hooks.daemonApiRunRm) daemonApi.push(await hooks.daemonApiRunRm());
     }
     const shimRss = await idleShimRss(work, rootfs, stateRoot);
     const move = cgroupMoveCost(cgParent);
@@ -194,6 +199,11 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
       const d = stats(daemon);
       row('tsswarm container run --rm', d);
       result.daemon_run_rm = { p50: d.p50, p95: d.p95, min: d.min, ratio_vs_crun: crun ? Math.round((d.p50 / crun) * 1000) / 1000 : null };
+    }
+    if (daemonApi.length) {
+      const d = stats(daemonApi);
+      row('daemon API ContainerRun --rm', d);
+      result.daemon_api_run_rm = { p50: d.p50, p95: d.p95, min: d.min, ratio_vs_crun: crun ? Math.round((d.p50 / crun) * 1000) / 1000 : null };
     }
     if (hooks.daemonRssKb) result.daemon_rss_kb = await hooks.daemonRssKb();
     console.log(`tsswarm-shim start (overlay mount + create + start, caller's view), 20 runs: p50 ${shim.p50} ms, p95 ${shim.p95} ms, min ${shim.min} ms`);
@@ -229,8 +239,58 @@ async function main(): Promise<void> {
     process.exit(r.status ?? 1);
   }
   if (process.env[IN_NS]) hideCgroup2();
-  const result = await runtimeBench();
-  console.log(`RESULT ${JSON.stringify(result)}`);
+  const daemon = await startBenchDaemon();
+  try {
+    const result = await runtimeBench(daemon.hooks);
+    console.log(`RESULT ${JSON.stringify(result)}`);
+  } finally {
+    await daemon.stop();
+  }
+}
+
+/**
+ * A real daemon for the end-to-end rows: its own data dir, socket and cgroup parent, the busybox
+ * image imported; `tsswarm container run --rm IMAGE true` timed as a user runs it (a new CLI
+ * process each time) and through the API from a warm client.
+ */
+async function startBenchDaemon(): Promise<{ hooks: DaemonHooks; stop: () => Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const { DaemonClient } = await import('../src/cli/client.js');
+  const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const cli = join(repo, 'bin', 'tsswarm');
+  const dir = tempDir('tsswarm-bench-daemon-');
+  const socket = join(dir, 'tsswarm.sock');
+  const proc = spawn(process.execPath, [cli, 'daemon', '--data-dir', join(dir, 'data'), '--socket', socket, '--cgroup-parent', `tsswarm-bench-d${process.pid}`,
+    '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitFor(() => existsSync(socket), 15_000);
+  execFileSync('bash', [join(repo, 'scripts', 'busybox-rootfs.sh'), join(dir, 'busybox.tar')]);
+  execFileSync(process.execPath, [cli, '-H', `unix://${socket}`, 'image', 'import', join(dir, 'busybox.tar'), 'bench/busybox:1']);
+  const client = new DaemonClient(`unix:${socket}`);
+  const hooks: DaemonHooks = {
+    daemonRunRm: async () => {
+      const t0 = performance.now();
+      execFileSync(process.execPath, [cli, '-H', `unix://${socket}`, 'container', 'run', '--rm', 'bench/busybox:1', 'true']);
+      return performance.now() - t0;
+    },
+    daemonApiRunRm: async () => {
+      const t0 = performance.now();
+      for await (const ev of client.stream('ContainerRun', { spec: { image: 'bench/busybox:1', cmd: ['true'], autoRemove: true, stopTimeout: 10 }, detach: false })) {
+        if (ev.exit && ev.exit.exitCode !== 0) throw new Error(`benchmark container exited ${ev.exit.exitCode}`);
+      }
+      return performance.now() - t0;
+    },
+    daemonRssKb: async () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))?.[1] ?? 0),
+  };
+  return {
+    hooks,
+    stop: async () => {
+      client.close();
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+      spawnSync('sh', ['-c', `for d in /sys/fs/cgroup/*/tsswarm-bench-d${process.pid}; do rmdir "$d" 2>/dev/null; done`]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 // Only when run as a script, so the daemon author can import runtimeBench with hooks.

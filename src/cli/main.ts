@@ -36,6 +36,7 @@ function buildProgram(): Command {
     .option('--cgroup-parent <name>', 'cgroup under which containers are created', 'tsswarm')
     .addOption(new Option('--runtime <name>', 'OCI runtime for containers').choices(['tsswarm', 'runc', 'crun']).default('tsswarm'))
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .option('--hostname <name>', 'this node\'s name in the swarm (default: the machine\'s hostname)')
     .action(async (o) => {
       const { runDaemon } = await import('../daemon/main.js');
       await runDaemon(o);

@@ -26,6 +26,8 @@ export interface DaemonOptions {
   cgroupParent: string;
   runtime: RuntimeName;
   logLevel: string;
+  /** The node's name in the swarm; default the machine's hostname. */
+  hostname?: string;
 }
 
 const CGROUP_PARENT_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*(\/[a-zA-Z0-9][a-zA-Z0-9_.-]*)*$/;
@@ -72,7 +74,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const containers = await ContainerManager.open({ dataDir, images, runtime, cgroupParent: o.cgroupParent, log });
 
   const swarm = new SwarmNode({
-    dataDir, localNodeId: id, defaultListenAddr: o.listenAddr, logger: log,
+    dataDir, localNodeId: id, hostname: o.hostname || hostname(), defaultListenAddr: o.listenAddr, logger: log,
     containers: {
       create: (spec) => containers.create(spec), start: (ref) => containers.start(ref), stop: (ref, t) => containers.stop(ref, t),
       remove: (ref, force) => containers.remove(ref, force), list: (all) => containers.list(all), get: (ref) => containers.get(ref),
@@ -89,7 +91,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     images,
     log,
     info: {
-      version: '0.1.0', nodeId: id, hostname: hostname(), dataDir, runtime: o.runtime,
+      version: '0.1.0', nodeId: id, hostname: o.hostname || hostname(), dataDir, runtime: o.runtime,
       cgroupParent: o.cgroupParent, cgroupVersion: cgroupLayout(),
     },
   }));

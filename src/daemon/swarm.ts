@@ -5,7 +5,6 @@
  */
 import { randomInt } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -44,6 +43,8 @@ export class SwarmError extends Error {
 export interface SwarmNodeOptions {
   dataDir: string;
   localNodeId: string;
+  /** This node's name in the swarm. */
+  hostname: string;
   defaultListenAddr: string;
   containers: Containers;
   logger: Logger;
@@ -146,7 +147,7 @@ export class SwarmNode {
       const { keyPem, csrPem } = await createNodeKeyAndCsr();
       const ca = new CA(remote, anonymousClientCredentials(caPem), CHANNEL_OPTIONS) as grpc.Client & Record<string, Function>;
       const issued = await call<{ nodeId: string; role: NodeRole; certificate: Buffer; managers: string[]; raftId: number }>(
-        ca, 'IssueNodeCertificate', { csr: Buffer.from(csrPem), token: req.token, hostname: hostname(), advertiseAddr }, `joining through ${remote} failed`,
+        ca, 'IssueNodeCertificate', { csr: Buffer.from(csrPem), token: req.token, hostname: this.opts.hostname, advertiseAddr }, `joining through ${remote} failed`,
       ).finally(() => ca.close());
       const state: SwarmState = {
         clusterId: '', nodeId: issued.nodeId, role: issued.role, raftId: issued.raftId, advertiseAddr, listenAddr,
@@ -221,7 +222,7 @@ export class SwarmNode {
         logger: logger.child({ role: 'manager' }), placer: new SchedulerPlacer('spread'),
         checkConstraint: constraintProblem, nodeMatches: nodeMeetsConstraints,
         ...(bootstrap?.heartbeatMs ? { heartbeatPeriodMs: bootstrap.heartbeatMs } : {}),
-        ...(bootstrap ? { bootstrap: { clusterId: bootstrap.clusterId, rootCA: bootstrap.rootCA, description: nodeDescription() } } : {}),
+        ...(bootstrap ? { bootstrap: { clusterId: bootstrap.clusterId, rootCA: bootstrap.rootCA, description: nodeDescription(this.opts.hostname) } } : {}),
       });
     }
     server.addService(caService(), caHandlers(() => this.managerRole, logger));
@@ -232,6 +233,7 @@ export class SwarmNode {
     const agent = new Agent({
       managers: state.role === 'manager' ? [state.advertiseAddr] : state.managers,
       credentials: clientCredentials(tls), addr: state.advertiseAddr.split(':')[0]!, logger: logger.child({ role: 'agent' }),
+      hostname: this.opts.hostname,
     });
     this.agent = agent;
     this.executor = new TaskExecutor(this.opts.containers, agent.report, logger.child({ role: 'executor' }));

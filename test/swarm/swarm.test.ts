@@ -19,7 +19,7 @@ beforeAll(async () => {
   scratch = tempDir('swarm');
   const tarball = await busyboxTarball(scratch);
   for (let i = 0; i < 3; i++) {
-    const d = new TestDaemon(`sw${i}`, 'tsswarm', ['--listen-addr', addr(i)]);
+    const d = new TestDaemon(`sw${i}`, 'tsswarm', ['--listen-addr', addr(i), '--hostname', `host${i}`]);
     daemons.push(d);
     await d.start();
     await d.ok(['image', 'import', tarball, IMAGE]);

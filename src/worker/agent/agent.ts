@@ -18,13 +18,15 @@ export interface AgentOptions {
   addr: string;
   logger: Logger;
   engineLabels?: Record<string, string>;
+  /** The node's name in the swarm (several test hosts share one machine's hostname). */
+  hostname: string;
 }
 
 type DispatcherClient = grpc.Client & Record<string, Function>;
 
-export function nodeDescription(engineLabels: Record<string, string> = {}) {
+export function nodeDescription(name = hostname(), engineLabels: Record<string, string> = {}) {
   return {
-    hostname: hostname(),
+    hostname: name,
     platform: { os: 'linux', arch: arch() === 'x64' ? 'x86_64' : arch() === 'arm64' ? 'aarch64' : arch() },
     resources: { nanoCpus: cpus().length * 1e9, memoryBytes: totalmem(), generic: {} },
     engineLabels,
@@ -96,7 +98,7 @@ export class Agent {
     const Ctor = serviceClient('control.proto', 'tsswarm.swarm.v1.Dispatcher');
     const client = new Ctor(addr, this.opts.credentials, CHANNEL_OPTIONS) as DispatcherClient;
     this.client = client;
-    const session = client.Session!({ description: nodeDescription(this.opts.engineLabels), addr: this.opts.addr }) as grpc.ClientReadableStream<WireSessionMessage>;
+    const session = client.Session!({ description: nodeDescription(this.opts.hostname, this.opts.engineLabels), addr: this.opts.addr }) as grpc.ClientReadableStream<WireSessionMessage>;
     this.session = session;
     let opened = false;
     session.on('data', (msg: WireSessionMessage) => {

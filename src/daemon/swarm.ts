@@ -88,7 +88,13 @@ export class SwarmNode {
     const raw = await readFile(join(this.dir, 'state.json'), 'utf8').catch(() => undefined);
     if (!raw) return;
     this.state = JSON.parse(raw) as SwarmState;
-    await this.startRoles(this.state, await this.readTls());
+    try {
+      await this.startRoles(this.state, await this.readTls());
+    } catch (err) {
+      // Serve nothing half-started: the local API then says plainly that this node is not a manager.
+      await this.stopRoles(false).catch(() => {});
+      throw err;
+    }
     this.opts.logger.info({ nodeId: this.state.nodeId, role: this.state.role }, 'rejoined the swarm');
   }
 

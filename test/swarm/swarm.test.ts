@@ -159,3 +159,19 @@ describe('a swarm of three daemons', () => {
     await manager.ok(['service', 'rm', 'huge']);
   }, 60_000);
 });
+
+describe('restarts', () => {
+  it('a manager killed with SIGKILL comes back with the same services and tasks, still running', async () => {
+    const before = (await tasks('web')).filter((t) => t.status.state === 'running').map((t) => t.id).sort();
+    expect(before.length).toBeGreaterThan(0);
+    await manager.crash();
+    await manager.start();
+    const after = await waitFor('the manager serving again with the same tasks', async () => {
+      const r = await manager.cli(['service', 'ps', '--format', 'json', '-f', 'desired-state=running', 'web']);
+      if (r.code !== 0) return undefined;
+      const ids = JSON.parse(r.stdout).filter((t: any) => t.status.state === 'running').map((t: any) => t.id).sort();
+      return ids.length === before.length ? ids : undefined;
+    });
+    expect(after).toEqual(before);
+  });
+});

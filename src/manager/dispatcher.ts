@@ -71,9 +71,12 @@ export class Dispatcher {
   private flushing = Promise.resolve();
   private readonly unwatch: () => void;
   private readonly now: () => number;
+  /** When this dispatcher started: nodes get a full heartbeat timeout from then to open a session. */
+  private readonly startedAt: number;
 
   constructor(private readonly opts: DispatcherOptions) {
     this.now = opts.now ?? Date.now;
+    this.startedAt = this.now();
     this.unwatch = opts.store.watch((events) => this.onStoreEvents(events));
   }
 
@@ -157,10 +160,11 @@ export class Dispatcher {
         actions.push({ op: 'update', kind: 'node', object: { ...node, status: { ...node.status, state: 'down', message: 'heartbeat failure' } }, expectVersion: node.meta.version });
       }
     }
-    // A node marked ready by an earlier leader, that never opened a session with this one.
+    // A node marked ready by an earlier leader (or before a restart) that has not opened a session
+    // with this dispatcher within a heartbeat timeout of its start.
     for (const node of this.opts.store.list('node')) {
       if (node.status.state === 'ready' && !this.sessions.has(node.id) && !expired.some((s) => s.nodeId === node.id)
-        && Date.parse(node.meta.updatedAt) < deadline) {
+        && Math.max(this.startedAt, Date.parse(node.meta.updatedAt)) < deadline) {
         actions.push({ op: 'update', kind: 'node', object: { ...node, status: { ...node.status, state: 'down', message: 'no session with the leader' } }, expectVersion: node.meta.version });
       }
     }

@@ -186,7 +186,8 @@ export class ControlService {
       tasks = tasks.filter((t) => t.nodeId === nodeId);
     }
     if (filter.desiredState) tasks = tasks.filter((t) => t.desiredState === filter.desiredState);
-    return tasks.sort((a, b) => a.slot - b.slot || a.nodeId.localeCompare(b.nodeId) || b.meta.version - a.meta.version);
+    // As `docker service ps`: by slot (global tasks: by node), the newest task of each first.
+    return tasks.sort((a, b) => a.slot - b.slot || (a.slot === 0 ? a.nodeId.localeCompare(b.nodeId) : 0) || b.meta.version - a.meta.version);
   }
 
   // ---- helpers ----

@@ -15,7 +15,7 @@ import { Dispatcher } from './dispatcher.js';
 import { LeaderDuties, type Placer } from './leader.js';
 import type { ClusterObject, NodeObject, NodeRole } from './objects.js';
 import { RaftClusterLog, StoreStateMachine } from './raft-log.js';
-import { ClusterStore } from './store/store.js';
+import { ClusterStore, type Action } from './store/store.js';
 
 export interface ManagerOptions {
   nodeId: string;
@@ -48,6 +48,7 @@ export class Manager {
   private duties?: LeaderDuties;
   private leaderWatch?: NodeJS.Timeout;
   private promoting = new Set<number>();
+  private reachabilityCheckedAt = 0;
 
   constructor(private readonly opts: ManagerOptions) {
     const sm = new StoreStateMachine(this.store);
@@ -213,7 +214,29 @@ export class Manager {
       this.stepDown();
       this.opts.logger.info('lost leadership: dispatcher and orchestrators stopped');
     }
-    if (leading) void this.promoteCaughtUpLearners();
+    if (leading) {
+      void this.promoteCaughtUpLearners();
+      if (Date.now() - this.reachabilityCheckedAt > 1000) {
+        this.reachabilityCheckedAt = Date.now();
+        void this.updateReachability();
+      }
+    }
+  }
+
+  /** Records, for `node ls`, which managers follow the leader's log. */
+  private async updateReachability(): Promise<void> {
+    const st = this.raft.status();
+    const actions: Action[] = [];
+    for (const n of this.store.list('node')) {
+      const ms = n.managerStatus;
+      if (!ms || ms.raftId === this.opts.raftId) continue;
+      const pr = st.progress.get(ms.raftId);
+      const reachability: 'reachable' | 'unreachable' = pr && pr.match + 100 >= st.lastIndex && n.status.state !== 'down' ? 'reachable' : 'unreachable';
+      if (ms.reachability !== reachability || ms.leader) {
+        actions.push({ op: 'update' as const, kind: 'node' as const, object: { ...n, managerStatus: { ...ms, reachability, leader: false } }, expectVersion: n.meta.version });
+      }
+    }
+    if (actions.length) await this.log.propose({ actions, time: new Date().toISOString() }).catch(() => {});
   }
 
   private stepDown(): void {

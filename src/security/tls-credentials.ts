@@ -16,6 +16,7 @@ export interface NodeTls {
 }
 
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // A name rather than the IP in SNI (which RFC 6066 forbids for addresses).
   'grpc.ssl_target_name_override': TLS_SERVER_NAME,
   'grpc.default_authority': TLS_SERVER_NAME,
   'grpc.keepalive_time_ms': 10_000,
@@ -52,13 +53,25 @@ export function serverCredentials(tls: NodeTls): grpc.ServerCredentials {
   return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }
 
+/**
+ * Nodes are dialled by IP while their certificates name them: the chain is still verified against
+ * the swarm's CA, and instead of the host name we require the name every node certificate carries.
+ * (Channels that set no name override, such as raft's, then work too.)
+ */
+const verifyNodeName: grpc.VerifyOptions = {
+  checkServerIdentity: (_host, cert) => (
+    (cert.subjectaltname ?? '').split(', ').includes(`DNS:${TLS_SERVER_NAME}`)
+      ? undefined
+      : new Error(`the peer's certificate (${cert.subject?.CN ?? 'no CN'}) is not a tsswarm node certificate`)),
+};
+
 export function clientCredentials(tls: NodeTls): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certPem));
+  return grpc.credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certPem), verifyNodeName);
 }
 
 /** For a joiner that has the CA (pinned by its token) but no certificate of its own yet. */
 export function anonymousClientCredentials(caPem: string): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(Buffer.from(caPem));
+  return grpc.credentials.createSsl(Buffer.from(caPem), null, null, verifyNodeName);
 }
 
 /** Only to fetch the root CA, whose digest the caller then checks against its join token. */

@@ -18,7 +18,7 @@ import { newObjectId } from '../manager/control.js';
 import { parseJoinToken } from '../security/join-token.js';
 import { caDigest, createNodeKeyAndCsr, type NodeRole } from '../security/node-certs.js';
 import {
-  anonymousClientCredentials, CHANNEL_OPTIONS, clientCredentials, serverCredentials, unverifiedClientCredentials, type NodeTls,
+  anonymousClientCredentials, CHANNEL_OPTIONS, clientCredentials, requireRole, serverCredentials, unverifiedClientCredentials, type NodeTls,
 } from '../security/tls-credentials.js';
 import { Agent, nodeDescription } from '../worker/agent/agent.js';
 import { TaskExecutor, type Containers } from '../worker/agent/task-executor.js';
@@ -218,7 +218,11 @@ export class SwarmNode {
   }
 
   private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number }): Promise<void> {
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.keepalive_permit_without_calls': 1 });
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      'grpc.keepalive_permit_without_calls': 1,
+      interceptors: [requireRole('/tsswarm.raft.', 'manager', () => tls.caPem)],
+    });
     this.server = server;
     const logger = this.opts.logger;
     if (state.role === 'manager') {

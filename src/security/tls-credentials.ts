@@ -2,9 +2,9 @@
  * gRPC credentials for traffic between nodes: mutual TLS with the cluster's root CA. Nodes are
  * reached by IP, so the name checked is the one every node certificate carries: "tsswarm-node".
  */
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { CertificateError, identityOf, type NodeIdentity } from './node-certs.js';
+import { CertificateError, identityOf, ROLE_OU, type NodeIdentity, type NodeRole } from './node-certs.js';
 import { x509 } from './x509.js';
 
 export const TLS_SERVER_NAME = 'tsswarm-node';
@@ -100,4 +100,48 @@ export async function peerIdentity(call: { getAuthContext(): { sslPeerCertificat
   if (verified.size > 10_000) verified.clear();
   verified.set(key, who);
   return who;
+}
+
+/**
+ * The same proof as `peerIdentity`, synchronously (Node's own X.509), for gRPC server interceptors,
+ * which must decide before the handler runs.
+ */
+export function peerIdentitySync(auth: { sslPeerCertificate?: { raw?: Buffer } } | null, caPem: string): NodeIdentity {
+  const raw = auth?.sslPeerCertificate?.raw;
+  if (!raw || raw.length === 0) throw new CertificateError('this call needs a node certificate');
+  const cert = new X509Certificate(raw);
+  const ca = new X509Certificate(caPem);
+  const now = Date.now();
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey) || Date.parse(cert.validFrom) > now || Date.parse(cert.validTo) < now) {
+    throw new CertificateError(`certificate ${cert.subject.replace(/\n/g, ', ')} is not signed by this swarm's CA or has expired`);
+  }
+  const field = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(cert.subject)?.[1] ?? '';
+  const role = (Object.entries(ROLE_OU).find(([, ou]) => ou === field('OU'))?.[0]) as NodeRole | undefined;
+  if (!role) throw new CertificateError(`certificate ${field('CN')} names no tsswarm role`);
+  return { nodeId: field('CN'), role, clusterId: field('O') };
+}
+
+/**
+ * Refuses calls to services under `pathPrefix` (e.g. "/tsswarm.raft.") unless the caller's
+ * certificate, checked against the swarm's CA, has `role`: a worker cannot speak raft to managers.
+ */
+export function requireRole(pathPrefix: string, role: NodeRole, caPem: () => string): grpc.ServerInterceptor {
+  return (method, call) => {
+    if (!method.path.startsWith(pathPrefix)) return new grpc.ServerInterceptingCall(call);
+    let denied: string | undefined;
+    try {
+      const who = peerIdentitySync(call.getAuthContext(), caPem());
+      if (who.role !== role) denied = `${method.path} is for ${role}s; node ${who.nodeId} is a ${who.role}`;
+    } catch (err) {
+      denied = (err as Error).message;
+    }
+    if (!denied) return new grpc.ServerInterceptingCall(call);
+    const reason = denied;
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        next();
+        call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details: `permission denied: ${reason}`, metadata: new grpc.Metadata() });
+      },
+    });
+  };
 }

@@ -3,7 +3,11 @@
  * loopback, running real containers. Covers issue 5's single-manager path; multi-manager raft
  * failover is tested in src/raft and comes here once managers can join.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { serviceClient } from '../../src/api/proto.js';
+import { CHANNEL_OPTIONS, clientCredentials } from '../../src/security/tls-credentials.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxTarball, tempDir, TestDaemon } from '../daemon/harness.js';
 
@@ -71,6 +75,24 @@ describe('a swarm of three daemons', () => {
     const r2 = await stranger.cli(['swarm', 'join', '--token', otherSwarm, addr(0)]);
     expect(r2.stderr).toMatch(/does not match the join token/);
     expect(r2.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('refuses a worker\'s certificate on the managers\' raft service', async () => {
+    const certs = join(workers[0]!.dataDir, 'swarm', 'certificates');
+    const tls = {
+      caPem: readFileSync(join(certs, 'swarm-root-ca.crt'), 'utf8'),
+      certPem: readFileSync(join(certs, 'swarm-node.crt'), 'utf8'),
+      keyPem: readFileSync(join(certs, 'swarm-node.key'), 'utf8'),
+    };
+    const Raft = serviceClient('raft.proto', 'tsswarm.raft.Raft');
+    const client = new Raft(addr(0), clientCredentials(tls), CHANNEL_OPTIONS) as grpc.Client & Record<string, Function>;
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+      const stream = client.Stream!((e: grpc.ServiceError | null) => resolve(e));
+      stream.end();
+    });
+    client.close();
+    expect(err?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(err?.details).toMatch(/is for managers; node \S+ is a worker/);
   });
 
   it('lists the nodes with the manager as leader', async () => {

@@ -65,6 +65,8 @@ export class RaftNode {
   private proposeSeq = 0;
   private readSeq = 0;
   private pending = new Map<number, Pending>();
+  /** pairs of (pending, index) applied in the current turn */
+  private resolved: (Pending | number)[] = [];
   private proposeQueue: Uint8Array[] = [];
   private proposeQueueSeqs: number[] = [];
   private readQueue: Pending[] = [];
@@ -86,6 +88,7 @@ export class RaftNode {
     this.sm = opts.stateMachine;
     this.transport = new GrpcTransport({
       id: opts.id,
+      address: opts.address,
       onMessage: (m) => this.receive(m),
       onDrop: (reason, to) => this.log('debug', `transport drop to ${to}: ${reason}`),
       ...(opts.channelCredentials ? { channelCredentials: opts.channelCredentials } : {}),
@@ -251,6 +254,7 @@ export class RaftNode {
         this.transport.send(early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendableBeforePersist(m)));
         this.applyReady(rd, durable);
         this.raft.advance(rd);
+        this.flushResolved();
         this.serveReads();
         this.maybeSnapshot();
         if (rd.softState) for (const w of this.leaderWaiters.splice(0)) w();
@@ -266,6 +270,8 @@ export class RaftNode {
   }
 
   private flushRequests(): void {
+    // with no known leader (an election is running) requests wait here until one is known or they time out
+    if (this.raft.lead === 0) return;
     if (this.proposeQueue.length > 0) {
       const datas = this.proposeQueue;
       const seqs = this.proposeQueueSeqs;
@@ -319,7 +325,15 @@ export class RaftNode {
     const p = this.pending.get(seq);
     if (!p) return;
     this.pending.delete(seq);
-    p.resolve(index);
+    this.resolved.push(p, index);
+  }
+
+  /** Proposals answer after the core has advanced, so callers see the effects (e.g. membership) in status(). */
+  private flushResolved(): void {
+    const r = this.resolved;
+    if (r.length === 0) return;
+    this.resolved = [];
+    for (let i = 0; i < r.length; i += 2) (r[i] as Pending).resolve(r[i + 1] as number);
   }
 
   private serveReads(): void {
@@ -424,10 +438,26 @@ export class RaftNode {
   /** Requests are tracked in insertion order, so expiry only looks at the oldest. */
   private expire(): void {
     const now = Date.now();
+    for (const r of this.readQueue.splice(0)) {
+      if (r.deadline <= now) r.reject(new Error('read timed out: no leader'));
+      else this.readQueue.push(r);
+    }
     for (const [seq, p] of this.pending) {
       if (p.deadline > now) break;
       this.pending.delete(seq);
       p.reject(new Error('proposal timed out (not committed; it may still commit later)'));
+    }
+    // proposals still queued for want of a leader and now expired are never proposed
+    if (this.proposeQueueSeqs.length > 0 && !this.pending.has(this.proposeQueueSeqs[0]!)) {
+      const datas: Uint8Array[] = [];
+      const seqs: number[] = [];
+      for (let i = 0; i < this.proposeQueueSeqs.length; i++) {
+        if (!this.pending.has(this.proposeQueueSeqs[i]!)) continue;
+        datas.push(this.proposeQueue[i]!);
+        seqs.push(this.proposeQueueSeqs[i]!);
+      }
+      this.proposeQueue = datas;
+      this.proposeQueueSeqs = seqs;
     }
     for (const [ctx, ws] of this.readsInFlight) {
       if (ws[0] && ws[0].deadline > now) break;

@@ -38,7 +38,7 @@ describe('raft simulation', () => {
 
   it.skipIf(REPLAY !== undefined)(`keeps safety and linearizability over ${RUNS} random schedules`, () => {
     const t0 = Date.now();
-    const totals = { schedules: 0, commits: 0, ops: 0, completed: 0, leaders: 0, snapshotsSent: 0 };
+    const totals = { schedules: 0, commits: 0, ops: 0, completed: 0, leaders: 0, snapshotsSent: 0, maxQuietSteps: 0 };
     fc.assert(
       fc.property(paramsArb, (p) => {
         const r = runSchedule(p);
@@ -48,6 +48,7 @@ describe('raft simulation', () => {
         totals.completed += r.completed;
         totals.leaders += r.leaders;
         totals.snapshotsSent += r.snapshotsSent;
+        totals.maxQuietSteps = Math.max(totals.maxQuietSteps, r.quietSteps);
         if (!r.ok) throw new Error(`${r.error}\n  replay: ${replayLine(p)}`);
       }),
       { numRuns: RUNS, endOnFailure: true },

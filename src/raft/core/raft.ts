@@ -43,7 +43,7 @@ export interface RaftStatus {
   lastIndex: number;
   firstIndex: number;
   conf: ConfState;
-  progress: Map<NodeId, { match: number; next: number; state: number }>;
+  progress: Map<NodeId, { match: number; next: number; state: number; inflight: number; probeSent: boolean }>;
   leadTransferee: NodeId;
 }
 
@@ -339,9 +339,11 @@ export class Raft {
   }
 
   status(): RaftStatus {
-    const progress = new Map<NodeId, { match: number; next: number; state: number }>();
+    const progress = new Map<NodeId, { match: number; next: number; state: number; inflight: number; probeSent: boolean }>();
     if (this.role === Role.Leader) {
-      for (const [id, pr] of this.prs) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+      for (const [id, pr] of this.prs) {
+        progress.set(id, { match: pr.match, next: pr.next, state: pr.state, inflight: pr.inflight.count, probeSent: pr.probeSent });
+      }
     }
     return {
       id: this.id, term: this.term, vote: this.vote, lead: this.lead, role: this.role,

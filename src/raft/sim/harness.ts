@@ -37,6 +37,8 @@ export interface SimResult {
   completed: number;
   leaders: number;
   snapshotsSent: number;
+  /** steps the quiet phase took to converge (how close a schedule came to the limit) */
+  quietSteps: number;
 }
 
 const TICK = 10; // time units per tick
@@ -44,6 +46,8 @@ const ELECTION_TICKS = 10;
 const HEARTBEAT_TICKS = 2;
 const KEYS = ['a', 'b', 'c'];
 const MAX_NODES = 5;
+/** limit of the quiet phase: converging takes a few hundred steps at most (see SimResult.quietSteps) */
+const QUIET_STEPS = 3000;
 
 class InvariantError extends Error {}
 
@@ -107,6 +111,7 @@ class Simulation {
   private proposedConf = new Set<NodeId>();
   private snapshotsSent = 0;
   private quiet = false;
+  private quietSteps = 0;
   private loss: number;
 
   constructor(private readonly p: SimParams) {
@@ -124,6 +129,7 @@ class Simulation {
     const r: SimResult = {
       ok, commits: this.committed.length, ops: this.ops.length,
       completed: this.ops.filter((o) => o.done).length, leaders: this.leaders.size, snapshotsSent: this.snapshotsSent,
+      quietSteps: this.quietSteps,
     };
     if (error !== undefined) r.error = `${error} (at t=${this.now})`;
     return r;
@@ -131,12 +137,19 @@ class Simulation {
 
   run(): void {
     for (let s = 0; s < this.p.steps; s++) this.step();
-    // quiet phase: heal, restart, no loss; the cluster must converge
+    // quiet phase: heal, restart, no loss, no new client requests; the cluster must converge.
+    // Requests stop because convergence (every member applied the leader's whole log) is a property
+    // of an idle cluster: clients that keep proposing keep the newest entry in flight, and with
+    // long delays a closed loop of clients can go thousands of steps without an idle moment while
+    // replication is perfectly healthy. Requests already issued may still complete.
     this.quiet = true;
     this.loss = 0;
     this.cut.clear();
     for (const n of this.nodes.values()) if (n.started && !n.raft) this.restart(n);
-    for (let s = 0; s < 3000 && !this.converged(); s++) this.step();
+    while (this.quietSteps < QUIET_STEPS && !this.converged()) {
+      this.step();
+      this.quietSteps++;
+    }
     this.checkLogMatching();
     if (!this.converged()) throw new InvariantError('cluster did not converge after healing: ' + this.describe());
     const bad = checkKvHistory(this.ops.map((o) => o.op));
@@ -165,7 +178,7 @@ class Simulation {
       this.deliver(x.m);
     }
     if (!this.quiet) this.chaos();
-    this.clientStep();
+    if (!this.quiet) this.clientStep();
     // each node persists/sends/applies its ready with some probability: a crash may hit in between
     for (const n of this.nodes.values()) {
       if (n.raft && (this.quiet || r() < 0.8)) this.drain(n);
@@ -496,7 +509,15 @@ class Simulation {
       .filter((n) => n.started)
       .map((n) => {
         const s = n.raft?.status();
-        return s ? `${n.id}:${s.role}/t${s.term}/c${s.commit}/a${n.applied}/l${s.lastIndex}/v[${s.conf.voters}]/L[${s.conf.learners}]` : `${n.id}:down`;
+        if (!s) return `${n.id}:down`;
+        let d = `${n.id}:${s.role}/t${s.term}/c${s.commit}/a${n.applied}/l${s.lastIndex}/v[${s.conf.voters}]/L[${s.conf.learners}]`;
+        // a leader's flow control per peer, so a liveness failure shows which peer is stuck and why
+        const prs = [...s.progress].filter(([id]) => id !== n.id);
+        if (prs.length > 0) {
+          const st = ['probe', 'replicate', 'snapshot'];
+          d += '{' + prs.map(([id, p]) => `${id}:${st[p.state]}/m${p.match}/n${p.next}/i${p.inflight}${p.probeSent ? '/sent' : ''}`).join(' ') + '}';
+        }
+        return d;
       })
       .join(' ');
   }

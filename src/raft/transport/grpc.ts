@@ -7,6 +7,8 @@ export interface TransportOptions {
   id: NodeId;
   /** called for every message received from a peer */
   onMessage: (m: Message) => void;
+  /** our own raft address, sent with every batch */
+  address?: string;
   /** called when a message is dropped before reaching the wire (full queue, oversized, peer unknown) */
   onDrop?: (reason: string, to: NodeId) => void;
   /** e.g. grpc.credentials.createSsl(...) for mutual TLS; insecure by default */
@@ -20,6 +22,7 @@ export interface TransportOptions {
 interface Batch {
   from: number;
   messages: Message[];
+  address: string;
 }
 
 /**
@@ -77,7 +80,7 @@ class PeerSender {
       }
       const messages = n === this.queue.length ? this.queue : this.queue.slice(0, n);
       this.queue = n === this.queue.length ? [] : this.queue.slice(n);
-      const ok = stream.write({ from: this.t.id, messages });
+      const ok = stream.write({ from: this.t.id, messages, address: this.t.address });
       if (!ok) {
         this.waitingDrain = true;
         stream.once('drain', () => {
@@ -131,6 +134,12 @@ class PeerSender {
   }
 }
 
+interface WireBatch {
+  from: number;
+  messages: WireMessage[];
+  address: string;
+}
+
 /** The gRPC transport between raft peers. Credentials come from the caller (mutual TLS later). */
 export class GrpcTransport {
   readonly id: NodeId;
@@ -139,6 +148,7 @@ export class GrpcTransport {
   readonly maxBatchBytes: number;
   readonly credentials: grpc.ChannelCredentials;
   readonly RaftClient: grpc.ServiceClientConstructor;
+  readonly address: string;
   private readonly peers = new Map<NodeId, PeerSender>();
   private readonly onMessage: (m: Message) => void;
   private readonly onDrop: (reason: string, to: NodeId) => void;
@@ -150,6 +160,7 @@ export class GrpcTransport {
     this.maxBatchBytes = Math.floor(this.maxMessageBytes / 2);
     this.credentials = opts.channelCredentials ?? grpc.credentials.createInsecure();
     this.onMessage = opts.onMessage;
+    this.address = opts.address ?? '';
     this.onDrop = opts.onDrop ?? (() => {});
     this.RaftClient = loadRaftProto().Raft;
   }
@@ -157,8 +168,10 @@ export class GrpcTransport {
   /** Adds the Raft service to a server the caller owns (and binds with its own ServerCredentials). */
   register(server: grpc.Server): void {
     server.addService(this.RaftClient.service, {
-      stream: (call: grpc.ServerReadableStream<{ from: number; messages: WireMessage[] }, object>, cb: grpc.sendUnaryData<object>) => {
-        call.on('data', (b: { from: number; messages: WireMessage[] }) => {
+      stream: (call: grpc.ServerReadableStream<WireBatch, object>, cb: grpc.sendUnaryData<object>) => {
+        call.on('data', (b: WireBatch) => {
+          // answers need a route back even to a sender our membership does not name yet
+          if (b.address && b.from > 0 && !this.peers.has(b.from)) this.setPeer(b.from, b.address);
           const ms = b.messages;
           for (let i = 0; i < ms.length; i++) this.onMessage(fromWire(ms[i]!));
         });

@@ -15,11 +15,13 @@ export function swarmCommands(connect: Connect, format: () => OutputFormat): Com
     .option('--advertise-addr <ip[:port]>', 'address other nodes use to reach this manager')
     .option('--listen-addr <ip:port>', 'address to listen on for cluster traffic')
     .option('--dispatcher-heartbeat <duration>', 'dispatcher heartbeat period (default 5s)')
+    .option('--cert-expiry <duration>', 'validity of node certificates (default 2160h); nodes renew at 50-80% of it')
     .option('--force-new-cluster', 'recover from lost quorum using this manager\'s state')
-    .action(async (o: { advertiseAddr?: string; listenAddr?: string; dispatcherHeartbeat?: string; forceNewCluster?: boolean }) => {
+    .action(async (o: { advertiseAddr?: string; listenAddr?: string; dispatcherHeartbeat?: string; certExpiry?: string; forceNewCluster?: boolean }) => {
       const info = await connect('swarm').call('Init', {
         advertiseAddr: o.advertiseAddr ?? '', listenAddr: o.listenAddr ?? '', forceNewCluster: o.forceNewCluster ?? false,
         dispatcherHeartbeatMs: o.dispatcherHeartbeat ? parseDurationMs('--dispatcher-heartbeat', o.dispatcherHeartbeat) : 0,
+        certExpiryMs: o.certExpiry ? parseDurationMs('--cert-expiry', o.certExpiry) : 0,
       });
       const { token } = await connect('swarm').call('JoinToken', { role: 'worker', rotate: false });
       process.stdout.write(`Swarm initialized: current node (${info.nodeId}) is now a manager.\n\n`

@@ -3,7 +3,7 @@
  * restart. Owns <data-dir>/swarm/: state.json, the certificates, and (managers) the raft log.
  * Every role listens on --listen-addr over mutual TLS; the worker agent runs on every node.
  */
-import { randomInt } from 'node:crypto';
+import { randomInt, X509Certificate } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -16,9 +16,9 @@ import { Manager } from '../manager/manager.js';
 import { constraintProblem, nodeMeetsConstraints, SchedulerPlacer } from '../manager/placement.js';
 import { newObjectId } from '../manager/control.js';
 import { parseJoinToken } from '../security/join-token.js';
-import { caDigest, createNodeKeyAndCsr, type NodeRole } from '../security/node-certs.js';
+import { caDigest, createNodeKeyAndCsr, needsRenewal, type NodeRole } from '../security/node-certs.js';
 import {
-  anonymousClientCredentials, CHANNEL_OPTIONS, clientCredentials, requireRole, serverCredentials, unverifiedClientCredentials, type NodeTls,
+  anonymousClientCredentials, CHANNEL_OPTIONS, clientCredentials, NodeCertificates, requireRole, serverCredentials, unverifiedClientCredentials, type NodeTls,
 } from '../security/tls-credentials.js';
 import { Agent, nodeDescription } from '../worker/agent/agent.js';
 import { TaskExecutor, type Containers } from '../worker/agent/task-executor.js';
@@ -69,6 +69,10 @@ export class SwarmNode {
   private executor?: TaskExecutor;
   private readonly dir: string;
   private busy = false;
+  private certs?: NodeCertificates;
+  private renewTimer?: NodeJS.Timeout;
+  /** Where in 50–80% of the validity this node renews, so that nodes do not all renew at once. */
+  private readonly renewJitter = Math.random();
 
   constructor(private readonly opts: SwarmNodeOptions) {
     this.dir = join(opts.dataDir, 'swarm');
@@ -109,7 +113,7 @@ export class SwarmNode {
     };
   }
 
-  async init(req: { advertiseAddr: string; listenAddr: string; forceNewCluster: boolean; heartbeatMs?: number }) {
+  async init(req: { advertiseAddr: string; listenAddr: string; forceNewCluster: boolean; heartbeatMs?: number; certExpiryMs?: number }) {
     return this.exclusive(async () => {
       if (req.forceNewCluster) return this.forceNewCluster(req);
       if (this.state) throw new SwarmError('this node is already part of a swarm: leave it first (swarm leave)', 'conflict');
@@ -120,7 +124,7 @@ export class SwarmNode {
       const rootCA = await createRootCA(clusterId);
       const { keyPem, csrPem } = await createNodeKeyAndCsr();
       const nodeId = this.opts.localNodeId;
-      const certPem = await signNodeCertificate(rootCA, csrPem, { nodeId, role: 'manager', clusterId });
+      const certPem = await signNodeCertificate(rootCA, csrPem, { nodeId, role: 'manager', clusterId }, new Date(), req.certExpiryMs || undefined);
       const state: SwarmState = { clusterId, nodeId, role: 'manager', raftId: randomInt(1, 2 ** 31 - 1), advertiseAddr, listenAddr, managers: [advertiseAddr] };
       const tls = { caPem: rootCA.certPem, certPem, keyPem };
       await this.persist(state, tls);
@@ -128,7 +132,8 @@ export class SwarmNode {
       if (req.heartbeatMs !== undefined && (req.heartbeatMs < 0 || (req.heartbeatMs > 0 && req.heartbeatMs < 100))) {
         throw new SwarmError('--dispatcher-heartbeat must be at least 100ms');
       }
-      await this.startRoles(state, tls, { clusterId, rootCA, heartbeatMs: req.heartbeatMs || undefined });
+      if (req.certExpiryMs && req.certExpiryMs < 10_000) throw new SwarmError('--cert-expiry must be at least 10s');
+      await this.startRoles(state, tls, { clusterId, rootCA, heartbeatMs: req.heartbeatMs || undefined, certExpiryMs: req.certExpiryMs || undefined });
       this.opts.logger.info({ clusterId, nodeId, advertiseAddr }, 'swarm initialised: this node is its first manager');
       return this.info();
     });
@@ -217,41 +222,75 @@ export class SwarmNode {
     return { caPem: await cert('swarm-root-ca.crt'), certPem: await cert('swarm-node.crt'), keyPem: await cert('swarm-node.key') };
   }
 
-  private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number }): Promise<void> {
+  private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number; certExpiryMs?: number }): Promise<void> {
+    const certs = new NodeCertificates(tls);
+    this.certs = certs;
     const server = new grpc.Server({
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.keepalive_permit_without_calls': 1,
-      interceptors: [requireRole('/tsswarm.raft.', 'manager', () => tls.caPem)],
+      interceptors: [requireRole('/tsswarm.raft.', 'manager', () => certs.current().caPem)],
     });
     this.server = server;
     const logger = this.opts.logger;
     if (state.role === 'manager') {
       this.managerRole = new Manager({
         nodeId: state.nodeId, raftId: state.raftId, advertiseAddr: state.advertiseAddr,
-        raftDataDir: join(this.dir, 'raft'), server, channelCredentials: clientCredentials(tls),
+        raftDataDir: join(this.dir, 'raft'), server, channelCredentials: clientCredentials(certs),
         logger: logger.child({ role: 'manager' }), placer: new SchedulerPlacer('spread'),
         checkConstraint: constraintProblem, nodeMatches: nodeMeetsConstraints,
         ...(bootstrap?.heartbeatMs ? { heartbeatPeriodMs: bootstrap.heartbeatMs } : {}),
+        ...(bootstrap?.certExpiryMs ? { certExpiryMs: bootstrap.certExpiryMs } : {}),
         ...(bootstrap ? { bootstrap: { clusterId: bootstrap.clusterId, rootCA: bootstrap.rootCA, description: nodeDescription(this.opts.hostname) } } : {}),
       });
     }
     server.addService(caService(), caHandlers(() => this.managerRole, logger));
     server.addService(dispatcherService(), dispatcherHandlers(() => this.managerRole, logger));
-    await new Promise<void>((ok, fail) => server.bindAsync(state.listenAddr, serverCredentials(tls), (err) => (err ? fail(new SwarmError(`cannot listen on ${state.listenAddr}: ${err.message}`)) : ok())));
+    await new Promise<void>((ok, fail) => server.bindAsync(state.listenAddr, serverCredentials(certs), (err) => (err ? fail(new SwarmError(`cannot listen on ${state.listenAddr}: ${err.message}`)) : ok())));
     await this.managerRole?.start();
 
     const agent = new Agent({
       managers: state.role === 'manager' ? [state.advertiseAddr] : state.managers,
-      credentials: clientCredentials(tls), addr: state.advertiseAddr.split(':')[0]!, logger: logger.child({ role: 'agent' }),
+      credentials: clientCredentials(certs), addr: state.advertiseAddr.split(':')[0]!, logger: logger.child({ role: 'agent' }),
       hostname: this.opts.hostname,
     });
     this.agent = agent;
     this.executor = new TaskExecutor(this.opts.containers, agent.report, logger.child({ role: 'executor' }));
     agent.start(this.executor);
+    this.scheduleRenewal();
+  }
+
+  /** Checks the certificate often enough to renew it at 50–80% of its validity. */
+  private scheduleRenewal(): void {
+    clearTimeout(this.renewTimer);
+    const cert = new X509Certificate(this.certs!.current().certPem);
+    const span = Date.parse(cert.validTo) - Date.parse(cert.validFrom);
+    const every = Math.min(600_000, Math.max(1000, span / 40));
+    this.renewTimer = setTimeout(() => {
+      void this.renewIfDue().catch((err) => this.opts.logger.warn({ err: (err as Error).message }, 'certificate renewal failed; will retry'))
+        .finally(() => { if (this.certs) this.scheduleRenewal(); });
+    }, every);
+  }
+
+  private async renewIfDue(): Promise<void> {
+    const certs = this.certs;
+    const state = this.state;
+    if (!certs || !state || !needsRenewal(certs.current().certPem, new Date(), this.renewJitter)) return;
+    const manager = state.role === 'manager' ? state.advertiseAddr : (this.agent?.currentManager() ?? state.managers[0]!);
+    const { keyPem, csrPem } = await createNodeKeyAndCsr();
+    const CA = serviceClient('control.proto', 'tsswarm.swarm.v1.CA');
+    const client = new CA(manager, clientCredentials(certs), CHANNEL_OPTIONS) as grpc.Client & Record<string, Function>;
+    const issued = await call<{ certificate: Buffer }>(client, 'IssueNodeCertificate', { csr: Buffer.from(csrPem), token: '' }, `renewing the certificate through ${manager} failed`)
+      .finally(() => client.close());
+    const tls = { caPem: certs.current().caPem, certPem: issued.certificate.toString(), keyPem };
+    await this.persist(state, tls);
+    certs.update(tls);
+    this.opts.logger.info({ validTo: new X509Certificate(tls.certPem).validTo }, 'node certificate renewed');
   }
 
   /** Stops the roles; with `removeTasks`, the containers of swarm tasks go too (leave). */
   private async stopRoles(removeTasks: boolean): Promise<void> {
+    clearTimeout(this.renewTimer);
+    this.certs = undefined;
     this.agent?.stop();
     this.agent = undefined;
     if (removeTasks && this.executor) await this.executor.assign([], true).catch(() => {});

@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { RaftNode } from '../raft/node.js';
 import { formatJoinToken, newSecret, parseJoinToken, secretMatches } from '../security/join-token.js';
 import { caDigest } from '../security/node-certs.js';
-import { signNodeCertificate, type RootCA } from './ca/authority.js';
+import { DEFAULT_CERT_EXPIRY_MS, signNodeCertificate, type RootCA } from './ca/authority.js';
+import type { NodeIdentity } from '../security/node-certs.js';
 import { ControlError, ControlService, newObjectId, type ConstraintCheck } from './control.js';
 import { Dispatcher } from './dispatcher.js';
 import { LeaderDuties, type Placer } from './leader.js';
@@ -32,6 +33,8 @@ export interface ManagerOptions {
   /** First manager of a new swarm: the cluster to create. Omitted when joining or restarting. */
   bootstrap?: { clusterId: string; rootCA: RootCA; description: NodeObject['description'] };
   heartbeatPeriodMs?: number;
+  /** Validity of node certificates in a new swarm; nodes renew at 50–80% of it. */
+  certExpiryMs?: number;
   tickMs?: number;
   electionTicks?: number;
 }
@@ -129,7 +132,7 @@ export class Manager {
       : secretMatches(parsed.secret, c.joinSecrets.worker) ? 'worker' : undefined;
     if (!role) throw new ControlError('invalid join token: it was rotated or never valid', 'invalid');
     const nodeId = newObjectId();
-    const certPem = await signNodeCertificate(c.rootCA, req.csrPem, { nodeId, role, clusterId: c.id });
+    const certPem = await signNodeCertificate(c.rootCA, req.csrPem, { nodeId, role, clusterId: c.id }, new Date(), c.spec.certExpiryMs || DEFAULT_CERT_EXPIRY_MS);
     let raftId = 0;
     if (role === 'manager') {
       if (!this.raft.isLeader()) throw new ControlError(`managers join through the leader${this.leaderAddr() ? ` at ${this.leaderAddr()}` : ''}`, 'unavailable');
@@ -148,6 +151,14 @@ export class Manager {
       this.opts.logger.info({ nodeId, raftId, addr: req.advertiseAddr }, 'manager joining as a raft learner');
     }
     return { nodeId, role, certPem, raftId };
+  }
+
+  /** A node renews with its current certificate: same id and role, a fresh validity. */
+  async renewCertificate(csrPem: string, who: NodeIdentity): Promise<string> {
+    const c = await this.freshCluster();
+    const node = this.store.get('node', who.nodeId);
+    if (!node) throw new ControlError(`node ${who.nodeId} was removed from the swarm: it cannot renew its certificate`, 'invalid');
+    return signNodeCertificate(c.rootCA, csrPem, { nodeId: who.nodeId, role: who.role, clusterId: who.clusterId }, new Date(), c.spec.certExpiryMs || DEFAULT_CERT_EXPIRY_MS);
   }
 
   private newRaftId(): number {
@@ -169,7 +180,7 @@ export class Manager {
     const now = new Date().toISOString();
     const cluster: ClusterObject = {
       id: CLUSTER_OBJECT_ID, meta: { version: 0, createdAt: '', updatedAt: '' },
-      spec: { taskHistoryLimit: 5, heartbeatPeriodMs: this.opts.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_MS },
+      spec: { taskHistoryLimit: 5, heartbeatPeriodMs: this.opts.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_MS, certExpiryMs: this.opts.certExpiryMs ?? DEFAULT_CERT_EXPIRY_MS },
       rootCA: b.rootCA, joinSecrets: { worker: newSecret(), manager: newSecret() },
     };
     const self: NodeObject = {

@@ -139,7 +139,7 @@ export interface NetworkObject {
 export interface ClusterObject {
   id: string;
   meta: Meta;
-  spec: { taskHistoryLimit: number; heartbeatPeriodMs: number };
+  spec: { taskHistoryLimit: number; heartbeatPeriodMs: number; certExpiryMs: number };
   rootCA: { certPem: string; keyPem: string };
   joinSecrets: { worker: string; manager: string };
 }

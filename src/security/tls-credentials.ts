@@ -27,30 +27,62 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 /**
- * Hands grpc-js a fixed CA and identity (grpc-js asks providers, which may also rotate them).
- * Answers on the next tick: grpc-js registers its watcher only after adding the listener, so a
- * synchronous answer would be lost and the server would never have a TLS context.
+ * This node's CA and identity as grpc-js certificate providers: servers and channels built on it
+ * take a renewed certificate for every new connection, without a restart. Listeners hear the
+ * current value on the next tick: grpc-js registers its watcher only after adding the listener,
+ * so a synchronous answer would be lost.
  */
-class StaticCertificates implements grpc.experimental.CertificateProvider {
-  constructor(private readonly tls: NodeTls) {}
+export class NodeCertificates implements grpc.experimental.CertificateProvider {
+  private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
+  private readonly identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+
+  constructor(private tls: NodeTls) {}
+
+  current(): NodeTls {
+    return this.tls;
+  }
+
+  update(tls: NodeTls): void {
+    this.tls = tls;
+    for (const l of this.caListeners) l(this.caUpdate());
+    for (const l of this.identityListeners) l(this.identityUpdate());
+  }
+
   addCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
-    setImmediate(() => l({ caCertificate: Buffer.from(this.tls.caPem) }));
+    this.caListeners.add(l);
+    setImmediate(() => { if (this.caListeners.has(l)) l(this.caUpdate()); });
   }
-  removeCaCertificateListener(): void {}
+  removeCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.delete(l);
+  }
   addIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
-    setImmediate(() => l({ certificate: Buffer.from(this.tls.certPem), privateKey: Buffer.from(this.tls.keyPem) }));
+    this.identityListeners.add(l);
+    setImmediate(() => { if (this.identityListeners.has(l)) l(this.identityUpdate()); });
   }
-  removeIdentityCertificateListener(): void {}
+  removeIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.identityListeners.delete(l);
+  }
+
+  private caUpdate() {
+    return { caCertificate: Buffer.from(this.tls.caPem) };
+  }
+  private identityUpdate() {
+    return { certificate: Buffer.from(this.tls.certPem), privateKey: Buffer.from(this.tls.keyPem) };
+  }
+}
+
+function provider(tls: NodeTls | NodeCertificates): NodeCertificates {
+  return tls instanceof NodeCertificates ? tls : new NodeCertificates(tls);
 }
 
 /**
  * The server asks every client for a certificate but lets those without one in, because a joining
  * node has none yet; handlers that need one call `peerIdentity`.
  */
-export function serverCredentials(tls: NodeTls): grpc.ServerCredentials {
-  const provider = new StaticCertificates(tls);
+export function serverCredentials(tls: NodeTls | NodeCertificates): grpc.ServerCredentials {
+  const p = provider(tls);
   // Both providers are the same object: grpc-js's parameter names for them disagree across versions.
-  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  return grpc.experimental.createCertificateProviderServerCredentials(p, p, false);
 }
 
 /**
@@ -65,8 +97,9 @@ const verifyNodeName: grpc.VerifyOptions = {
       : new Error(`the peer's certificate (${cert.subject?.CN ?? 'no CN'}) is not a tsswarm node certificate`)),
 };
 
-export function clientCredentials(tls: NodeTls): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certPem), verifyNodeName);
+export function clientCredentials(tls: NodeTls | NodeCertificates): grpc.ChannelCredentials {
+  const p = provider(tls);
+  return grpc.experimental.createCertificateProviderChannelCredentials(p, p, verifyNodeName);
 }
 
 /** For a joiner that has the CA (pinned by its token) but no certificate of its own yet. */

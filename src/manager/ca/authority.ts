@@ -12,6 +12,7 @@ export { CertificateError, type NodeIdentity, type NodeRole };
 
 export const ROOT_VALIDITY_DAYS = 20 * 365;
 export const NODE_VALIDITY_DAYS = 90;
+export const DEFAULT_CERT_EXPIRY_MS = NODE_VALIDITY_DAYS * 86_400_000;
 const DAY_MS = 86_400_000;
 
 export interface RootCA {
@@ -49,7 +50,7 @@ export async function createRootCA(clusterId: string, now = new Date()): Promise
  * Signs a node certificate. The subject comes from the CA's decision (node id, role), never from
  * the CSR, so a node cannot ask for a role it was not given.
  */
-export async function signNodeCertificate(ca: RootCA, csrPem: string, who: NodeIdentity, now = new Date()): Promise<string> {
+export async function signNodeCertificate(ca: RootCA, csrPem: string, who: NodeIdentity, now = new Date(), validityMs = DEFAULT_CERT_EXPIRY_MS): Promise<string> {
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -63,7 +64,7 @@ export async function signNodeCertificate(ca: RootCA, csrPem: string, who: NodeI
     subject: `CN=${who.nodeId}, OU=${ROLE_OU[who.role]}, O=${who.clusterId}`,
     issuer: caCert.subject,
     notBefore: new Date(now.getTime() - 60_000),
-    notAfter: new Date(now.getTime() + NODE_VALIDITY_DAYS * DAY_MS),
+    notAfter: new Date(now.getTime() + validityMs),
     signingAlgorithm: KEY_ALGORITHM,
     publicKey: csr.publicKey,
     signingKey: await importPrivateKeyPem(ca.keyPem),

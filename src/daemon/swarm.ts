@@ -251,12 +251,43 @@ export class SwarmNode {
     const agent = new Agent({
       managers: state.role === 'manager' ? [state.advertiseAddr] : state.managers,
       credentials: clientCredentials(certs), addr: state.advertiseAddr.split(':')[0]!, logger: logger.child({ role: 'agent' }),
-      hostname: this.opts.hostname,
+      hostname: this.opts.hostname, advertiseAddr: state.advertiseAddr,
+      onRole: (role, raftId) => this.followRole(role, raftId),
     });
     this.agent = agent;
     this.executor = new TaskExecutor(this.opts.containers, agent.report, logger.child({ role: 'executor' }));
     agent.start(this.executor);
     this.scheduleRenewal();
+  }
+
+  /**
+   * Promotion and demotion reach the node on its session: it gets a certificate for the new role,
+   * then restarts its roles (containers keep running and are adopted again). A promoted node waits
+   * for the raft id the leader gives it.
+   */
+  private followRole(role: NodeRole, raftId: number): void {
+    const state = this.state;
+    if (!state || this.busy || state.role === role || (role === 'manager' && !raftId)) return;
+    setImmediate(() => {
+      void this.exclusive(async () => {
+        const s = this.state;
+        if (!s || s.role === role) return;
+        this.opts.logger.info({ from: s.role, to: role, raftId }, 'changing role');
+        const managers = this.agent?.knownManagers() ?? s.managers;
+        // Ask another manager: a demoted one may no longer reach raft itself.
+        await this.renewIfDue(true, managers.filter((m) => m !== s.advertiseAddr));
+        const tls = this.certs!.current();
+        await this.stopRoles(false);
+        if (role === 'worker') await rm(join(this.dir, 'raft'), { recursive: true, force: true });
+        const next: SwarmState = { ...s, role, raftId: role === 'manager' ? raftId : 0, managers };
+        await this.persist(next, tls);
+        this.state = next;
+        await this.startRoles(next, tls);
+      }).catch((err) => {
+        this.opts.logger.error({ err: (err as Error).message }, 'role change failed; retrying');
+        setTimeout(() => this.followRole(role, raftId), 2000);
+      });
+    });
   }
 
   /** Checks the certificate often enough to renew it at 50–80% of its validity. */
@@ -271,16 +302,27 @@ export class SwarmNode {
     }, every);
   }
 
-  private async renewIfDue(): Promise<void> {
+  private async renewIfDue(force = false, through: string[] = []): Promise<void> {
     const certs = this.certs;
     const state = this.state;
-    if (!certs || !state || !needsRenewal(certs.current().certPem, new Date(), this.renewJitter)) return;
-    const manager = state.role === 'manager' ? state.advertiseAddr : (this.agent?.currentManager() ?? state.managers[0]!);
+    if (!certs || !state || (!force && !needsRenewal(certs.current().certPem, new Date(), this.renewJitter))) return;
+    const candidates = through.length ? through : [this.agent?.currentManager() ?? (state.role === 'manager' ? state.advertiseAddr : state.managers[0]!)];
     const { keyPem, csrPem } = await createNodeKeyAndCsr();
     const CA = serviceClient('control.proto', 'tsswarm.swarm.v1.CA');
-    const client = new CA(manager, clientCredentials(certs), CHANNEL_OPTIONS) as grpc.Client & Record<string, Function>;
-    const issued = await call<{ certificate: Buffer }>(client, 'IssueNodeCertificate', { csr: Buffer.from(csrPem), token: '' }, `renewing the certificate through ${manager} failed`)
-      .finally(() => client.close());
+    let issued: { certificate: Buffer } | undefined;
+    let lastError: unknown;
+    for (const manager of candidates) {
+      const client = new CA(manager, clientCredentials(certs), CHANNEL_OPTIONS) as grpc.Client & Record<string, Function>;
+      try {
+        issued = await call<{ certificate: Buffer }>(client, 'IssueNodeCertificate', { csr: Buffer.from(csrPem), token: '' }, `renewing the certificate through ${manager} failed`);
+        break;
+      } catch (err) {
+        lastError = err;
+      } finally {
+        client.close();
+      }
+    }
+    if (!issued) throw lastError;
     const tls = { caPem: certs.current().caPem, certPem: issued.certificate.toString(), keyPem };
     await this.persist(state, tls);
     certs.update(tls);
@@ -298,7 +340,12 @@ export class SwarmNode {
     this.executor = undefined;
     await this.managerRole?.stop();
     this.managerRole = undefined;
-    await new Promise<void>((r) => (this.server ? this.server.tryShutdown(() => r()) : r()));
+    // Session streams never end on their own: give calls a moment, then cut them.
+    const server = this.server;
+    if (server) {
+      await Promise.race([new Promise<void>((r) => server.tryShutdown(() => r())), new Promise((r) => setTimeout(r, 500))]);
+      server.forceShutdown();
+    }
     this.server = undefined;
   }
 }

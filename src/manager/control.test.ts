@@ -70,6 +70,22 @@ describe('ControlService', () => {
     expect((await control.updateService('web', 0, scaled.spec, { force: true })).specVersion).toBe(4);
   });
 
+  it('refuses to demote the last manager and to promote a node that is not ready', async () => {
+    const { store, control } = setup();
+    const node = (id: string, role: 'manager' | 'worker', state: 'ready' | 'down') => ({
+      id, meta: { version: 0, createdAt: '', updatedAt: '' }, spec: { role, availability: 'active' as const, labels: {} },
+      description: { hostname: id, platform: { os: 'linux', arch: 'x86_64' }, resources: { nanoCpus: 1, memoryBytes: 1, generic: {} }, engineLabels: {} },
+      status: { state, message: '', addr: '' },
+    });
+    store.apply(store.appliedIndex + 1, { time: 't', actions: [
+      { op: 'create', kind: 'node', object: node('m1', 'manager', 'ready') },
+      { op: 'create', kind: 'node', object: node('w1', 'worker', 'down') },
+    ] });
+    await expect(control.updateNode('m1', 0, { role: 'worker' })).rejects.toThrow(/last manager/);
+    await expect(control.updateNode('w1', 0, { role: 'manager' })).rejects.toThrow(/only a ready node can be promoted/);
+    expect((await control.updateNode('w1', 0, { availability: 'drain' })).spec.availability).toBe('drain');
+  });
+
   it('removes a service and marks its assigned tasks for removal', async () => {
     const { store, control } = setup();
     const s = await control.createService({ name: 'web', task: { image: 'x' } });

@@ -66,9 +66,13 @@ export class ControlService {
       throw new ValidationError(`invalid availability "${spec.availability}": expected active, pause or drain`);
     }
     if (spec.role && !['manager', 'worker'].includes(spec.role)) throw new ValidationError(`invalid role "${spec.role}": expected manager or worker`);
-    if (spec.role && spec.role !== node.spec.role) {
-      // A role change needs new certificates and a raft membership change, which are not built yet.
-      throw new ControlError(`changing the role of node ${node.description.hostname} is not supported yet: join it with a ${spec.role} token instead`, 'invalid');
+    if (spec.role === 'worker' && node.spec.role === 'manager') {
+      // The leader removes it from raft; the node then restarts as a worker. Keep at least one manager.
+      const managers = this.store.list('node').filter((n) => n.spec.role === 'manager' && n.id !== node.id);
+      if (managers.length === 0) throw new ControlError(`node ${node.description.hostname} is the last manager of the swarm: it cannot be demoted`, 'conflict');
+    }
+    if (spec.role === 'manager' && node.spec.role === 'worker' && node.status.state !== 'ready') {
+      throw new ControlError(`node ${node.description.hostname} is ${node.status.state}: only a ready node can be promoted`, 'conflict');
     }
     const next: NodeObject = { ...node, spec: { ...node.spec, ...spec, labels: spec.labels ?? node.spec.labels } };
     const [updated] = await this.write([{ op: 'update', kind: 'node', object: next, expectVersion: version || node.meta.version }]);

@@ -23,6 +23,9 @@ export interface SessionMessage {
   full: boolean;
   managers: string[];
   heartbeatPeriodMs: number;
+  /** The role the swarm wants the node in, and its raft id once it is to be a manager. */
+  nodeRole: NodeRole;
+  raftId: number;
 }
 
 export interface TaskStatusUpdate {
@@ -55,6 +58,8 @@ interface Session {
   nodeId: string;
   lastHeartbeat: number;
   send: (msg: SessionMessage) => void;
+  /** Ends the worker's stream, so that it goes looking for the (new) leader. */
+  close?: () => void;
   /** Versions already sent, so that unchanged tasks are not sent again. */
   sent: Map<string, number>;
 }
@@ -80,9 +85,11 @@ export class Dispatcher {
     this.unwatch = opts.store.watch((events) => this.onStoreEvents(events));
   }
 
+  /** On losing leadership: every session ends, and its worker reconnects to the new leader. */
   stop(): void {
     this.unwatch();
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    for (const s of this.sessions.values()) s.close?.();
     this.sessions.clear();
   }
 
@@ -96,16 +103,16 @@ export class Dispatcher {
    */
   async openSession(
     nodeId: string, role: NodeRole, description: NodeObject['description'], addr: string,
-    send: (msg: SessionMessage) => void,
+    send: (msg: SessionMessage) => void, advertiseAddr = '', close?: () => void,
   ): Promise<Session> {
     const { store, log } = this.opts;
     for (let attempt = 0; ; attempt++) {
       const existing = store.get('node', nodeId);
       const node: NodeObject = existing
-        ? { ...existing, description, status: { state: 'ready', message: '', addr } }
+        ? { ...existing, description, status: { state: 'ready', message: '', addr }, advertiseAddr }
         : {
           id: nodeId, meta: { version: 0, createdAt: '', updatedAt: '' },
-          spec: { role, availability: 'active', labels: {} }, description, status: { state: 'ready', message: '', addr },
+          spec: { role, availability: 'active', labels: {} }, description, status: { state: 'ready', message: '', addr }, advertiseAddr,
         };
       const action: Action = existing
         ? { op: 'update', kind: 'node', object: node, expectVersion: existing.meta.version }
@@ -114,13 +121,13 @@ export class Dispatcher {
       if (r.ok) break;
       if (attempt >= 3) throw new DispatcherError(`cannot register node ${nodeId}: ${r.error.message}`, 'invalid');
     }
-    const session: Session = { id: randomBytes(12).toString('hex'), nodeId, lastHeartbeat: this.now(), send, sent: new Map() };
+    const session: Session = { id: randomBytes(12).toString('hex'), nodeId, lastHeartbeat: this.now(), send, close, sent: new Map() };
     this.sessions.set(nodeId, session);
     const assignments = store.tasksOfNode(nodeId).filter(isAssignable).map((task) => {
       session.sent.set(task.id, task.meta.version);
       return { task, action: 'update' as const };
     });
-    send({ sessionId: session.id, assignments, full: true, managers: this.opts.managers(), heartbeatPeriodMs: this.opts.heartbeatPeriodMs });
+    send({ ...this.header(session), assignments, full: true });
     this.opts.logger.info({ nodeId, addr, tasks: assignments.length }, 'worker session opened');
     return session;
   }
@@ -176,6 +183,15 @@ export class Dispatcher {
     return expired.map((s) => s.nodeId);
   }
 
+  /** What every message of a session carries besides assignments. */
+  private header(s: Session): Omit<SessionMessage, 'assignments' | 'full'> {
+    const node = this.opts.store.get('node', s.nodeId);
+    return {
+      sessionId: s.id, managers: this.opts.managers(), heartbeatPeriodMs: this.opts.heartbeatPeriodMs,
+      nodeRole: node?.spec.role ?? 'worker', raftId: node?.managerStatus?.raftId ?? 0,
+    };
+  }
+
   private session(nodeId: string, sessionId: string): Session {
     const s = this.sessions.get(nodeId);
     if (!s || s.id !== sessionId) throw new DispatcherError(`session ${sessionId} of node ${nodeId} is unknown: open a new session`, 'unknown-session');
@@ -218,6 +234,14 @@ export class Dispatcher {
       else bySession.set(s, [a]);
     };
     for (const e of events) {
+      if (e.kind === 'node' && e.op === 'update') {
+        const n = e.object as NodeObject;
+        const o = e.old as NodeObject | undefined;
+        const s = this.sessions.get(n.id);
+        // A promotion or demotion: the node learns it from its session and changes role itself.
+        if (s && o && (o.spec.role !== n.spec.role || o.managerStatus?.raftId !== n.managerStatus?.raftId) && !bySession.has(s)) bySession.set(s, []);
+        continue;
+      }
       if (e.kind !== 'task') continue;
       const t = e.object as TaskObject;
       const old = e.old as TaskObject | undefined;
@@ -240,7 +264,7 @@ export class Dispatcher {
     }
     for (const [s, assignments] of bySession) {
       try {
-        s.send({ sessionId: s.id, assignments, full: false, managers: this.opts.managers(), heartbeatPeriodMs: this.opts.heartbeatPeriodMs });
+        s.send({ ...this.header(s), assignments, full: false });
       } catch (err) {
         this.opts.logger.warn({ nodeId: s.nodeId, err }, 'sending assignments failed; closing the session');
         this.sessions.delete(s.nodeId);

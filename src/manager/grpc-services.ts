@@ -140,9 +140,11 @@ export function dispatcherHandlers(manager: () => Manager | undefined, logger: L
       leader(call).then(async ({ who, dispatcher }) => {
         nodeId = who.nodeId;
         disp = dispatcher;
-        const r = call.request as { description: any; addr: string };
+        const r = call.request as { description: any; addr: string; advertiseAddr: string };
         const session = await dispatcher.openSession(who.nodeId, who.role, normaliseDescription(r.description), r.addr, (msg: SessionMessage) => {
           if (!closed) call.write(msg);
+        }, r.advertiseAddr, () => {
+          if (!closed) call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'this manager is no longer the leader' });
         });
         sessionId = session.id;
         if (closed) dispatcher.closeSession(nodeId, sessionId);

@@ -52,6 +52,7 @@ export class Manager {
   private leaderWatch?: NodeJS.Timeout;
   private promoting = new Set<number>();
   private reachabilityCheckedAt = 0;
+  private reconcilingManagers = false;
 
   constructor(private readonly opts: ManagerOptions) {
     const sm = new StoreStateMachine(this.store);
@@ -158,7 +159,8 @@ export class Manager {
     const c = await this.freshCluster();
     const node = this.store.get('node', who.nodeId);
     if (!node) throw new ControlError(`node ${who.nodeId} was removed from the swarm: it cannot renew its certificate`, 'invalid');
-    return signNodeCertificate(c.rootCA, csrPem, { nodeId: who.nodeId, role: who.role, clusterId: who.clusterId }, new Date(), c.spec.certExpiryMs || DEFAULT_CERT_EXPIRY_MS);
+    // The role is the one the swarm wants now: this is how a promoted or demoted node gets its new one.
+    return signNodeCertificate(c.rootCA, csrPem, { nodeId: who.nodeId, role: node.spec.role, clusterId: who.clusterId }, new Date(), c.spec.certExpiryMs || DEFAULT_CERT_EXPIRY_MS);
   }
 
   private newRaftId(): number {
@@ -226,11 +228,53 @@ export class Manager {
       this.opts.logger.info('lost leadership: dispatcher and orchestrators stopped');
     }
     if (leading) {
+      void this.reconcileManagers();
       void this.promoteCaughtUpLearners();
       if (Date.now() - this.reachabilityCheckedAt > 1000) {
         this.reachabilityCheckedAt = Date.now();
         void this.updateReachability();
       }
+    }
+  }
+
+  /**
+   * Follows `node promote|demote`: a node that should be a manager gets a raft id and is added as a
+   * learner (it joins raft when it hears its new role on its session); a demoted manager leaves raft.
+   */
+  private async reconcileManagers(): Promise<void> {
+    if (this.reconcilingManagers) return;
+    this.reconcilingManagers = true;
+    try {
+      for (const n of this.store.list('node')) {
+        if (n.spec.role === 'manager' && !n.managerStatus && n.status.state === 'ready' && n.advertiseAddr) {
+          const raftId = this.newRaftId();
+          const r = await this.log.propose({
+            actions: [{ op: 'update', kind: 'node', object: { ...n, managerStatus: { raftId, addr: n.advertiseAddr, reachability: 'unknown', leader: false } }, expectVersion: n.meta.version }],
+            time: new Date().toISOString(),
+          });
+          if (!r.ok) continue;
+          await this.raft.addLearner(raftId, n.advertiseAddr);
+          this.opts.logger.info({ nodeId: n.id, raftId }, 'promoting node: added to raft as a learner');
+        } else if (n.spec.role === 'worker' && n.managerStatus) {
+          if (n.managerStatus.raftId === this.opts.raftId) {
+            // Leave leading to a caught-up peer first; the new leader then removes this one.
+            await this.raft.transferLeadership().catch((err) => this.opts.logger.warn({ err: (err as Error).message }, 'cannot hand over leadership before demotion'));
+            return;
+          }
+          const st = this.raft.status();
+          if (st.conf.voters.includes(n.managerStatus.raftId) || st.conf.learners.includes(n.managerStatus.raftId)) {
+            await this.raft.remove(n.managerStatus.raftId);
+          }
+          const fresh = this.store.get('node', n.id)!;
+          const { managerStatus: _gone, ...rest } = fresh;
+          await this.log.propose({ actions: [{ op: 'update', kind: 'node', object: rest, expectVersion: fresh.meta.version }], time: new Date().toISOString() });
+          this.opts.logger.info({ nodeId: n.id }, 'demoted node removed from raft');
+        }
+      }
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message }, 'manager membership change failed; will retry');
+    } finally {
+      this.reconcilingManagers = false;
     }
   }
 

@@ -25,6 +25,8 @@ export interface NodeObject {
   };
   status: { state: 'unknown' | 'ready' | 'down' | 'disconnected'; message: string; addr: string };
   managerStatus?: { raftId: number; addr: string; reachability: 'reachable' | 'unreachable' | 'unknown'; leader: boolean };
+  /** IP:PORT of the node's cluster listener, where it serves raft once it is a manager. */
+  advertiseAddr?: string;
 }
 
 export interface ResourceSpec {

@@ -20,6 +20,10 @@ export interface AgentOptions {
   engineLabels?: Record<string, string>;
   /** The node's name in the swarm (several test hosts share one machine's hostname). */
   hostname: string;
+  /** IP:PORT of this node's cluster listener. */
+  advertiseAddr: string;
+  /** Told the role the swarm wants this node in (promote/demote) with every session message. */
+  onRole?: (role: 'manager' | 'worker', raftId: number) => void;
 }
 
 type DispatcherClient = grpc.Client & Record<string, Function>;
@@ -98,7 +102,9 @@ export class Agent {
     const Ctor = serviceClient('control.proto', 'tsswarm.swarm.v1.Dispatcher');
     const client = new Ctor(addr, this.opts.credentials, CHANNEL_OPTIONS) as DispatcherClient;
     this.client = client;
-    const session = client.Session!({ description: nodeDescription(this.opts.hostname, this.opts.engineLabels), addr: this.opts.addr }) as grpc.ClientReadableStream<WireSessionMessage>;
+    const session = client.Session!({
+      description: nodeDescription(this.opts.hostname, this.opts.engineLabels), addr: this.opts.addr, advertiseAddr: this.opts.advertiseAddr,
+    }) as grpc.ClientReadableStream<WireSessionMessage>;
     this.session = session;
     let opened = false;
     session.on('data', (msg: WireSessionMessage) => {
@@ -113,6 +119,7 @@ export class Agent {
       this.armHeartbeat(client, msg.heartbeatPeriodMs);
       this.flush();
       void this.executor.assign(msg.assignments, msg.full).catch((err) => this.opts.logger.warn({ err }, 'applying assignments failed'));
+      if (msg.nodeRole) this.opts.onRole?.(msg.nodeRole, msg.raftId);
     });
     session.on('error', (err: grpc.ServiceError) => {
       if (session !== this.session || this.stopped) return;
@@ -143,8 +150,10 @@ export class Agent {
     const period = Math.max(100, periodMs || 5000);
     this.heartbeatTimer = setInterval(() => {
       client.Heartbeat!({ sessionId: this.sessionId }, { deadline: Date.now() + period }, (err: grpc.ServiceError | null) => {
-        if (err && err.code === grpc.status.FAILED_PRECONDITION) {
-          // The dispatcher forgot us (a new leader, or we were marked down): start over.
+        // The dispatcher forgot us, or its manager no longer leads: start over.
+        if (err && (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.UNAVAILABLE)) {
+          const leader = /the leader is at (\S+)/.exec(err.details ?? '')?.[1];
+          if (leader) this.preferred = leader;
           this.session?.cancel();
           this.reconnectSoon();
         }

@@ -56,6 +56,8 @@ export interface WireSessionMessage {
   full: boolean;
   managers: string[];
   heartbeatPeriodMs: number;
+  nodeRole: 'manager' | 'worker' | '';
+  raftId: number;
 }
 
 const ORDER: WireTaskState[] = [

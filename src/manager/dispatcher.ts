@@ -188,7 +188,9 @@ export class Dispatcher {
     const node = this.opts.store.get('node', s.nodeId);
     return {
       sessionId: s.id, managers: this.opts.managers(), heartbeatPeriodMs: this.opts.heartbeatPeriodMs,
-      nodeRole: node?.spec.role ?? 'worker', raftId: node?.managerStatus?.raftId ?? 0,
+      // A demoted manager stays one until the leader has removed it from raft: leaving earlier could
+      // take away the quorum that the removal itself needs (two managers going to one).
+      nodeRole: node?.managerStatus ? 'manager' : (node?.spec.role ?? 'worker'), raftId: node?.managerStatus?.raftId ?? 0,
     };
   }
 

@@ -66,7 +66,15 @@ describe('promote and demote', () => {
     expect((await nodes[0]!.cli(['node', 'ls'])).stderr).toMatch(/not a swarm manager/);
     const out = await nodes[2]!.ok(['service', 'create', '--name', 'web', '--replicas', '3', IMAGE, 'sleep', '3600']);
     expect(out).toMatch(/verify: Service converged/);
-    // Demoting would leave no manager when only one remains: refused (ControlService), not exercised
-    // here because going from two managers to one is not reliable yet (see the issue note).
+    // From two managers to one: the demoted node leaves raft only after the removal committed.
+    await nodes[2]!.ok(['node', 'demote', 'role1']);
+    await waitFor('role1 a worker', async () => ((await role(nodes[1]!)) === 'worker' ? true : undefined));
+    await waitFor('one manager left, serving', async () => {
+      const ns = JSON.parse(await nodes[2]!.ok(['node', 'ls', '--format', 'json']));
+      return ns.filter((n: any) => n.managerStatus?.raftId).length === 1 ? true : undefined;
+    });
+    const last = await nodes[2]!.cli(['node', 'demote', 'role2']);
+    expect(last.code).not.toBe(0);
+    expect(last.stderr).toMatch(/last manager/);
   }, 90_000);
 });

@@ -16,7 +16,7 @@ import { Manager } from '../manager/manager.js';
 import { constraintProblem, nodeMeetsConstraints, SchedulerPlacer } from '../manager/placement.js';
 import { newObjectId } from '../manager/control.js';
 import { parseJoinToken } from '../security/join-token.js';
-import { caDigest, createNodeKeyAndCsr, needsRenewal, type NodeRole } from '../security/node-certs.js';
+import { caDigest, createNodeKeyAndCsr, identityOf, needsRenewal, type NodeRole } from '../security/node-certs.js';
 import {
   anonymousClientCredentials, CHANNEL_OPTIONS, clientCredentials, NodeCertificates, requireRole, serverCredentials, unverifiedClientCredentials, type NodeTls,
 } from '../security/tls-credentials.js';
@@ -107,7 +107,7 @@ export class SwarmNode {
     if (!s) return { clusterId: '', nodeId: '', role: '', nodeAddr: '', managers: [], leaderAddr: '', raftId: 0, caDigest: '' };
     const m = this.managerRole;
     return {
-      clusterId: s.clusterId, nodeId: s.nodeId, role: s.role, nodeAddr: s.advertiseAddr,
+      clusterId: s.clusterId || (this.certs ? identityOf(this.certs.current().certPem).clusterId : ''), nodeId: s.nodeId, role: s.role, nodeAddr: s.advertiseAddr,
       managers: m ? m.managerAddrs() : this.agent?.knownManagers() ?? s.managers,
       leaderAddr: m?.leaderAddr() ?? '', raftId: s.raftId, caDigest: '',
     };

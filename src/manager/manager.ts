@@ -181,7 +181,7 @@ export class Manager {
     if (this.store.get('cluster', CLUSTER_OBJECT_ID)) return;
     const now = new Date().toISOString();
     const cluster: ClusterObject = {
-      id: CLUSTER_OBJECT_ID, meta: { version: 0, createdAt: '', updatedAt: '' },
+      id: CLUSTER_OBJECT_ID, meta: { version: 0, createdAt: '', updatedAt: '' }, swarmId: b.clusterId,
       spec: { taskHistoryLimit: 5, heartbeatPeriodMs: this.opts.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_MS, certExpiryMs: this.opts.certExpiryMs ?? DEFAULT_CERT_EXPIRY_MS },
       rootCA: b.rootCA, joinSecrets: { worker: newSecret(), manager: newSecret() },
     };
@@ -194,8 +194,6 @@ export class Manager {
     };
     const r = await this.log.propose({ actions: [{ op: 'create', kind: 'cluster', object: cluster }, { op: 'create', kind: 'node', object: self }], time: now });
     if (!r.ok) throw new Error(`bootstrapping the swarm failed: ${r.error.message}`);
-    // The id in the cluster object is fixed; the swarm's own id travels in certificates (O=).
-    void b.clusterId;
   }
 
   private async waitForLeadership(timeoutMs: number): Promise<void> {

@@ -141,6 +141,8 @@ export interface NetworkObject {
 export interface ClusterObject {
   id: string;
   meta: Meta;
+  /** The swarm's own id, also the O= of every node certificate. */
+  swarmId: string;
   spec: { taskHistoryLimit: number; heartbeatPeriodMs: number; certExpiryMs: number };
   rootCA: { certPem: string; keyPem: string };
   joinSecrets: { worker: string; manager: string };

@@ -20,18 +20,21 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startNode(id: number, port: number, members?: Map<number, string>): Promise<{ node: RaftNode; kv: BinaryKv }> {
+async function startNode(
+  id: number, port: number, members?: Map<number, string>, requestTimeoutMs?: number,
+): Promise<{ node: RaftNode; kv: BinaryKv; server: grpc.Server }> {
   const server = new grpc.Server(serverOptions());
   const kv = new BinaryKv();
   const node = new RaftNode({
     id, address: `127.0.0.1:${port}`, dataDir: join(dir, `n${id}`), stateMachine: kv, server,
     tickMs: 20, electionTicks: 10, snapshotEvery: 50, snapshotKeep: 5,
     ...(members ? { initialMembers: members } : {}),
+    ...(requestTimeoutMs ? { requestTimeoutMs } : {}),
   });
   await new Promise<void>((res, rej) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
   await node.start();
   running.push({ node, server });
-  return { node, kv };
+  return { node, kv, server };
 }
 
 async function until<T>(what: string, f: () => T | undefined | false, ms = 10_000): Promise<T> {
@@ -88,5 +91,26 @@ describe('RaftNode over gRPC', () => {
     await n4.node.propose(put('after', 'remove'));
     await other.node.read();
     expect(other.kv.get('after')?.toString()).toBe('remove');
+  }, 60_000);
+
+  it('after a restart, does not acknowledge a new proposal with an entry proposed by its previous life', async () => {
+    // ids 11..13: their own directories. Fewer entries than snapshotEvery, so a restart replays them
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const members = new Map([11, 12, 13].map((id, i) => [id, `127.0.0.1:${ports[i]}`] as const));
+    const nodes = await Promise.all([11, 12, 13].map((id, i) => startNode(id, ports[i]!, members)));
+    await until('a leader', () => nodes.find((n) => n.node.isLeader()));
+    const n11 = nodes[0]!;
+    for (let i = 0; i < 10; i++) await n11.node.propose(put(`old${i}`, 'v'));
+    for (const n of nodes) {
+      await n.node.stop();
+      n.server.forceShutdown();
+    }
+    // node 11 comes back alone: nothing can commit, so no proposal may be acknowledged; its log
+    // replays its previous life's proposals, which must not be taken for the new ones
+    const again = await startNode(11, ports[0]!, members, 1500);
+    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => again.node.propose(put(`new${i}`, 'v'))));
+    expect(again.kv.get('old9')?.toString()).toBe('v');
+    expect(results.map((r) => r.status)).toEqual(Array(5).fill('rejected'));
+    expect(again.kv.get('new0')).toBeUndefined();
   }, 60_000);
 });

@@ -46,7 +46,14 @@ interface ReadWait {
   waiters: Pending[];
 }
 
-const HEADER = 8; // origin node id u32 | proposal sequence u32
+const HEADER = 8; // origin node id u32 | proposal id u32 (the low 32 bits of this node's id counter)
+/**
+ * Proposal ids are reserved in blocks, durably, before use: a restarted node replays (and may still
+ * receive) entries its earlier life proposed, and must not take them for its own new proposals.
+ */
+const ID_BLOCK = 1 << 16;
+/** where a node whose storage predates reserved ids starts: its earlier lives counted from 1 */
+const LEGACY_ID_BASE = 2 ** 31;
 
 /**
  * The node loop: ties the pure core to LevelDB storage, the gRPC transport and the state machine.
@@ -62,7 +69,9 @@ export class RaftNode {
   private readonly sm: StateMachine;
   private readonly opts: RaftNodeOptions;
   private readonly addresses = new Map<NodeId, string>();
+  /** last proposal id handed out; ids up to seqLimit are durably reserved for this life */
   private proposeSeq = 0;
+  private seqLimit = 0;
   private readSeq = 0;
   private pending = new Map<number, Pending>();
   /** pairs of (pending, index) applied in the current turn */
@@ -100,6 +109,7 @@ export class RaftNode {
     const o = this.opts;
     this.storage = await LevelRaftStorage.open(o.dataDir);
     let st = await this.storage.load();
+    const fresh = !st;
     if (!st) {
       const members = o.initialMembers;
       const entries = members
@@ -109,6 +119,10 @@ export class RaftNode {
       await this.storage.bootstrap(hard, entries);
       st = { hardState: hard, snapshot: { meta: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: new Uint8Array(0) }, entries };
     }
+    const reserved = await this.storage.reservedProposalIds();
+    this.proposeSeq = reserved ?? (fresh ? 0 : LEGACY_ID_BASE);
+    this.seqLimit = this.proposeSeq + ID_BLOCK;
+    await this.storage.reserveProposalIds(this.seqLimit); // before any id of this life is used
     if (st.snapshot.data.length > 0) this.restoreSnapshot(st.snapshot.data);
     this.applied = st.snapshot.meta.index;
     this.lastSnapshotIndex = st.snapshot.meta.index;
@@ -240,6 +254,12 @@ export class RaftNode {
     this.running = true;
     try {
       for (;;) {
+        if (this.proposeSeq + ID_BLOCK / 2 > this.seqLimit) {
+          const upTo = this.proposeSeq + ID_BLOCK;
+          await this.storage.reserveProposalIds(upTo);
+          if (this.stopped) return;
+          this.seqLimit = upTo;
+        }
         this.flushRequests();
         if (!this.raft.hasReady()) break;
         const rd = this.raft.ready();
@@ -273,12 +293,17 @@ export class RaftNode {
     // with no known leader (an election is running) requests wait here until one is known or they time out
     if (this.raft.lead === 0) return;
     if (this.proposeQueue.length > 0) {
-      const datas = this.proposeQueue;
-      const seqs = this.proposeQueueSeqs;
-      this.proposeQueue = [];
-      this.proposeQueueSeqs = [];
-      const r = this.raft.proposeBatch(datas);
-      if (!r.ok) this.failSeqs(seqs, r.reason);
+      // only ids already reserved durably may leave this node; the rest wait for the next reservation
+      let n = this.proposeQueueSeqs.length;
+      while (n > 0 && this.proposeQueueSeqs[n - 1]! > this.seqLimit) n--;
+      if (n > 0) {
+        const datas = this.proposeQueue.slice(0, n);
+        const seqs = this.proposeQueueSeqs.slice(0, n);
+        this.proposeQueue = this.proposeQueue.slice(n);
+        this.proposeQueueSeqs = this.proposeQueueSeqs.slice(n);
+        const r = this.raft.proposeBatch(datas);
+        if (!r.ok) this.failSeqs(seqs, r.reason);
+      }
     }
     if (this.readQueue.length > 0) {
       const ctx = `${this.id}:${++this.readSeq}`;
@@ -321,10 +346,10 @@ export class RaftNode {
   private resolveHeader(h: Uint8Array, index: number): void {
     const dv = new DataView(h.buffer, h.byteOffset, HEADER);
     if (dv.getUint32(0, true) !== this.id) return;
-    const seq = dv.getUint32(4, true);
-    const p = this.pending.get(seq);
+    const id = dv.getUint32(4, true);
+    const p = this.pending.get(id);
     if (!p) return;
-    this.pending.delete(seq);
+    this.pending.delete(id);
     this.resolved.push(p, index);
   }
 
@@ -360,6 +385,11 @@ export class RaftNode {
     if (!this.started || this.stopped) return Promise.reject(new Error('raft node is not running'));
     const seq = this.nextSeq();
     const p = this.track(seq);
+    if (seq > this.seqLimit) {
+      this.failSeqs([seq], 'proposal ids are being reserved, retry');
+      this.kick();
+      return p;
+    }
     const r = this.raft.proposeConfChange({ op, node, context: this.ccContext(seq, address) });
     if (!r.ok) this.failSeqs([seq], r.reason);
     this.kick();
@@ -414,23 +444,25 @@ export class RaftNode {
 
   // ---------------------------------------------------------------- bookkeeping
 
+  /** The next proposal id: a counter over all lives of this node; entries carry its low 32 bits (never 0). */
   private nextSeq(): number {
-    this.proposeSeq = (this.proposeSeq + 1) >>> 0 || 1;
+    do this.proposeSeq++;
+    while (this.proposeSeq >>> 0 === 0);
     return this.proposeSeq;
   }
 
   private track(seq: number): Promise<number> {
     return new Promise<number>((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject, deadline: Date.now() + this.timeoutMs() });
+      this.pending.set(seq >>> 0, { resolve, reject, deadline: Date.now() + this.timeoutMs() });
     });
   }
 
   private failSeqs(seqs: number[], reason: string): void {
     const err = new Error(`proposal refused: ${reason}`);
     for (const s of seqs) {
-      const p = this.pending.get(s);
+      const p = this.pending.get(s >>> 0);
       if (!p) continue;
-      this.pending.delete(s);
+      this.pending.delete(s >>> 0);
       p.reject(err);
     }
   }
@@ -448,11 +480,11 @@ export class RaftNode {
       p.reject(new Error('proposal timed out (not committed; it may still commit later)'));
     }
     // proposals still queued for want of a leader and now expired are never proposed
-    if (this.proposeQueueSeqs.length > 0 && !this.pending.has(this.proposeQueueSeqs[0]!)) {
+    if (this.proposeQueueSeqs.length > 0 && !this.pending.has(this.proposeQueueSeqs[0]! >>> 0)) {
       const datas: Uint8Array[] = [];
       const seqs: number[] = [];
       for (let i = 0; i < this.proposeQueueSeqs.length; i++) {
-        if (!this.pending.has(this.proposeQueueSeqs[i]!)) continue;
+        if (!this.pending.has(this.proposeQueueSeqs[i]! >>> 0)) continue;
         datas.push(this.proposeQueue[i]!);
         seqs.push(this.proposeQueueSeqs[i]!);
       }
@@ -479,5 +511,5 @@ export class RaftNode {
 function writeHeader(buf: Uint8Array, origin: number, seq: number): void {
   const dv = new DataView(buf.buffer, buf.byteOffset, HEADER);
   dv.setUint32(0, origin, true);
-  dv.setUint32(4, seq, true);
+  dv.setUint32(4, seq >>> 0, true);
 }

@@ -22,6 +22,21 @@ export const ENTRY_KEY_MIN = Buffer.from([0x65]);
 export const ENTRY_KEY_MAX = Buffer.from([0x66]);
 export const HARD_STATE_KEY = Buffer.from('h');
 export const SNAPSHOT_KEY = Buffer.from('s');
+export const PROPOSAL_IDS_KEY = Buffer.from('q');
+
+/** proposal ids reserved: crc u32 | highest reserved id u64 */
+export function encodeProposalIds(upTo: number): Buffer {
+  const b = Buffer.allocUnsafe(12);
+  writeU64(b, 4, upTo);
+  b.writeUInt32BE(crc32c(b.subarray(4)), 0);
+  return b;
+}
+
+export function decodeProposalIds(b: Uint8Array): number {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  if (buf.length !== 12 || buf.readUInt32BE(0) !== crc32c(buf.subarray(4))) throw new CorruptRecordError('proposal ids: checksum mismatch');
+  return readU64(buf, 4);
+}
 
 /**
  * A segment: the entries of one ready batch under one key (one LevelDB record per batch instead of

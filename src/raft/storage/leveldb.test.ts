@@ -99,4 +99,16 @@ describe('LevelDB raft storage', () => {
     expect(performance.now() - t0).toBeLessThan(2000);
     await s.close();
   });
+
+  it('keeps the proposal ids reserved across reopen', async () => {
+    const dir = tmp();
+    let s = await LevelRaftStorage.open(dir);
+    expect(await s.reservedProposalIds()).toBeNull();
+    await s.reserveProposalIds(65_536);
+    await s.reserveProposalIds(2 ** 33 + 5);
+    await s.close();
+    s = await LevelRaftStorage.open(dir);
+    expect(await s.reservedProposalIds()).toBe(2 ** 33 + 5);
+    await s.close();
+  });
 });

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import type { Entry, HardState, Ready, Snapshot } from '../core/types.js';
 import {
-  CorruptRecordError, ENTRY_KEY_MAX, ENTRY_KEY_MIN, HARD_STATE_KEY, SNAPSHOT_KEY,
-  decodeHardState, decodeSegment, decodeSnapshot, encodeHardState, encodeSegment, encodeSnapshot, segmentKey, snapshotHeader,
+  CorruptRecordError, ENTRY_KEY_MAX, ENTRY_KEY_MIN, HARD_STATE_KEY, PROPOSAL_IDS_KEY, SNAPSHOT_KEY,
+  decodeHardState, decodeProposalIds, encodeProposalIds, decodeSegment, decodeSnapshot, encodeHardState, encodeSegment, encodeSnapshot, segmentKey, snapshotHeader,
 } from './codec.js';
 
 export interface PersistedState {
@@ -191,6 +191,27 @@ export class LevelRaftStorage {
     for (const f of await readdir(this.snapDir)) {
       if (f !== keep) await unlink(join(this.snapDir, f)).catch(() => {});
     }
+  }
+
+  /**
+   * Proposal ids: every id up to the stored value may have been used by an earlier life of this node,
+   * whose proposals can still be in the log (or still reach it), so a new life continues above it.
+   * Returns the highest id reserved so far (ids above it are free); reserve() moves it up durably.
+   */
+  async reservedProposalIds(): Promise<number | null> {
+    const raw = await this.db.get(PROPOSAL_IDS_KEY);
+    if (!raw) return null;
+    try {
+      return decodeProposalIds(raw);
+    } catch (e) {
+      if (e instanceof CorruptRecordError) throw new Error(`raft storage at ${this.dir} is corrupted, refusing to load it: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** Durably records that ids up to `upTo` may be used: they are never handed out again after a restart. */
+  async reserveProposalIds(upTo: number): Promise<void> {
+    await this.db.put(PROPOSAL_IDS_KEY, encodeProposalIds(upTo), { sync: true });
   }
 
   /** Test hooks: raw access to the segment stored under `first`. */

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { bootstrapEntries, decodeConfChange } from './core/confchange.js';
 import { Raft, appliableBeforePersist, sendableBeforePersist, type RaftStatus } from './core/raft.js';
@@ -120,7 +121,8 @@ export class RaftNode {
       st = { hardState: hard, snapshot: { meta: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: new Uint8Array(0) }, entries };
     }
     const reserved = await this.storage.reservedProposalIds();
-    this.proposeSeq = reserved ?? (fresh ? 0 : LEGACY_ID_BASE);
+    // a new member starts anywhere: its id may have belonged to a removed node whose proposals are in the log
+    this.proposeSeq = reserved ?? (fresh ? randomInt(2 ** 32) : LEGACY_ID_BASE);
     this.seqLimit = this.proposeSeq + ID_BLOCK;
     await this.storage.reserveProposalIds(this.seqLimit); // before any id of this life is used
     if (st.snapshot.data.length > 0) this.restoreSnapshot(st.snapshot.data);

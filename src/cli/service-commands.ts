@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import type { ServiceObject, ServiceSpec, TaskObject } from '../manager/objects.js';
 import type { DaemonClient, SERVICES } from './client.js';
-import { printJson, printTable, truncate, type OutputFormat } from './format.js';
+import { capitalise as cap, printJson, printTable, truncate, type OutputFormat } from './format.js';
 import { ProgressPrinter, progressOf, renderProgress } from './progress.js';
 import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';
 
@@ -253,8 +253,4 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
       if (failed) process.exitCode = 1;
     }));
   return [service];
-}
-
-function cap(s: string): string {
-  return s ? s[0]!.toUpperCase() + s.slice(1) : s;
 }

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import type { NodeObject } from '../manager/objects.js';
 import type { DaemonClient, SERVICES } from './client.js';
-import { printJson, printTable, type OutputFormat } from './format.js';
+import { capitalise as cap, printJson, printTable, type OutputFormat } from './format.js';
 import { parseDurationMs, UsageError } from './units.js';
 
 type Connect = (service: keyof typeof SERVICES) => DaemonClient;
@@ -127,8 +127,4 @@ async function updateNode(connect: Connect, ref: string, change: (spec: NodeObje
   const spec = { ...current.spec, labels: { ...current.spec.labels } };
   change(spec);
   await connect('control').call('UpdateNode', { id: current.id, version: current.meta.version, spec });
-}
-
-function cap(s: string): string {
-  return s ? s[0]!.toUpperCase() + s.slice(1) : s;
 }

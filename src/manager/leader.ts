@@ -3,9 +3,9 @@
  * heartbeats. Each pass reads the store, decides, and proposes the result; passes run after store
  * changes (debounced) and on a slow timer, so a lost proposal is simply redone by the next pass.
  */
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ClusterLog } from './cluster-log.js';
+import { newObjectId } from './control.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { NodeObject, TaskObject } from './objects.js';
 import { reconcile } from './orchestrator/reconcile.js';
@@ -28,10 +28,6 @@ export interface LeaderOptions {
   taskHistoryLimit: number;
   heartbeatPeriodMs: number;
   nodeMatches?: Parameters<typeof reconcile>[1]['nodeMatches'];
-}
-
-function taskId(): string {
-  return BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36).padStart(25, '0').slice(-25);
 }
 
 export class LeaderDuties {
@@ -99,7 +95,7 @@ export class LeaderDuties {
     const { store } = this.opts;
     return reconcile(
       { services: store.list('service'), nodes: store.list('node'), tasksOfService: (id) => store.tasksOfService(id) },
-      { now: new Date().toISOString(), newId: taskId, taskHistoryLimit: this.opts.taskHistoryLimit, nodeMatches: this.opts.nodeMatches },
+      { now: new Date().toISOString(), newId: newObjectId, taskHistoryLimit: this.opts.taskHistoryLimit, nodeMatches: this.opts.nodeMatches },
     );
   }
 

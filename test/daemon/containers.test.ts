@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxTarball, tempDir, TestDaemon } from './harness.js';
+import { busyboxTarball, tempDir, TestDaemon, waitFor } from './harness.js';
 
 const IMAGE = 'test/busybox:1';
 let daemon: TestDaemon;
@@ -25,15 +25,6 @@ afterAll(async () => {
 
 const inspect = async (ref: string) => JSON.parse(await daemon.ok(['container', 'inspect', ref]))[0];
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('container run', () => {
   it('runs the command as PID 1 with its own hostname, and streams its output', async () => {

@@ -113,3 +113,14 @@ export function busyboxTarball(dir: string): Promise<string> {
 export function tempDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `tsswarm-test-${name}-`));
 }
+
+/** Polls `probe` until it returns a value (a throw counts as "not yet"), or fails naming `what`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { serviceClient } from '../../src/api/proto.js';
 import { CHANNEL_OPTIONS, clientCredentials } from '../../src/security/tls-credentials.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxTarball, tempDir, TestDaemon } from '../daemon/harness.js';
+import { busyboxTarball, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 
 const IMAGE = 'demo/busybox:latest';
 const BASE_PORT = 24000 + (process.pid % 500) * 4;
@@ -49,15 +49,6 @@ async function tasks(service: string, desired = 'running'): Promise<any[]> {
   return JSON.parse(await manager.ok(['service', 'ps', '--format', 'json', '-f', `desired-state=${desired}`, service]));
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const runningOn = (ts: any[]) => ts.filter((t) => t.status.state === 'running').map((t) => t.nodeId as string);
 

@@ -6,7 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { validate, ValidationError } from '../api/validation.js';
 import type { ClusterLog } from './cluster-log.js';
-import { isTerminal, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from './objects.js';
+import { IpamError } from './network/ipam.js';
+import { AllocationError, chooseNetworkAddressing } from './network/allocator.js';
+import { networkSpecSchema } from './network/network-spec.js';
+import { isTerminal, type NetworkObject, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from './objects.js';
 import { serviceSpecSchema, withServiceDefaults } from './service-spec.js';
 import { StoreError, type Action, type ClusterStore } from './store/store.js';
 
@@ -105,8 +108,9 @@ export class ControlService {
   }
 
   async createService(raw: unknown): Promise<ServiceObject> {
-    const spec = this.checkSpec(raw);
+    let spec = this.checkSpec(raw);
     await this.log.barrier();
+    spec = this.resolveNetworks(spec);
     if (this.store.findByName('service', spec.name)) throw new ControlError(`service name "${spec.name}" is already in use`, 'exists');
     this.checkPortsFree(spec, undefined);
     const service: ServiceObject = {
@@ -147,7 +151,7 @@ export class ControlService {
       if (!current.previousSpec) throw new ControlError(`service ${current.spec.name} has no previous spec to roll back to`, 'conflict');
       spec = current.previousSpec;
     } else {
-      spec = this.checkSpec(raw);
+      spec = this.resolveNetworks(this.checkSpec(raw));
     }
     if (spec.name !== current.spec.name) throw new ValidationError('a service cannot be renamed');
     this.checkPortsFree(spec, current.id);
@@ -177,6 +181,64 @@ export class ControlService {
     await this.write(actions);
   }
 
+  /** Network names become ids: a service keeps joining its network when it is renamed. */
+  private resolveNetworks(spec: ServiceSpec): ServiceSpec {
+    const ids: string[] = [];
+    for (const ref of spec.task.networks) {
+      const n = this.resolve('network', ref, (o) => o.spec.name);
+      if (n.spec.ingress) throw new ValidationError(`network ${n.spec.name} is the routing mesh's: services join it by publishing ports (--publish), not with --network`);
+      if (!ids.includes(n.id)) ids.push(n.id);
+    }
+    return { ...spec, task: { ...spec.task, networks: ids } };
+  }
+
+  // ---- networks ----
+
+  async createNetwork(raw: unknown): Promise<NetworkObject> {
+    const spec = validate('network spec', networkSpecSchema, raw);
+    await this.log.barrier();
+    if (this.store.findByName('network', spec.name)) throw new ControlError(`network name "${spec.name}" is already in use`, 'exists');
+    let addressing;
+    try {
+      addressing = chooseNetworkAddressing(this.store.list('network'), spec);
+    } catch (err) {
+      if (err instanceof IpamError) throw new ValidationError(err.message);
+      if (err instanceof AllocationError) throw new ControlError(err.message, 'conflict');
+      throw err;
+    }
+    const network: NetworkObject = {
+      id: newObjectId(), meta: { version: 0, createdAt: '', updatedAt: '' }, vni: addressing.vni,
+      spec: { ...spec, subnet: addressing.subnet, gateway: addressing.gateway, ingress: false },
+    };
+    const [created] = await this.write([{ op: 'create', kind: 'network', object: network }]);
+    return created as NetworkObject;
+  }
+
+  async listNetworks(): Promise<NetworkObject[]> {
+    await this.log.barrier();
+    return this.store.list('network').sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+  }
+
+  async getNetwork(ref: string): Promise<NetworkObject> {
+    await this.log.barrier();
+    return this.resolve('network', ref, (n) => n.spec.name);
+  }
+
+  /** Refused while a service names the network or a task still holds an address on it. */
+  async removeNetwork(ref: string): Promise<void> {
+    const network = await this.getNetwork(ref);
+    const services = this.store.list('service');
+    const users = network.spec.ingress
+      ? services.filter((s) => s.spec.endpoint.ports.length > 0)
+      : services.filter((s) => s.spec.task.networks.includes(network.id));
+    if (users.length > 0) {
+      throw new ControlError(`network ${network.spec.name} is in use by service${users.length > 1 ? 's' : ''} ${users.map((s) => s.spec.name).join(', ')}`, 'conflict');
+    }
+    const attached = this.store.list('task').filter((t) => !isTerminal(t.status.state) && t.networks.some((a) => a.networkId === network.id));
+    if (attached.length > 0) throw new ControlError(`network ${network.spec.name} is in use by ${attached.length} task(s) still stopping: try again in a moment`, 'conflict');
+    await this.write([{ op: 'delete', kind: 'network', id: network.id, expectVersion: network.meta.version }]);
+  }
+
   // ---- tasks ----
 
   async listTasks(filter: { service?: string; node?: string; desiredState?: string }): Promise<TaskObject[]> {
@@ -197,9 +259,9 @@ export class ControlService {
   // ---- helpers ----
 
   /** By exact id, exact name, or unique id prefix: what docker accepts. */
-  private resolve<K extends 'node' | 'service'>(kind: K, ref: string, nameOf: (o: any) => string): K extends 'node' ? NodeObject : ServiceObject {
+  private resolve<K extends 'node' | 'service' | 'network'>(kind: K, ref: string, nameOf: (o: any) => string): K extends 'node' ? NodeObject : K extends 'service' ? ServiceObject : NetworkObject {
     if (!ref) throw new ValidationError(`a ${kind} id or name is required`);
-    const all = this.store.list(kind) as (NodeObject | ServiceObject)[];
+    const all = this.store.list(kind) as (NodeObject | ServiceObject | NetworkObject)[];
     const hit = all.find((o) => o.id === ref) ?? all.find((o) => nameOf(o) === ref);
     if (hit) return hit as never;
     const byPrefix = all.filter((o) => o.id.startsWith(ref));

@@ -10,6 +10,7 @@ import type { ClusterLog } from './cluster-log.js';
 import {
   isTerminal, taskStateRank, type NodeObject, type NodeRole, type TaskObject, type TaskState,
 } from './objects.js';
+import type { NodeNetworkView } from './network/node-state.js';
 import type { Action, ClusterStore, StoreEvent } from './store/store.js';
 
 export interface Assignment {
@@ -26,6 +27,8 @@ export interface SessionMessage {
   /** The role the swarm wants the node in, and its raft id once it is to be a manager. */
   nodeRole: NodeRole;
   raftId: number;
+  /** Sent when the node's view of the networks changed (and with the first message). */
+  networkState?: NodeNetworkView;
 }
 
 export interface TaskStatusUpdate {
@@ -44,6 +47,8 @@ export interface DispatcherOptions {
   now?: () => number;
   /** How long status updates wait to share one proposal. */
   batchMs?: number;
+  /** The node's view of the networks; without it, sessions carry no network state. */
+  networkStateOf?: (nodeId: string) => NodeNetworkView | undefined;
 }
 
 export class DispatcherError extends Error {
@@ -62,6 +67,8 @@ interface Session {
   close?: () => void;
   /** Versions already sent, so that unchanged tasks are not sent again. */
   sent: Map<string, number>;
+  /** The network state last sent (serialised), so that only changes are sent. */
+  networkSent: string;
 }
 
 /** A task the worker should know about: assigned to it, and not yet gone. */
@@ -78,6 +85,7 @@ export class Dispatcher {
   private readonly now: () => number;
   /** When this dispatcher started: nodes get a full heartbeat timeout from then to open a session. */
   private readonly startedAt: number;
+  private networkRefresh?: NodeJS.Timeout;
 
   constructor(private readonly opts: DispatcherOptions) {
     this.now = opts.now ?? Date.now;
@@ -89,6 +97,7 @@ export class Dispatcher {
   stop(): void {
     this.unwatch();
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    clearTimeout(this.networkRefresh);
     for (const s of this.sessions.values()) s.close?.();
     this.sessions.clear();
   }
@@ -121,13 +130,13 @@ export class Dispatcher {
       if (r.ok) break;
       if (attempt >= 3) throw new DispatcherError(`cannot register node ${nodeId}: ${r.error.message}`, 'invalid');
     }
-    const session: Session = { id: randomBytes(12).toString('hex'), nodeId, lastHeartbeat: this.now(), send, close, sent: new Map() };
+    const session: Session = { id: randomBytes(12).toString('hex'), nodeId, lastHeartbeat: this.now(), send, close, sent: new Map(), networkSent: '' };
     this.sessions.set(nodeId, session);
     const assignments = store.tasksOfNode(nodeId).filter(isAssignable).map((task) => {
       session.sent.set(task.id, task.meta.version);
       return { task, action: 'update' as const };
     });
-    send({ ...this.header(session), assignments, full: true });
+    send({ ...this.header(session), assignments, full: true, ...this.networkChange(session) });
     this.opts.logger.info({ nodeId, addr, tasks: assignments.length }, 'worker session opened');
     return session;
   }
@@ -183,6 +192,34 @@ export class Dispatcher {
     return expired.map((s) => s.nodeId);
   }
 
+  /** The node's network state if it differs from what the session was last sent. */
+  private networkChange(s: Session): { networkState?: NodeNetworkView } {
+    const state = this.opts.networkStateOf?.(s.nodeId);
+    if (!state) return {};
+    const serialised = JSON.stringify(state);
+    if (serialised === s.networkSent) return {};
+    s.networkSent = serialised;
+    return { networkState: state };
+  }
+
+  /** Tasks moved, started or stopped somewhere: every node's view of the networks may have changed. */
+  private refreshNetworksSoon(): void {
+    if (this.networkRefresh || !this.opts.networkStateOf) return;
+    this.networkRefresh = setTimeout(() => {
+      this.networkRefresh = undefined;
+      for (const s of [...this.sessions.values()]) {
+        const change = this.networkChange(s);
+        if (!change.networkState) continue;
+        try {
+          s.send({ ...this.header(s), assignments: [], full: false, ...change });
+        } catch (err) {
+          this.opts.logger.warn({ nodeId: s.nodeId, err }, 'sending network state failed; closing the session');
+          this.sessions.delete(s.nodeId);
+        }
+      }
+    }, 30);
+  }
+
   /** What every message of a session carries besides assignments. */
   private header(s: Session): Omit<SessionMessage, 'assignments' | 'full'> {
     const node = this.opts.store.get('node', s.nodeId);
@@ -235,6 +272,7 @@ export class Dispatcher {
       if (list) list.push(a);
       else bySession.set(s, [a]);
     };
+    if (events.some((e) => e.kind !== 'cluster')) this.refreshNetworksSoon();
     for (const e of events) {
       if (e.kind === 'node' && e.op === 'update') {
         const n = e.object as NodeObject;
@@ -266,7 +304,8 @@ export class Dispatcher {
     }
     for (const [s, assignments] of bySession) {
       try {
-        s.send({ ...this.header(s), assignments, full: false });
+        // New assignments may name networks the node has not heard of yet: their state goes first.
+        s.send({ ...this.header(s), assignments, full: false, ...this.networkChange(s) });
       } catch (err) {
         this.opts.logger.warn({ nodeId: s.nodeId, err }, 'sending assignments failed; closing the session');
         this.sessions.delete(s.nodeId);

@@ -62,6 +62,10 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
       return m().control.updateService(r.id, r.version, r.spec, { rollback: r.rollback, force: r.force });
     }),
     RemoveService: u('RemoveService', async (call) => { await m().control.removeService(call.request.id); return {}; }),
+    CreateNetwork: u('CreateNetwork', async (call) => m().control.createNetwork(call.request.spec ?? {})),
+    ListNetworks: u('ListNetworks', async () => ({ networks: await m().control.listNetworks() })),
+    GetNetwork: u('GetNetwork', async (call) => m().control.getNetwork(call.request.id)),
+    RemoveNetwork: u('RemoveNetwork', async (call) => { await m().control.removeNetwork(call.request.id); return {}; }),
     ListTasks: u('ListTasks', async (call) => ({ tasks: await m().control.listTasks(taskFilter(call.request)) })),
     WatchTasks: (call: grpc.ServerWritableStream<any, any>) => {
       let mgr: Manager;

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ClusterLog } from './cluster-log.js';
 import { newObjectId } from './control.js';
 import type { Dispatcher } from './dispatcher.js';
+import { AllocationError, addressesInUse, attachedNetworkIds, ingressNetwork, NetworkAllocator } from './network/allocator.js';
 import type { NodeObject, TaskObject } from './objects.js';
 import { reconcile } from './orchestrator/reconcile.js';
 import type { Action, ClusterStore } from './store/store.js';
@@ -38,6 +39,7 @@ export class LeaderDuties {
   private again = false;
   private debounce?: NodeJS.Timeout;
   private stopped = false;
+  private readonly allocator = new NetworkAllocator();
 
   constructor(private readonly opts: LeaderOptions) {}
 
@@ -74,6 +76,7 @@ export class LeaderDuties {
       do {
         this.again = false;
         if (!this.opts.log.isLeader() || this.stopped) return;
+        await this.propose(this.allocate(), 'allocate');
         await this.propose(this.orchestrate(), 'orchestrate');
         await this.propose(this.schedule(), 'schedule');
       } while (this.again && !this.stopped);
@@ -99,7 +102,13 @@ export class LeaderDuties {
     );
   }
 
-  /** NEW tasks are allocated (nothing to allocate before networks) and PENDING ones placed. */
+  /** Service VIPs, published ports and nodes' ingress addresses. */
+  allocate(): Action[] {
+    const { store } = this.opts;
+    return this.allocator.pass({ networks: store.list('network'), services: store.list('service'), tasks: store.list('task'), nodes: store.list('node') });
+  }
+
+  /** NEW tasks get their network addresses, then they and PENDING ones are placed. */
   schedule(): Action[] {
     const { store } = this.opts;
     const now = new Date().toISOString();
@@ -119,6 +128,9 @@ export class LeaderDuties {
       else if (t.nodeId) running.push(t);
     }
     if (toPlace.length === 0) return actions;
+    const allocated = this.allocateTasks(toPlace, now, actions);
+    toPlace.length = 0;
+    toPlace.push(...allocated);
     const { assignments, unplaced } = this.opts.placer.place(nodes, running, toPlace);
     for (const t of toPlace) {
       const nodeId = assignments.get(t.id);
@@ -132,5 +144,34 @@ export class LeaderDuties {
       }
     }
     return actions;
+  }
+
+  /**
+   * Gives tasks that join networks their addresses. A task that cannot get one stays PENDING with
+   * the reason and is not placed; the others come back with their attachments, ready to place.
+   */
+  private allocateTasks(tasks: TaskObject[], now: string, actions: Action[]): TaskObject[] {
+    const { store } = this.opts;
+    const networks = store.list('network');
+    const ingress = ingressNetwork(networks);
+    let used: ReturnType<typeof addressesInUse> | undefined;
+    const ready: TaskObject[] = [];
+    for (const t of tasks) {
+      const service = store.get('service', t.serviceId);
+      if (t.networks.length > 0 || !service || attachedNetworkIds(service.spec, ingress).length === 0) {
+        ready.push(t);
+        continue;
+      }
+      used ??= addressesInUse({ networks, services: store.list('service'), tasks: store.list('task'), nodes: store.list('node') });
+      try {
+        ready.push({ ...t, networks: this.allocator.allocateTask(service, t.spec, networks, used) });
+      } catch (err) {
+        if (!(err instanceof AllocationError)) throw err;
+        if (t.status.error !== err.message) {
+          actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...t.status, state: 'pending', timestamp: now, message: 'pending network allocation', error: err.message } }, expectVersion: t.meta.version });
+        }
+      }
+    }
+    return ready;
   }
 }

@@ -14,7 +14,9 @@ import type { NodeIdentity } from '../security/node-certs.js';
 import { ControlError, ControlService, newObjectId, type ConstraintCheck } from './control.js';
 import { Dispatcher } from './dispatcher.js';
 import { LeaderDuties, type Placer } from './leader.js';
-import type { ClusterObject, NodeObject, NodeRole } from './objects.js';
+import { INGRESS_GATEWAY, INGRESS_NETWORK_NAME, INGRESS_SUBNET, INGRESS_VNI } from './network/allocator.js';
+import { nodeNetworkState } from './network/node-state.js';
+import type { ClusterObject, NetworkObject, NodeObject, NodeRole } from './objects.js';
 import { RaftClusterLog, StoreStateMachine } from './raft-log.js';
 import { ClusterStore, type Action } from './store/store.js';
 
@@ -192,7 +194,14 @@ export class Manager {
       status: { state: 'ready', message: '', addr: this.opts.advertiseAddr.split(':')[0] ?? '' },
       managerStatus: { raftId: this.opts.raftId, addr: this.opts.advertiseAddr, reachability: 'reachable', leader: true },
     };
-    const r = await this.log.propose({ actions: [{ op: 'create', kind: 'cluster', object: cluster }, { op: 'create', kind: 'node', object: self }], time: now });
+    const ingress: NetworkObject = {
+      id: newObjectId(), meta: { version: 0, createdAt: '', updatedAt: '' }, vni: INGRESS_VNI,
+      spec: { name: INGRESS_NETWORK_NAME, driver: 'overlay', subnet: INGRESS_SUBNET, gateway: INGRESS_GATEWAY, attachable: false, labels: {}, ingress: true },
+    };
+    const r = await this.log.propose({
+      actions: [{ op: 'create', kind: 'cluster', object: cluster }, { op: 'create', kind: 'node', object: self }, { op: 'create', kind: 'network', object: ingress }],
+      time: now,
+    });
     if (!r.ok) throw new Error(`bootstrapping the swarm failed: ${r.error.message}`);
   }
 
@@ -212,6 +221,9 @@ export class Manager {
       this.dispatcher = new Dispatcher({
         store: this.store, log: this.log, logger: this.opts.logger.child({ component: 'dispatcher' }),
         heartbeatPeriodMs: cluster.spec.heartbeatPeriodMs, missedHeartbeats: 3, managers: () => this.managerAddrs(),
+        networkStateOf: (nodeId) => nodeNetworkState(nodeId, {
+          networks: this.store.list('network'), services: this.store.list('service'), tasks: this.store.list('task'), nodes: this.store.list('node'),
+        }),
       });
       this.duties = new LeaderDuties({
         store: this.store, log: this.log, dispatcher: this.dispatcher, placer: this.opts.placer,

@@ -27,6 +27,8 @@ export interface NodeObject {
   managerStatus?: { raftId: number; addr: string; reachability: 'reachable' | 'unreachable' | 'unknown'; leader: boolean };
   /** IP:PORT of the node's cluster listener, where it serves raft once it is a manager. */
   advertiseAddr?: string;
+  /** The node's own address on the ingress network: the source of routing-mesh traffic it forwards. */
+  ingressAddress?: string;
 }
 
 export interface ResourceSpec {
@@ -130,7 +132,12 @@ export interface TaskObject {
 export interface NetworkObject {
   id: string;
   meta: Meta;
-  spec: { name: string; driver: 'overlay'; subnet: string; gateway: string; attachable: boolean; labels: Record<string, string> };
+  spec: {
+    name: string; driver: 'overlay'; subnet: string; gateway: string; attachable: boolean; labels: Record<string, string>;
+    /** The routing mesh's network, made by the swarm itself: published ports enter through it. */
+    ingress: boolean;
+  };
+  /** VXLAN network identifier, unique in the swarm. */
   vni: number;
 }
 

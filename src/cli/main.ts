@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DaemonClient, daemonAddress, type SERVICES } from './client.js';
 import { containerCommands } from './container-commands.js';
 import { imageCommands } from './image-commands.js';
+import { networkCommands } from './network-commands.js';
 import { serviceCommands } from './service-commands.js';
 import { swarmCommands } from './swarm-commands.js';
 import type { OutputFormat } from './format.js';
@@ -54,6 +55,7 @@ function buildProgram(): Command {
   for (const c of imageCommands(connect, format)) program.addCommand(c);
   for (const c of swarmCommands(connectTo, format)) program.addCommand(c);
   for (const c of serviceCommands(connectTo, format)) program.addCommand(c);
+  for (const c of networkCommands(connectTo, format)) program.addCommand(c);
 
   program.hook('postAction', () => { for (const c of clients.values()) c.close(); });
   return program;

@@ -4,6 +4,7 @@ import type { ServiceObject, ServiceSpec, TaskObject } from '../manager/objects.
 import type { DaemonClient, SERVICES } from './client.js';
 import { capitalise as cap, printJson, printTable, truncate, type OutputFormat } from './format.js';
 import { ProgressPrinter, progressOf, renderProgress } from './progress.js';
+import { parsePublish } from './publish.js';
 import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';
 
 type Connect = (service: keyof typeof SERVICES) => DaemonClient;
@@ -14,7 +15,7 @@ interface CreateFlags {
   limitCpu?: string; limitMemory?: string; limitPids?: string; constraint: string[]; placementPref: string[];
   maxReplicasPerNode?: string; restartCondition?: string; restartDelay?: string; restartMaxAttempts?: string;
   stopGracePeriod?: string; stopSignal?: string; detach?: boolean; workdir?: string; user?: string; hostname?: string;
-  entrypoint?: string; label: string[]; mount: string[];
+  entrypoint?: string; label: string[]; mount: string[]; network: string[]; publish: string[]; endpointMode?: string;
 }
 
 function specFromFlags(image: string, args: string[], o: CreateFlags): Partial<ServiceSpec> {
@@ -72,8 +73,9 @@ function specFromFlags(image: string, args: string[], o: CreateFlags): Partial<S
       },
       stopGracePeriodMs: o.stopGracePeriod ? parseDurationMs('--stop-grace-period', o.stopGracePeriod) : 10_000,
       stopSignal: o.stopSignal ?? '',
-      networks: [],
+      networks: o.network,
     },
+    endpoint: { mode: (o.endpointMode ?? 'vip') as ServiceSpec['endpoint']['mode'], ports: o.publish.map(parsePublish) },
     mode: o.mode === 'global' ? { global: {} } : { replicated: { replicas: o.replicas === undefined ? 1 : parseInteger('--replicas', o.replicas, 0) } },
   };
 }
@@ -153,6 +155,9 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
     .option('--entrypoint <cmd>', 'override the image entrypoint')
     .option('-l, --label <KEY=VALUE>', 'service label', collect, [])
     .option('--mount <spec>', 'bind mount: type=bind,source=/host,target=/path[,readonly]', collect, [])
+    .option('--network <name>', 'attach to an overlay network', collect, [])
+    .option('-p, --publish <spec>', 'publish a port: PUBLISHED:TARGET or published=P,target=T[,mode=ingress|host][,protocol=udp]', collect, [])
+    .addOption(new Option('--endpoint-mode <mode>', 'vip or dnsrr').choices(['vip', 'dnsrr']))
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
     .argument('<image>').argument('[command...]')
     .passThroughOptions()

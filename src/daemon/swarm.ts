@@ -22,6 +22,7 @@ import {
 } from '../security/tls-credentials.js';
 import { Agent, nodeDescription } from '../worker/agent/agent.js';
 import { TaskExecutor, type Containers } from '../worker/agent/task-executor.js';
+import type { NetworkDriver } from '../worker/network/types.js';
 
 export interface SwarmState {
   clusterId: string;
@@ -48,6 +49,8 @@ export interface SwarmNodeOptions {
   defaultListenAddr: string;
   containers: Containers;
   logger: Logger;
+  /** Overlay networks of this node; without it, tasks on networks are rejected here. */
+  network?: NetworkDriver;
 }
 
 const DEFAULT_PORT = 2377;
@@ -180,6 +183,7 @@ export class SwarmNode {
         throw new SwarmError('you are attempting to leave the swarm on a node that is participating as a manager: removing this node leaves fewer managers for quorum; use --force to ignore this message');
       }
       await this.stopRoles(true);
+      await this.opts.network?.close().catch((err) => this.opts.logger.warn({ err: (err as Error).message }, 'removing the overlay networks failed'));
       await rm(this.dir, { recursive: true, force: true });
       this.state = undefined;
       this.opts.logger.info('left the swarm');
@@ -252,10 +256,10 @@ export class SwarmNode {
       managers: state.role === 'manager' ? [state.advertiseAddr] : state.managers,
       credentials: clientCredentials(certs), addr: state.advertiseAddr.split(':')[0]!, logger: logger.child({ role: 'agent' }),
       hostname: this.opts.hostname, advertiseAddr: state.advertiseAddr,
-      onRole: (role, raftId) => this.followRole(role, raftId),
+      onRole: (role, raftId) => this.followRole(role, raftId), network: this.opts.network,
     });
     this.agent = agent;
-    this.executor = new TaskExecutor(this.opts.containers, agent.report, logger.child({ role: 'executor' }));
+    this.executor = new TaskExecutor(this.opts.containers, agent.report, logger.child({ role: 'executor' }), this.opts.network);
     agent.start(this.executor);
     this.scheduleRenewal();
   }

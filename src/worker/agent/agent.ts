@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { serviceClient } from '../../api/proto.js';
 import { CHANNEL_OPTIONS } from '../../security/tls-credentials.js';
+import type { NetworkDriver, NodeNetworkState } from '../network/types.js';
 import type { TaskExecutor } from './task-executor.js';
 import type { WireSessionMessage, WireTaskStatus } from './wire.js';
 
@@ -24,6 +25,8 @@ export interface AgentOptions {
   advertiseAddr: string;
   /** Told the role the swarm wants this node in (promote/demote) with every session message. */
   onRole?: (role: 'manager' | 'worker', raftId: number) => void;
+  /** Builds the overlay networks the managers describe; without it, the node joins none. */
+  network?: Pick<NetworkDriver, 'apply'>;
 }
 
 type DispatcherClient = grpc.Client & Record<string, Function>;
@@ -50,6 +53,8 @@ export class Agent {
   private preferred?: string;
   private connected?: string;
   private failures = 0;
+  /** Session messages are applied in order: a network's state before the tasks that join it. */
+  private applying = Promise.resolve();
   executor!: TaskExecutor;
 
   constructor(private readonly opts: AgentOptions) {
@@ -118,7 +123,14 @@ export class Agent {
       if (msg.managers.length) this.managers = msg.managers;
       this.armHeartbeat(client, msg.heartbeatPeriodMs);
       this.flush();
-      void this.executor.assign(msg.assignments, msg.full).catch((err) => this.opts.logger.warn({ err }, 'applying assignments failed'));
+      const networkState = msg.networkState;
+      this.applying = this.applying.then(async () => {
+        if (networkState && this.opts.network) {
+          await this.opts.network.apply(networkState as NodeNetworkState)
+            .catch((err) => this.opts.logger.warn({ err: (err as Error).message }, 'applying the network state failed'));
+        }
+        await this.executor.assign(msg.assignments, msg.full);
+      }).catch((err) => this.opts.logger.warn({ err }, 'applying assignments failed'));
       if (msg.nodeRole) this.opts.onRole?.(msg.nodeRole, msg.raftId);
     });
     session.on('error', (err: grpc.ServiceError) => {

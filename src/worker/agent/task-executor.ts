@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { ContainerManager } from '../containers/manager.js';
 import type { ContainerRecord, ContainerSpec } from '../containers/types.js';
+import type { NetworkDriver } from '../network/types.js';
 import { isFinished, stateRank, type WireAssignment, type WireTask, type WireTaskState, type WireTaskStatus } from './wire.js';
 
 export const TASK_LABEL = 'tsswarm.task.id';
@@ -43,7 +44,8 @@ export function containerSpecOf(t: WireTask): Partial<ContainerSpec> {
     env: s.env,
     workingDir: s.workingDir,
     user: s.user,
-    hostname: s.hostname,
+    // As Docker: a task's hostname defaults to the short id (of the task here, known before the container).
+    hostname: s.hostname || t.id.slice(0, 12),
     mounts: s.mounts,
     memoryBytes: s.resources?.limits?.memoryBytes ?? 0,
     nanoCpus: s.resources?.limits?.nanoCpus ?? 0,
@@ -65,6 +67,8 @@ export class TaskExecutor {
     private readonly containers: Containers,
     private readonly report: StatusReporter,
     private readonly log: Logger,
+    /** Joins tasks to overlay networks; without it, a task on a network is rejected. */
+    private readonly network?: Pick<NetworkDriver, 'attach' | 'detach'>,
   ) {}
 
   /** Applies a session message: the full set replaces what we had; otherwise changes only. */
@@ -86,6 +90,7 @@ export class TaskExecutor {
         if (id && !wanted.has(id) && !this.tasks.has(id)) {
           this.log.info({ task: id, container: c.id }, 'removing the container of a task no longer assigned here');
           await this.containers.remove(c.id, true).catch(() => {});
+          await this.detach(id);
         }
       }
     }
@@ -161,9 +166,24 @@ export class TaskExecutor {
       return;
     }
     this.setState(r, 'preparing', 'preparing');
+    const spec = containerSpecOf(t);
+    const attachments = (t.networks ?? []).map((a) => ({ networkId: a.networkId, ip: a.addresses[0]?.split('/')[0] ?? '' }));
+    if (attachments.length > 0) {
+      if (!this.network) {
+        this.setState(r, 'rejected', 'rejected', { error: 'this node cannot join overlay networks (its daemon runs without a network driver)' });
+        return;
+      }
+      try {
+        spec.sandbox = await this.network.attach(t.id, spec.hostname!, attachments);
+      } catch (err) {
+        this.setState(r, 'rejected', 'rejected', { error: `cannot attach to the task's networks: ${(err as Error).message}` });
+        await this.detach(t.id);
+        return;
+      }
+    }
     let c: ContainerRecord;
     try {
-      c = await this.containers.create(containerSpecOf(t) as ContainerSpec);
+      c = await this.containers.create(spec as ContainerSpec);
     } catch (err) {
       this.setState(r, 'rejected', 'rejected', { error: `cannot create container: ${(err as Error).message}` });
       return;
@@ -194,6 +214,12 @@ export class TaskExecutor {
       const why = oomKilled ? 'task: killed by the kernel: out of memory (OOM)' : `task: non-zero exit (${exitCode})${error ? `: ${error}` : ''}`;
       this.setState(r, 'failed', 'started', { exitCode, error: why });
     }
+    // The manager frees a finished task's addresses at once: its namespace must not keep them.
+    void this.detach(r.task.id);
+  }
+
+  private async detach(taskId: string): Promise<void> {
+    await this.network?.detach(taskId).catch((err) => this.log.warn({ task: taskId, err: (err as Error).message }, 'leaving the task\'s networks failed'));
   }
 
   private async shutdown(r: Running, removeContainer: boolean): Promise<void> {
@@ -210,6 +236,7 @@ export class TaskExecutor {
         if (!/No such container/.test((err as Error).message)) throw err;
       }
     }
+    await this.detach(r.task.id);
     if (!isFinished(r.state)) this.setState(r, 'shutdown', 'shutdown');
     // The manager deletes a task marked for removal once it hears a final state: say it again.
     else if (r.task.desiredState === 'remove') this.report(r.task.id, r.lastStatus ?? r.task.status);

@@ -43,6 +43,8 @@ export interface WireTask {
   specVersion: number;
   desiredState: 'running' | 'shutdown' | 'remove';
   status: WireTaskStatus;
+  /** The task's addresses on the overlay networks it joins (the first gives its default route). */
+  networks?: { networkId: string; addresses: string[] }[];
 }
 
 export interface WireAssignment {
@@ -58,6 +60,8 @@ export interface WireSessionMessage {
   heartbeatPeriodMs: number;
   nodeRole: 'manager' | 'worker' | '';
   raftId: number;
+  /** proto NodeNetworkState: null unless the node's view of the networks changed. */
+  networkState: unknown;
 }
 
 const ORDER: WireTaskState[] = [

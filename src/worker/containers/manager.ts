@@ -120,9 +120,9 @@ export class ContainerManager {
       await Promise.all([mkdir(join(cdir, 'upper')), mkdir(join(cdir, 'work'))]);
       const etc = { hosts: join(cdir, 'hosts'), hostname: join(cdir, 'hostname'), resolvConf: join(cdir, 'resolv.conf') };
       await Promise.all([
-        writeFile(etc.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`),
+        writeFile(etc.hosts, full.sandbox?.hosts ?? `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`),
         writeFile(etc.hostname, `${hostname}\n`),
-        writeFile(etc.resolvConf, await hostResolvConf(full.network)),
+        writeFile(etc.resolvConf, full.sandbox?.resolvConf ?? await hostResolvConf(full.network)),
       ]);
       const oci = buildOciSpec({
         id, spec: full, image: image.config, rootfs: join(cdir, 'rootfs'),

@@ -30,6 +30,11 @@ export const containerSpecSchema = z.object({
   }),
   mounts: z.array(z.object({ source: absolutePath, target: absolutePath, readOnly: z.boolean() })),
   network: z.union([z.literal(''), z.enum(['none', 'host'])]).transform((n) => n || 'none'),
+  sandbox: z.object({
+    netnsPath: absolutePath,
+    resolvConf: z.string(),
+    hosts: z.string(),
+  }).optional(),
   autoRemove: z.boolean(),
   readOnly: z.boolean(),
   stopSignal: z.string(),

@@ -15,6 +15,11 @@ export interface ContainerSpec {
   restart: RestartPolicy;
   mounts: BindMount[];
   network: 'none' | 'host';
+  /**
+   * A network namespace prepared for the container (an overlay attachment): it joins it instead of
+   * `network`, and gets the name service files made for it.
+   */
+  sandbox?: { netnsPath: string; resolvConf: string; hosts: string };
   autoRemove: boolean;
   readOnly: boolean;
   stopSignal: string;

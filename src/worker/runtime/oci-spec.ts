@@ -67,10 +67,11 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   const env = mergeEnv(image.env, spec.env);
   if (!env.some((kv) => kv.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${spec.hostname}`);
 
-  const namespaces: { type: string }[] = [
+  const namespaces: { type: string; path?: string }[] = [
     { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' },
   ];
-  if (spec.network === 'none') namespaces.push({ type: 'network' });
+  if (spec.sandbox) namespaces.push({ type: 'network', path: spec.sandbox.netnsPath });
+  else if (spec.network === 'none') namespaces.push({ type: 'network' });
 
   const resources: Record<string, unknown> = {
     devices: [{ allow: false, access: 'rwm' }, ...DEFAULT_DEVICE_RULES],

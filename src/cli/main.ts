@@ -38,6 +38,8 @@ function buildProgram(): Command {
     .addOption(new Option('--runtime <name>', 'OCI runtime for containers').choices(['tsswarm', 'runc', 'crun']).default('tsswarm'))
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .option('--hostname <name>', 'this node\'s name in the swarm (default: the machine\'s hostname)')
+    .addOption(new Option('--network-driver <driver>', 'overlay: join tasks to overlay networks and the routing mesh in this daemon\'s network namespace; none: refuse such tasks').choices(['overlay', 'none']).default('overlay'))
+    .option('--dns-upstream <ip:port...>', 'resolvers for names outside the swarm (default: those of /etc/resolv.conf)')
     .action(async (o) => {
       const { runDaemon } = await import('../daemon/main.js');
       await runDaemon(o);

@@ -37,8 +37,10 @@ export class TestDaemon {
 
   async start(): Promise<void> {
     rmSync(this.socket, { force: true });
+    // These daemons share the machine's own network namespace, which tests must leave alone.
+    const network = this.extraArgs.includes('--network-driver') ? [] : ['--network-driver', 'none'];
     const proc = spawn(process.execPath, [CLI, 'daemon', '--data-dir', this.dataDir, '--socket', this.socket,
-      '--cgroup-parent', this.cgroupParent, '--runtime', this.runtime, ...this.extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--cgroup-parent', this.cgroupParent, '--runtime', this.runtime, ...network, ...this.extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => { this.logs += d; });
     this.proc = proc;
     const deadline = Date.now() + 15_000;

@@ -853,14 +853,32 @@ static void read_udp(int64_t now)
 	}
 }
 
-static void read_upstream(size_t u)
+/* The upstream said port unreachable: whatever waits on it moves to the next one now. */
+static void upstream_refused(size_t u, int64_t now)
+{
+	size_t seen = 0;
+	for (size_t i = 0; i < MAX_PENDING && seen < npending; i++) {
+		struct pending *f = &pending[i];
+		if (!f->used)
+			continue;
+		seen++;
+		if (f->next_up == u + 1 && f->next_up < nups) {
+			f->due = now;
+			next_due = now;
+		}
+	}
+}
+
+static void read_upstream(size_t u, int64_t now)
 {
 	for (int i = 0; i < BURST; i++) {
-		/* ECONNREFUSED (an ICMP error) is not tied to one query: the timeout handles it */
 		ssize_t n = recv(ups[u].fd, RX, RX_SIZE, MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
+			/* an ICMP error is not tied to one query; the last one is whoever refused */
+			if (errno == ECONNREFUSED)
+				upstream_refused(u, now);
 			continue;
 		}
 		upstream_reply(u, RX, n);
@@ -1079,7 +1097,7 @@ int main(int argc, char **argv)
 			read_udp(now);
 		for (size_t i = 0; i < nups; i++)
 			if (pfd[P_UPS + i].revents)
-				read_upstream(i);
+				read_upstream(i, now);
 		for (size_t k = 0; k < nconn; k++) {
 			struct tcp_conn *c = &conns[conn_at[k]];
 			short re = pfd[P_UPS + nups + k].revents;

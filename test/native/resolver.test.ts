@@ -375,6 +375,30 @@ describe('tsswarm-resolver', () => {
     expect(addrs(await client.query('alive'))).toEqual(['10.0.8.1']);
   });
 
+  it('with several upstreams, a dead first one hands over to the next within the timeout', async () => {
+    const dead = dgram.createSocket('udp4');
+    await new Promise<void>((res) => dead.bind(0, '127.0.0.1', res));
+    const deadPort = dead.address().port;
+    dead.close(); // nothing listens there now: the kernel answers port unreachable
+    const extra = '10.213.0.4';
+    ip('-n', NS, 'addr', 'add', `${extra}/32`, 'dev', 'lo');
+    const r = new Resolver([
+      '--netns', NS_PATH, '--listen', extra,
+      '--upstream', `127.0.0.1:${deadPort}`, '--upstream', `127.0.0.1:${upstream.port}`,
+    ]);
+    try {
+      await r.sync();
+      const before = upstream.received.length;
+      const m = await client.query('c300.up.test', { server: extra, timeout: 5000 });
+      expect(m.rcode).toBe(RCODE.NOERROR);
+      expect(addrs(m)).toEqual(['198.18.1.44']);
+      expect(upstream.received.slice(before).map((q) => q.name)).toEqual(['c300.up.test']);
+    } finally {
+      r.proc.stdin!.end();
+      await r.exited;
+    }
+  });
+
   it('stays small', () => {
     const rss = resolver.rssKb();
     console.log(`RESULT ${JSON.stringify({ resolver_vmrss_kb: rss })}`);

@@ -1031,6 +1031,9 @@ int main(int argc, char **argv)
 		ups[i].fd = socket(ups[i].addr.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (ups[i].fd < 0 || connect(ups[i].fd, &ups[i].addr.sa, ups[i].len) < 0)
 			die("upstream socket %zu: %s", i + 1, strerror(errno));
+		int rcvbuf = 1 << 20; /* a burst of forwards comes back as a burst of replies */
+		if (setsockopt(ups[i].fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+			setsockopt(ups[i].fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	}
 
 	int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
@@ -1052,6 +1055,12 @@ int main(int argc, char **argv)
 	setsockopt(udp_fd, level, freebind, &one, sizeof(one));
 	setsockopt(tcp_fd, level, freebind, &one, sizeof(one));
 	setsockopt(tcp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Bursts of queries (every task of a service starting at once) must not overflow the default
+	 * ~200 kB buffer, ~270 small datagrams; as root the rmem_max cap does not apply. Only used
+	 * buffer costs memory. */
+	int rcvbuf = 2 << 20;
+	if (setsockopt(udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		setsockopt(udp_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (bind(udp_fd, &listen_addr.sa, listen_len) < 0)
 		die("--listen %s: bind udp: %s", listen_on, strerror(errno));
 	if (bind(tcp_fd, &listen_addr.sa, listen_len) < 0 || listen(tcp_fd, 64) < 0)

@@ -294,14 +294,28 @@ describe('tsswarm-resolver', () => {
     console.log(`resolver VmRSS after ${n} concurrent forwards: ${resolver.rssKb()} kB`);
   });
 
-  it('upstream silence ends in SERVFAIL after the forward timeout', async () => {
+  it('upstream silence ends in SERVFAIL after the timeout; past 1024 forwards in flight, SERVFAIL at once', async () => {
     const t0 = Date.now();
-    const m = await client.query('silent.up.test', { timeout: 5000, edns: 1232 });
+    const first = client.query('silent.up.test', { timeout: 5000, edns: 1232 });
+    await new Promise((res) => setTimeout(res, 100)); // so that this one holds a slot
+    const flood = 1100;
+    const started = Date.now();
+    const rest = Array.from({ length: flood }, (_, i) =>
+      client.query(`silent.q${i}.test`, { timeout: 5000 }).then((m) => ({ m, ms: Date.now() - started })),
+    );
+    const m = await first;
     const waited = Date.now() - t0;
     expect(m.rcode).toBe(RCODE.SERVFAIL);
     expect(m.question?.name).toBe('silent.up.test');
     expect(waited).toBeGreaterThanOrEqual(1900); // it did wait for the upstream, not fail at once
     expect(m.additional).toBe(1); // the OPT record answers the client's
+    const flooded = await Promise.all(rest);
+    expect(flooded.every((r) => r.m.rcode === RCODE.SERVFAIL)).toBe(true);
+    // the table holds 1024 forwards: this one's and 1023 of the flood; the others are refused at once
+    const early = flooded.filter((r) => r.ms < 1500).length;
+    expect(early).toBe(flood - 1023);
+    // every slot is free again: a forward goes through
+    expect(addrs(await client.query('c7.up.test'))).toEqual(['198.18.0.7']);
   });
 
   it('without an upstream an unknown name is NXDOMAIN, with RD echoed and RA clear', async () => {
@@ -400,9 +414,11 @@ describe('tsswarm-resolver', () => {
   });
 
   it('stays small', () => {
-    const rss = resolver.rssKb();
-    console.log(`RESULT ${JSON.stringify({ resolver_vmrss_kb: rss })}`);
-    expect(rss).toBeLessThan(4096);
+    const idle = bare.rssKb(); // a handful of queries served
+    const busy = resolver.rssKb(); // after 1024 forwards in flight and 100-address answers
+    console.log(`RESULT ${JSON.stringify({ resolver_vmrss_kb_idle: idle, resolver_vmrss_kb_after_load: busy })}`);
+    expect(idle).toBeLessThan(2048);
+    expect(busy).toBeLessThan(4096);
   });
 
   it('refuses bad arguments with one line naming what is wrong', () => {

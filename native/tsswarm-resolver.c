@@ -965,13 +965,13 @@ static void upstreams_from_conf(const char *path, int required)
 	}
 	char line[512];
 	while (fgets(line, sizeof(line), f) && nups < MAX_UPSTREAMS) {
-		char word[16], host[INET6_ADDRSTRLEN + 16];
+		char word[16], host[80];
 		if (sscanf(line, " %15s %79s", word, host) != 2 || strcmp(word, "nameserver"))
 			continue;
 		char *scope = strchr(host, '%');
 		if (scope)
 			*scope = 0; /* a link-local scope: not meaningful to us */
-		char endpoint[INET6_ADDRSTRLEN + 24];
+		char endpoint[96];
 		if (strchr(host, ':'))
 			snprintf(endpoint, sizeof(endpoint), "[%s]:53", host);
 		else

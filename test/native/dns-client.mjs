@@ -1,6 +1,6 @@
 // A DNS client for the resolver tests, run inside the test's network namespace (ip netns exec):
-// it only moves bytes. stdin: one JSON request a line {seq, proto: "udp"|"tcp", server, port, hex,
-// timeout}; stdout: {seq, hex} with the reply, or {seq, timeout: true}. Each UDP request uses its
+// it only moves bytes. stdin: one JSON request a line {seq, proto: "udp"|"tcp"|"tcpraw", server,
+// port, hex, timeout}; stdout: {seq, hex} with the reply, or {seq, timeout: true}. Each UDP request uses its
 // own socket, so concurrent requests come from distinct client addresses.
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -51,8 +51,28 @@ function tcp(req) {
   sock.on('error', (e) => finish({ seq: req.seq, error: String(e) }));
 }
 
+// Raw bytes over TCP, no framing: replies with everything received until the server closes the
+// connection ({closed: true}) or the timeout passes.
+function tcpRaw(req) {
+  const sock = net.connect(req.port, req.server);
+  let buf = Buffer.alloc(0);
+  let done = false;
+  const finish = (closed) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    sock.destroy();
+    reply({ seq: req.seq, hex: buf.toString('hex'), closed });
+  };
+  const timer = setTimeout(() => finish(false), req.timeout);
+  sock.on('connect', () => sock.write(Buffer.from(req.hex, 'hex')));
+  sock.on('data', (d) => (buf = Buffer.concat([buf, d])));
+  sock.on('end', () => finish(true));
+  sock.on('error', () => finish(true));
+}
+
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
   const req = JSON.parse(line);
-  (req.proto === 'tcp' ? tcp : udp)(req);
+  ({ udp, tcp, tcpraw: tcpRaw })[req.proto](req);
 });
 process.stdin.on('end', () => process.exit(0));

@@ -1026,15 +1026,30 @@ int main(int argc, char **argv)
 		rng_state = (uint64_t)now_ms() * 0x9E3779B97F4A7C15ULL | 1;
 
 	/* In the daemon's namespace: the sockets that reach the host's resolvers. Connected, so the
-	 * kernel drops datagrams from anyone but that upstream. */
+	 * kernel drops datagrams from anyone but that upstream. One this host has no route to (an IPv6
+	 * nameserver on an IPv4-only host) is left out, with a warning: the others still serve. */
+	size_t usable = 0;
 	for (size_t i = 0; i < nups; i++) {
-		ups[i].fd = socket(ups[i].addr.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (ups[i].fd < 0 || connect(ups[i].fd, &ups[i].addr.sa, ups[i].len) < 0)
-			die("upstream socket %zu: %s", i + 1, strerror(errno));
+		char shown[INET6_ADDRSTRLEN];
+		int fd = socket(ups[i].addr.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die("upstream socket: %s", strerror(errno));
+		if (connect(fd, &ups[i].addr.sa, ups[i].len) < 0) {
+			inet_ntop(ups[i].addr.sa.sa_family,
+				  ups[i].addr.sa.sa_family == AF_INET ? (void *)&ups[i].addr.in.sin_addr
+								      : (void *)&ups[i].addr.in6.sin6_addr,
+				  shown, sizeof(shown));
+			fprintf(stderr, "tsswarm-resolver: warning: upstream %s left out: %s\n", shown, strerror(errno));
+			close(fd);
+			continue;
+		}
 		int rcvbuf = 1 << 20; /* a burst of forwards comes back as a burst of replies */
-		if (setsockopt(ups[i].fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
-			setsockopt(ups[i].fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+		ups[usable] = ups[i];
+		ups[usable++].fd = fd;
 	}
+	nups = usable;
 
 	int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
 	if (nsfd < 0)

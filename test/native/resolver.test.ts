@@ -32,8 +32,10 @@ class Resolver {
   private wake: (() => void) | null = null;
   stderr = '';
 
-  constructor(args: string[]) {
-    this.proc = spawn(RESOLVER, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  /** STARTS_IN: a test namespace to start it in (ip netns exec execs it there), else this one. */
+  constructor(args: string[], startsIn?: string) {
+    const [cmd, argv] = startsIn ? ['ip', ['netns', 'exec', startsIn, RESOLVER, ...args]] : [RESOLVER, args];
+    this.proc = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     readline.createInterface({ input: this.proc.stdout! }).on('line', (l) => {
       this.lines.push(l);
       this.wake?.();
@@ -447,6 +449,47 @@ describe('tsswarm-resolver', () => {
     const cut = await client.tcpRaw(frame(encodeQuery({ id: 3, name: 'pipe' })).subarray(0, 9), 300);
     expect(cut.data.length).toBe(0);
     expect(addrs(await client.query('pipe', { proto: 'tcp' }))).toEqual(['10.0.10.1']);
+  });
+
+  it('takes its upstreams from --upstream-conf, through sockets made in the namespace it started in', async () => {
+    // The resolver starts in a second test namespace (standing in for the daemon's), whose
+    // 127.0.0.1:53 is a fake upstream; nothing of this exists in the root namespace.
+    const upNs = `tswt-dns-up-${process.pid}`;
+    const dir = mkdtempSync(join(tmpdir(), 'tswt-dns-'));
+    const conf = join(dir, 'resolv.conf');
+    // ::1 first: nothing listens there, so the resolver moves on to 127.0.0.1
+    writeFileSync(conf, '# written by the test\nsearch example.test\nnameserver ::1\nnameserver 127.0.0.1\noptions ndots:0\n');
+    const extra = '10.213.0.5';
+    let fake: ChildProcess | undefined;
+    let r: Resolver | undefined;
+    try {
+      ip('netns', 'add', upNs);
+      ip('-n', upNs, 'link', 'set', 'lo', 'up');
+      ip('-n', NS, 'addr', 'add', `${extra}/32`, 'dev', 'lo');
+      fake = spawn('ip', ['netns', 'exec', upNs, process.execPath, join(here, 'dns-upstream.mjs'), '127.0.0.1', '53', '192.0.2.53'], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      await new Promise<void>((res, rej) => {
+        fake!.stdout!.once('data', () => res());
+        fake!.once('exit', (code) => rej(new Error(`fake upstream exited ${code}`)));
+      });
+      r = new Resolver(['--netns', NS_PATH, '--listen', extra, '--upstream-conf', conf], upNs);
+      await r.sync();
+      const m = await client.query('anything.example', { server: extra, timeout: 3000 });
+      expect(addrs(m)).toEqual(['192.0.2.53']);
+    } finally {
+      if (r && r.proc.exitCode === null) {
+        r.proc.stdin!.end();
+        await r.exited;
+      }
+      fake?.stdin!.end();
+      rmSync(dir, { recursive: true, force: true });
+      try {
+        ip('netns', 'del', upNs);
+      } catch {
+        // not made
+      }
+    }
   });
 
   it('stays small', () => {

@@ -5,6 +5,7 @@
  * daemon's namespace, through which published ports enter.
  */
 import { existsSync } from 'node:fs';
+import { macForIp } from './addresses.js';
 import { ipBatch, runTool, sysctlIn } from './commands.js';
 import { INGRESS_LINK } from './mesh-rules.js';
 import { BRIDGE, BRIDGE_INDEX, INGRESS_LINK_SANDBOX_END, VXLAN, netnsPath, type DriverNames } from './names.js';
@@ -34,7 +35,9 @@ export async function createSandbox(names: DriverNames, spec: SandboxSpec): Prom
   ];
   const inside = [
     'link set lo up',
-    `link add ${BRIDGE} index ${BRIDGE_INDEX} mtu ${spec.mtu} type bridge`,
+    // The bridge's MAC follows from its address like every endpoint's: on the ingress network, remote
+    // tasks reply to this node's address with the MAC their proxy ARP derives from it.
+    `link add ${BRIDGE} index ${BRIDGE_INDEX} address ${macForIp(spec.bridgeAddress.split('/')[0]!)} mtu ${spec.mtu} type bridge`,
     `link set ${BRIDGE} addrgenmode none`,
     `addr add ${spec.bridgeAddress} dev ${BRIDGE}`,
     `link set ${VXLAN} addrgenmode none master ${BRIDGE} up`,

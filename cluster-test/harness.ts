@@ -140,13 +140,10 @@ export class Cluster {
    * The manager that leads, as the managers in `among` (default: every running manager) see it:
    * a majority of them must name the same leader, and the leader must agree.
    */
-  async leader(opts: { among?: Host[]; timeoutMs?: number } = {}): Promise<Host> {
+  async leader(opts: { among?: Host[]; timeoutMs?: number; pollMs?: number } = {}): Promise<Host> {
     return this.waitFor('a leader', async () => {
       const among = (opts.among ?? this.managers()).filter((m) => m.state === 'running');
-      const seen = await Promise.all(among.map(async (m) => {
-        const r = await m.cli(['swarm', 'inspect'], 5000);
-        return r.code === 0 ? (JSON.parse(r.stdout).leaderAddr as string) : '';
-      }));
+      const seen = await Promise.all(among.map(async (m) => (await m.swarmInfo())?.leaderAddr ?? ''));
       const votes = new Map<string, number>();
       for (const a of seen) if (a) votes.set(a, (votes.get(a) ?? 0) + 1);
       for (const [addr, n] of votes) {
@@ -154,7 +151,7 @@ export class Cluster {
         if (h && n * 2 > among.length && among.includes(h) && seen[among.indexOf(h)] === addr) return h;
       }
       return undefined;
-    }, opts.timeoutMs ?? 30_000);
+    }, opts.timeoutMs ?? 30_000, opts.pollMs ?? 200);
   }
 
   /** Cuts `a` off from `b` (both ways unless oneWay: then a's packets to b are lost). */
@@ -190,6 +187,7 @@ export class Cluster {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    for (const h of this.hosts) h.closeClients();
     await Promise.allSettled(this.hosts.map((h) => h.kill()));
     await teardownRun(this.runId, this.workDir, this.hosts.map((h) => ({ dataDir: h.dataDir, cgroupParent: h.cgroupParent })));
     live.delete(this);

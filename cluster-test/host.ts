@@ -7,6 +7,8 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { serviceClient } from '../src/api/proto.js';
 
 export const REPO = resolve(import.meta.dirname, import.meta.dirname.includes('/dist/') ? '../..' : '..');
 export const CLI_MAIN = join(REPO, 'dist/src/cli/main.js');
@@ -35,6 +37,7 @@ export class Host {
   readonly logFile: string;
   private proc?: ChildProcess;
   private exited?: Promise<void>;
+  private swarmClient?: grpc.Client & Record<string, Function>;
   state: DaemonState = 'stopped';
   /** called whenever the daemon's pid changes, so the run's state file can name it */
   onPid: () => void = () => {};
@@ -148,6 +151,27 @@ export class Host {
 
   async json<T = any>(args: string[]): Promise<T> {
     return JSON.parse(await this.ok([...args, '--format', 'json'])) as T;
+  }
+
+  /**
+   * This node's view of the swarm over gRPC (no CLI process: cheap enough to poll every few ms
+   * while timing a failover). undefined when the daemon does not answer in time.
+   */
+  swarmInfo(timeoutMs = 1000): Promise<{ nodeId: string; role: string; leaderAddr: string; managers: string[] } | undefined> {
+    if (this.state !== 'running') return Promise.resolve(undefined);
+    if (!this.swarmClient) {
+      const Ctor = serviceClient('control.proto', 'tsswarm.swarm.v1.SwarmAPI');
+      this.swarmClient = new Ctor(`unix:${this.socket}`, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 300 }) as grpc.Client & Record<string, Function>;
+    }
+    const client = this.swarmClient;
+    return new Promise((res) => {
+      client['Inspect']!({}, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, info: any) => res(err ? undefined : info));
+    });
+  }
+
+  closeClients(): void {
+    this.swarmClient?.close();
+    this.swarmClient = undefined;
   }
 
   logTail(lines = 20): string {

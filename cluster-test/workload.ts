@@ -61,6 +61,8 @@ export interface WorkloadOptions {
 export interface WriteAck {
   name: string;
   token: string;
+  /** when the write was invoked and when it was acknowledged */
+  call: number;
   at: number;
 }
 
@@ -91,9 +93,9 @@ export class Workload {
     this.clients.clear();
   }
 
-  /** Acknowledged writes (creates and updates that returned ok), for failover timing. */
+  /** The first write invoked after `t` that was acknowledged (creates and updates that returned ok), for failover timing. */
   lastAckAfter(t: number): WriteAck | undefined {
-    return this.acks.find((a) => a.at > t);
+    return this.acks.find((a) => a.call > t);
   }
 
   private client(host: Host): Client {
@@ -127,7 +129,7 @@ export class Workload {
     }
     const op: ServiceOp = { input, output, call, ret: output ? ret : Infinity };
     this.history.push(op);
-    if (output?.ok && (input.op === 'create' || input.op === 'update')) this.acks.push({ name: input.name, token: input.token, at: ret });
+    if (output?.ok && (input.op === 'create' || input.op === 'update')) this.acks.push({ name: input.name, token: input.token, call, at: ret });
     return op;
   }
 

@@ -20,7 +20,7 @@ export class DaemonError extends Error {
 }
 
 function describe(err: grpc.ServiceError, address: string): DaemonError {
-  if (err.code === grpc.status.UNAVAILABLE) {
+  if (err.code === grpc.status.UNAVAILABLE && !err.metadata?.get('tsswarm-answered').length) {
     return new DaemonError(`cannot connect to the tsswarm daemon at ${address.replace(/^unix:/, 'unix://')}: is it running? (${err.details})`, err.code);
   }
   return new DaemonError(err.details || err.message, err.code);

@@ -19,6 +19,8 @@ export const controlService = () => serviceClient(PROTO, 'tsswarm.swarm.v1.Contr
 export const caService = () => serviceClient(PROTO, 'tsswarm.swarm.v1.CA').service;
 export const dispatcherService = () => serviceClient(PROTO, 'tsswarm.swarm.v1.Dispatcher').service;
 
+export const ANSWERED_BY_DAEMON = 'tsswarm-answered';
+
 export function toGrpcStatus(err: unknown): Partial<grpc.StatusObject> {
   const message = err instanceof Error ? err.message : String(err);
   let code = grpc.status.INTERNAL;
@@ -27,7 +29,10 @@ export function toGrpcStatus(err: unknown): Partial<grpc.StatusObject> {
   else if (err instanceof ControlError) {
     code = { 'not-found': grpc.status.NOT_FOUND, exists: grpc.status.ALREADY_EXISTS, conflict: grpc.status.FAILED_PRECONDITION, invalid: grpc.status.INVALID_ARGUMENT, unavailable: grpc.status.UNAVAILABLE }[err.code];
   } else if (err instanceof DispatcherError) code = err.code === 'not-leader' ? grpc.status.UNAVAILABLE : grpc.status.FAILED_PRECONDITION;
-  return { code, details: message };
+  // Marks the status as the daemon's answer, so that a client tells "unavailable: no quorum" from "cannot connect".
+  const metadata = new grpc.Metadata();
+  metadata.set(ANSWERED_BY_DAEMON, '1');
+  return { code, details: message, metadata };
 }
 
 const EXPECTED = [ValidationError, JoinTokenError, CertificateError, ControlError, DispatcherError];

@@ -5,6 +5,7 @@
  */
 import type { RaftNode, StateMachine } from '../raft/node.js';
 import type { ClusterLog } from './cluster-log.js';
+import { ControlError } from './control.js';
 import { decodeProposal, encodeProposal, StoreError, type ApplyResult, type ClusterStore, type Proposal } from './store/store.js';
 
 /** Results older than this many entries are forgotten; a proposer waits for far fewer. */
@@ -47,12 +48,22 @@ export class RaftClusterLog implements ClusterLog {
   constructor(private readonly node: RaftNode, private readonly sm: StoreStateMachine) {}
 
   async propose(proposal: Proposal): Promise<ApplyResult> {
-    const index = await this.node.propose(encodeProposal(proposal));
+    const index = await this.node.propose(encodeProposal(proposal)).catch((err) => { throw this.unavailable(err, 'write'); });
     return this.sm.takeResult(index) ?? { ok: false, error: new StoreError(`result of entry ${index} is no longer known`, 'conflict') };
   }
 
   barrier(): Promise<void> {
-    return this.node.read();
+    return this.node.read().catch((err) => { throw this.unavailable(err, 'read'); });
+  }
+
+  /** A raft request that failed: say plainly when the reason is a lost quorum. */
+  private unavailable(err: Error, what: 'read' | 'write'): ControlError {
+    const st = this.node.status();
+    if (st.lead === 0) {
+      const voters = st.conf.voters.length;
+      return new ControlError(`no quorum: the swarm has no leader, so this ${what} was not served${what === 'write' ? ' (it was not acknowledged)' : ''}; more than half of the ${voters} managers must be reachable (if they are lost for good, run "swarm init --force-new-cluster" on a surviving manager)`, 'unavailable');
+    }
+    return new ControlError(`${what} failed: ${err.message}`, 'unavailable');
   }
 
   isLeader(): boolean {

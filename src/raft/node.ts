@@ -83,6 +83,10 @@ export class RaftNode {
   private readsInFlight = new Map<string, Pending[]>();
   private readsWaitingApply: ReadWait[] = [];
   private leaderWaiters: (() => void)[] = [];
+  /** proposals handed to the core (and so maybe forwarded to a leader), by proposal id */
+  private handedOff = new Set<number>();
+  /** the leader as of the last soft state: when it changes, forwarded requests may be lost */
+  private lastLead = 0;
   private applied = 0;
   private lastSnapshotIndex = 0;
   private running = false;
@@ -279,7 +283,10 @@ export class RaftNode {
         this.flushResolved();
         this.serveReads();
         this.maybeSnapshot();
-        if (rd.softState) for (const w of this.leaderWaiters.splice(0)) w();
+        if (rd.softState) {
+          if (rd.softState.lead !== this.lastLead) this.leaderChanged(rd.softState.lead);
+          for (const w of this.leaderWaiters.splice(0)) w();
+        }
       }
     } catch (e) {
       // storage failures leave us unable to promise durability: stop rather than diverge
@@ -305,6 +312,7 @@ export class RaftNode {
         this.proposeQueueSeqs = this.proposeQueueSeqs.slice(n);
         const r = this.raft.proposeBatch(datas);
         if (!r.ok) this.failSeqs(seqs, r.reason);
+        else for (const seq of seqs) this.handedOff.add(seq >>> 0);
       }
     }
     if (this.readQueue.length > 0) {
@@ -349,6 +357,7 @@ export class RaftNode {
     const dv = new DataView(h.buffer, h.byteOffset, HEADER);
     if (dv.getUint32(0, true) !== this.id) return;
     const id = dv.getUint32(4, true);
+    this.handedOff.delete(id);
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
@@ -394,6 +403,7 @@ export class RaftNode {
     }
     const r = this.raft.proposeConfChange({ op, node, context: this.ccContext(seq, address) });
     if (!r.ok) this.failSeqs([seq], r.reason);
+    else this.handedOff.add(seq >>> 0);
     this.kick();
     return p;
   }
@@ -469,6 +479,27 @@ export class RaftNode {
     }
   }
 
+  /**
+   * A new leader (or none): a proposal forwarded to the old one may be lost with it, or may still
+   * commit through the new one. Its caller learns that now, as an indeterminate failure, rather
+   * than at the timeout; reads are idempotent and simply go to the new leader.
+   */
+  private leaderChanged(lead: NodeId): void {
+    const before = this.lastLead;
+    this.lastLead = lead;
+    if (before === 0) return;
+    const err = new Error('the leader changed while the proposal was in flight: it may or may not commit');
+    for (const seq of this.handedOff) {
+      const p = this.pending.get(seq);
+      if (!p) continue;
+      this.pending.delete(seq);
+      p.reject(err);
+    }
+    this.handedOff.clear();
+    for (const ws of this.readsInFlight.values()) this.readQueue.push(...ws);
+    this.readsInFlight.clear();
+  }
+
   /** Requests are tracked in insertion order, so expiry only looks at the oldest. */
   private expire(): void {
     const now = Date.now();
@@ -479,6 +510,7 @@ export class RaftNode {
     for (const [seq, p] of this.pending) {
       if (p.deadline > now) break;
       this.pending.delete(seq);
+      this.handedOff.delete(seq);
       p.reject(new Error('proposal timed out (not committed; it may still commit later)'));
     }
     // proposals still queued for want of a leader and now expired are never proposed

@@ -65,3 +65,24 @@ describe('linearizability checker (Wing & Gong with memoization)', () => {
     expect(checkKvHistory(ops)).toBe('k');
   });
 });
+
+describe('minimal failing sub-history', () => {
+  it('keeps only the ops that make a history non-linearizable', async () => {
+    const { checkPartitioned, kvExplains } = await import('./linearizability.js');
+    const model = {
+      init: () => null as string | null,
+      step: (s: string | null, i: KvInput, o: KvOutput | undefined) => (i.op === 'put' ? i.value : o === undefined || o === s ? s : undefined),
+      key: (s: string | null) => String(s),
+    };
+    const h: Op[] = [put('x', '1', 0, 1), get('x', '1', 2, 3), put('x', '2', 4, 5), get('x', '2', 6, 7), put('y', '9', 0, 1), get('x', '1', 8, 9), get('x', '1', 10, 11)];
+    const r = checkPartitioned(model, h, (op) => op.input.key, kvExplains);
+    expect(r.ok).toBe(false);
+    expect(r.partition).toBe('x');
+    // the stale read after the second put: put 1, put 2, then a read of 1
+    expect(r.minimal).toHaveLength(3);
+    expect(r.minimal!.some((op) => op.input.op === 'put' && op.input.value === '1')).toBe(true);
+    expect(r.minimal!.some((op) => op.input.op === 'put' && op.input.value === '2')).toBe(true);
+    expect(r.minimal!.some((op) => op.input.op === 'get' && op.output === '1')).toBe(true);
+    expect(checkPartitioned(model, h.slice(0, 5), (op) => op.input.key).ok).toBe(true);
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * Linearizability checker: Wing & Gong's search with memoization of (linearized set, model state),
- * as in Porcupine. Histories are split per key first (a KV store is linearizable iff every key is),
- * which keeps each search small.
+ * as in Porcupine. Histories are split per object first (P-compositionality: a history is
+ * linearizable iff every object's is), which keeps each search small. Used by the raft simulation
+ * (a key-value register per key) and by cluster-test (services with compare-and-set on versions).
  */
 
 export interface Model<S, I, O> {
@@ -113,6 +114,58 @@ export function checkLinearizable<S, I, O>(model: Model<S, I, O>, ops: Operation
   return true;
 }
 
+export interface CheckResult<I, O> {
+  ok: boolean;
+  /** the first object whose history is not linearizable */
+  partition?: string;
+  /** a smallest sub-history of that object that is still not linearizable (every op in it matters) */
+  minimal?: Operation<I, O>[];
+}
+
+/**
+ * Checks a history object by object (`partitionOf` names an op's object). On a violation, the
+ * failing object's history is shrunk to a minimal failing sub-history: ops are dropped one at a
+ * time as long as the rest stays non-linearizable.
+ */
+export function checkPartitioned<S, I, O>(
+  model: Model<S, I, O>, ops: Operation<I, O>[], partitionOf: (op: Operation<I, O>) => string, explains?: Explains<I, O>,
+): CheckResult<I, O> {
+  const parts = new Map<string, Operation<I, O>[]>();
+  for (const op of ops) {
+    const k = partitionOf(op);
+    let list = parts.get(k);
+    if (!list) parts.set(k, (list = []));
+    list.push(op);
+  }
+  for (const [partition, list] of parts) {
+    if (!checkLinearizable(model, list)) return { ok: false, partition, minimal: minimalFailing(model, list, explains) };
+  }
+  return { ok: true };
+}
+
+/**
+ * `explains(op, rest)`: op produced something an op in `rest` observed (a write whose value a read
+ * returned). Such an op is never dropped on its own, so that the minimal history shows a stale read
+ * as "write a, write b, read a", not as "read a" out of nowhere.
+ */
+export type Explains<I, O> = (op: Operation<I, O>, rest: Operation<I, O>[]) => boolean;
+
+/** Shrinks a non-linearizable history until removing any single op makes it linearizable. */
+export function minimalFailing<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[], explains: Explains<I, O> = () => false): Operation<I, O>[] {
+  let current = ops.slice();
+  // Big steps first (halves, quarters, ...), then single ops: each removal must keep it failing.
+  for (let chunk = Math.max(1, current.length >> 1); chunk >= 1; chunk >>= 1) {
+    for (let i = 0; i < current.length;) {
+      const candidate = current.slice(0, i).concat(current.slice(i + chunk));
+      const removed = current.slice(i, i + chunk);
+      const keepsCauses = !removed.some((op) => explains(op, candidate));
+      if (candidate.length > 0 && keepsCauses && !checkLinearizable(model, candidate)) current = candidate;
+      else i += chunk;
+    }
+  }
+  return current;
+}
+
 // ---------------------------------------------------------------- key-value register model
 
 export type KvInput = { op: 'put'; key: string; value: string } | { op: 'get'; key: string };
@@ -129,16 +182,13 @@ const registerModel: Model<string | null, KvInput, KvOutput> = {
   key: (s) => (s === null ? '\u0000' : s),
 };
 
+/** A put explains every get that returned its value. */
+export const kvExplains: Explains<KvInput, KvOutput> = (op, rest) =>
+  op.input.op === 'put' && rest.some((r) => r.input.op === 'get' && r.output === (op.input as { value: string }).value);
+
 /** Checks a KV history key by key. Returns the first key whose history is not linearizable, or null. */
 export function checkKvHistory(ops: Operation<KvInput, KvOutput>[]): string | null {
-  const byKey = new Map<string, Operation<KvInput, KvOutput>[]>();
-  for (const op of ops) {
-    // a get that never returned constrains nothing
-    if (op.input.op === 'get' && op.output === undefined) continue;
-    let list = byKey.get(op.input.key);
-    if (!list) byKey.set(op.input.key, (list = []));
-    list.push(op);
-  }
-  for (const [key, list] of byKey) if (!checkLinearizable(registerModel, list)) return key;
-  return null;
+  // a get that never returned constrains nothing
+  const relevant = ops.filter((op) => !(op.input.op === 'get' && op.output === undefined));
+  return checkPartitioned(registerModel, relevant, (op) => op.input.key, kvExplains).partition ?? null;
 }

@@ -139,9 +139,15 @@ export class Fabric {
   }
 }
 
+/** Containers' and sandboxes' namespaces before hosts, hosts before the fabric. */
+function rank(ns: string): number {
+  return ns.endsWith('-fab') ? 2 : ns.startsWith(PREFIX) ? 1 : 0;
+}
+
 export async function removeRunNamespaces(runId: number): Promise<void> {
-  const mine = listNetns().filter((n) => n.startsWith(`${PREFIX}${runId}-`));
+  // The run's hosts and fabric, and what each host's daemon made for overlays (host.ts networkPrefixOf).
+  const mine = listNetns().filter((n) => n.startsWith(`${PREFIX}${runId}-`) || n.startsWith(`c${runId}h`));
   // Hosts first, then the fabric: deleting a namespace deletes its end of each veth pair.
-  mine.sort((a, b) => Number(a.endsWith('-fab')) - Number(b.endsWith('-fab')));
+  mine.sort((a, b) => rank(a) - rank(b));
   for (const ns of mine) await run('ip', ['netns', 'delete', ns]).catch(() => {});
 }

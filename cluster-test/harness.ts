@@ -322,7 +322,7 @@ export async function cleanupLeftovers(opts: { all?: boolean } = {}): Promise<nu
     cleaned.push(rec.runId);
   }
   for (const ns of listNetns()) {
-    const m = /^tswct(\d+)-(fab|h\d+)$/.exec(ns);
+    const m = /^tswct(\d+)-(fab|h\d+)$/.exec(ns) ?? /^c(\d+)h\d+-/.exec(ns);
     if (!m || claimed.has(Number(m[1]))) continue;
     await removeRunNamespaces(Number(m[1]));
     if (!cleaned.includes(Number(m[1]))) cleaned.push(Number(m[1]));

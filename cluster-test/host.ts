@@ -28,6 +28,13 @@ export class CliError extends Error {
   }
 }
 
+/** The daemon's overlay namespaces are named `c<run>h<host>-...`, so that teardown finds them (see fabric.ts). */
+export function networkPrefixOf(hostNetns: string): string {
+  const m = /(\d+)-h(\d+)$/.exec(hostNetns);
+  if (!m) throw new Error(`unexpected host namespace name ${hostNetns}`);
+  return `c${m[1]}h${m[2]}`;
+}
+
 export class Host {
   readonly name: string;
   readonly dir: string;
@@ -75,7 +82,9 @@ export class Host {
     const log = openSync(this.logFile, 'a');
     const proc = spawn('nsenter', [`--net=/run/netns/${this.netns}`, '--', process.execPath, CLI_MAIN, 'daemon',
       '--data-dir', this.dataDir, '--socket', this.socket, '--cgroup-parent', this.cgroupParent,
-      '--listen-addr', this.addr, '--hostname', this.name, ...this.daemonArgs], {
+      // Names outside the swarm go to the host's own loopback: nothing from a test leaves its namespaces.
+      '--listen-addr', this.addr, '--hostname', this.name, '--dns-upstream', '127.0.0.1:53',
+      '--network-prefix', networkPrefixOf(this.netns), ...this.daemonArgs], {
       // Its own process group: a Ctrl-C on the harness reaches the harness only, which then
       // stops every daemon itself.
       detached: true, stdio: ['ignore', log, log],

@@ -12,7 +12,8 @@ import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../log.js';
 import { writeFileAtomic } from '../durable-file.js';
 import { ContainerManager } from '../worker/containers/manager.js';
-import { RuntimeDriver, cgroupLayout, type RuntimeName } from '../worker/runtime/driver.js';
+import { RuntimeDriver, cgroupLayout, nativeDir, type RuntimeName } from '../worker/runtime/driver.js';
+import { createNetworkDriver } from '../worker/network/driver.js';
 import { nodeApiHandlers, nodeApiService } from '../worker/node-api.js';
 import { ImageStore } from '../worker/images/index.js';
 import { SwarmNode } from './swarm.js';
@@ -28,6 +29,9 @@ export interface DaemonOptions {
   logLevel: string;
   /** The node's name in the swarm; default the machine's hostname. */
   hostname?: string;
+  networkDriver?: 'overlay' | 'none';
+  networkPrefix?: string;
+  dnsUpstream?: string[];
 }
 
 const CGROUP_PARENT_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*(\/[a-zA-Z0-9][a-zA-Z0-9_.-]*)*$/;
@@ -73,8 +77,17 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const images = await ImageStore.open(join(dataDir, 'images'), log);
   const containers = await ContainerManager.open({ dataDir, images, runtime, cgroupParent: o.cgroupParent, log });
 
+  // Overlay networks live in this daemon's network namespace, named with a prefix of its own, so that
+  // several daemons on one machine (test hosts) never touch each other's.
+  const network = o.networkDriver === 'none' ? undefined : createNetworkDriver({
+    prefix: o.networkPrefix || `t${createHash('sha256').update(dataDir).digest('hex').slice(0, 5)}`,
+    resolverPath: join(nativeDir(), 'tsswarm-resolver'),
+    dnsUpstreams: o.dnsUpstream ?? [],
+    log: { info: (msg) => log.info({ component: 'network' }, msg), warn: (msg) => log.warn({ component: 'network' }, msg) },
+  });
+
   const swarm = new SwarmNode({
-    dataDir, localNodeId: id, hostname: o.hostname || hostname(), defaultListenAddr: o.listenAddr, logger: log,
+    dataDir, localNodeId: id, hostname: o.hostname || hostname(), defaultListenAddr: o.listenAddr, logger: log, network,
     containers: {
       create: (spec) => containers.create(spec), start: (ref) => containers.start(ref), stop: (ref, t) => containers.stop(ref, t),
       remove: (ref, force) => containers.remove(ref, force), list: (all) => containers.list(all), get: (ref) => containers.get(ref),

@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   runc crun                       # alternative OCI runtimes (--runtime runc|crun) and benchmark anchors
   umoci skopeo                    # OCI image layouts and docker-save archives for image tests
   hyperfine jq util-linux procps  # benchmarks and scripts
+  iperf3                          # bench:overlay (TCP throughput through the overlay)
 )
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -6,7 +6,8 @@
  * the daemon runs in. apply() is declarative: it diffs against what it made, and the first call after
  * a daemon restart adopts the prefix's namespaces it finds (or removes the ones no longer wanted).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseSubnet, subnetContains, macForIp } from './addresses.js';
 import { bridgeBatch, ipBatch, nftApply, runTool } from './commands.js';
 import { networkDnsRecords } from './dns-records.js';
@@ -281,6 +282,13 @@ class OverlayNetworkDriver implements NetworkDriver {
     this.log.info(`removed sandbox ${sandbox.netns}`);
   }
 
+  /** Scratch files (rulesets handed to nft by path), on tmpfs. */
+  private runDir(): string {
+    const dir = `/run/tsswarm-net/${this.names.prefix}`;
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
   private async underlayMtu(vtep: string): Promise<number> {
     if (this.underlay?.vtep !== vtep) this.underlay = { vtep, mtu: await underlayMtu(vtep) };
     return this.underlay.mtu;
@@ -325,14 +333,24 @@ class OverlayNetworkDriver implements NetworkDriver {
     mkdirSync(NETNS_DIR, { recursive: true });
     closeSync(openSync(path, 'wx'));
     const record: TaskRecord = { key, netns, attachments: attachments.map((a) => ({ networkId: a.networkId, ip: a.ip })) };
+    const ruleset = taskVipRuleset(networks);
+    const rulesFile = join(this.runDir(), `${key}.nft`);
     try {
-      await runTool(`task ${taskId}: create its network namespace`, 'unshare', [`--net=${path}`, 'ip', '-batch', '-'], `${lines.join('\n')}\n`);
-      const ruleset = taskVipRuleset(networks);
-      if (ruleset) await nftApply(`task ${taskId}: VIP rules`, ruleset, path);
+      const context = `task ${taskId}: create its network namespace`;
+      const batch = `${lines.join('\n')}\n`;
+      if (!ruleset) {
+        await runTool(context, 'unshare', [`--net=${path}`, 'ip', '-batch', '-'], batch);
+      } else {
+        // The VIP table goes in with the same process tree: a shell is cheaper than another spawn.
+        writeFileSync(rulesFile, ruleset);
+        await runTool(`${context} with its VIP rules`, 'unshare', [`--net=${path}`, 'sh', '-ec', 'ip -batch -; exec nft -f "$1"', 'sh', rulesFile], batch);
+      }
       record.vipRuleset = ruleset;
     } catch (err) {
       await this.removeTaskNamespace(netns, attachments.length).catch(() => {});
       throw err;
+    } finally {
+      if (ruleset) rmSync(rulesFile, { force: true });
     }
     const nameserver = primary >= 0 ? networks[primary]!.gateway : undefined;
     record.sandbox = {
@@ -414,6 +432,7 @@ class OverlayNetworkDriver implements NetworkDriver {
     for (const netns of sandboxes) await removeSandbox(netns, true, `close: ${netns}`);
     await nftApply('close: remove routing mesh rules', removeTable('ip', this.names.meshTable()));
     await runTool('close: remove ingress link', 'ip', ['link', 'del', this.names.ingressLink()]).catch(() => { /* went with its sandbox */ });
+    rmSync(`/run/tsswarm-net/${this.names.prefix}`, { recursive: true, force: true });
     this.sandboxes.clear();
     this.foundSandboxes.clear();
     this.tasks.clear();

@@ -237,6 +237,32 @@ describe('overlay network driver', () => {
     expect(await lookup('web.1.dddd')).toContain('10.60.0.21');
   });
 
+  it('a restarted driver adopts what its predecessor made: traffic goes on, and changes apply to adopted peers and tasks', async () => {
+    await drivers[0]!.kill();
+    drivers[0] = fabric.startDriver(0, 'tswt-n1', { resolver: resolverPath, upstreams: ['127.0.0.1:53'] });
+    const client = `/run/netns/${taskNetns(0, 'aaaaaaaaaaaa0001')}`;
+    expect(await ping(client, '10.60.0.12')).toBe(true); // the kernel kept it all
+    await drivers[0]!.apply(stateFor(0, cluster));
+    expect(await ping(client, '10.60.0.12')).toBe(true);
+    expect(await httpGet(client, 'http://10.60.0.100/')).toMatch(/^web\.[12]\.dddd$/);
+    expect(await httpGet(fabric.host(1), `http://${fabric.address(0)}:8080/`)).toMatch(/^web\.[12]\.dddd$/);
+    // The ping task on host 3 goes away: the adopted neighbour table loses it.
+    await drivers[2]!.detach('cccccccccccc0003');
+    cluster.tasks = cluster.tasks.filter((t) => t.id !== 'cccccccccccc0003');
+    // And the ports are unpublished: the adopted ingress sandbox and the mesh table go.
+    cluster.published = [];
+    await applyAll(cluster);
+    expect(await ping(client, '10.60.0.12')).toBe(false);
+    const neigh = await fabric.exec(`tswt-n1-sb-${APP.vni}`, ['ip', 'neigh', 'show', 'dev', 'vx0']);
+    expect(neigh.stdout).not.toContain('10.60.0.12 ');
+    expect(fabric.leftovers()).not.toContain(`tswt-n1-sb-${INGRESS.vni}`);
+    expect((await fabric.exec(fabric.host(0), ['nft', 'list', 'tables'])).stdout.trim()).toBe('');
+    // DNS is served again by the new driver's resolver.
+    if (existsSync(resolverPath)) {
+      expect((await fabric.exec(client, ['busybox', 'nslookup', 'web', APP.gateway])).stdout).toContain('10.60.0.100');
+    }
+  });
+
   it('apply(empty state) and detach leave no sandbox, link or nftables table behind; close() removes the rest', async () => {
     for (const t of cluster.tasks) await drivers[t.host]!.detach(t.id);
     await Promise.all(drivers.map((d, h) => d.apply({ vtep: fabric.address(h), networks: [], published: [] })));

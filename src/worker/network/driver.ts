@@ -223,7 +223,16 @@ class OverlayNetworkDriver implements NetworkDriver {
       context: describe(network),
       onExit: (reason) => this.log.warn(`${reason}; restarted on the next apply`),
     });
-    await sandbox.resolver.update(networkDnsRecords(network));
+    const records = networkDnsRecords(network);
+    try {
+      await sandbox.resolver.update(records);
+    } catch (err) {
+      // A predecessor's resolver (daemon restart) may still hold the port for a moment: retry once.
+      if (sandbox.resolver.running) throw err;
+      this.log.warn(`${(err as Error).message}; retrying`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sandbox.resolver.update(records);
+    }
   }
 
   /** Each local task's VIP table, rewritten only where it changed (one `nft -f` per namespace). */

@@ -70,6 +70,12 @@ export class DriverClient {
     return this.call({ op: 'close' });
   }
 
+  /** A daemon crash: SIGKILL by PID, nothing cleaned up. */
+  async kill(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
   /** Ends the process: stdin closes (it closes its driver), SIGKILL by PID if it hangs. */
   async stop(): Promise<void> {
     this.child.stdin!.end();

@@ -15,6 +15,7 @@ import { daemonMeshRuleset, ingressSandboxRuleset, meshPorts, removeTable } from
 import { BRIDGE_INDEX, DriverNames, netnsPath, taskVethName } from './names.js';
 import { UNKNOWN_VTEP, peerChanges, remotePeers, type PeerTable } from './peers.js';
 import { ResolverProcess } from './resolver-process.js';
+import { parseOrThrow, taskIdSchema, validAttachment, validState } from './state-schema.js';
 import { VXLAN_OVERHEAD, createSandbox, inspectSandbox, removeSandbox, underlayMtu } from './sandbox.js';
 import type { NetworkDriver, NodeNetworkState, OverlayNetworkState, TaskAttachmentRequest, TaskSandbox } from './types.js';
 import { taskVipRemoval, taskVipRuleset } from './vip-rules.js';
@@ -88,15 +89,18 @@ class OverlayNetworkDriver implements NetworkDriver {
   }
 
   apply(state: NodeNetworkState): Promise<void> {
-    return this.serialized(() => this.reconcile(state));
+    return this.serialized(() => this.reconcile(validState(state)));
   }
 
   attach(taskId: string, hostname: string, attachments: TaskAttachmentRequest[]): Promise<TaskSandbox> {
-    return this.serialized(() => this.attachTask(taskId, hostname, attachments));
+    return this.serialized(async () => {
+      const valid = validAttachment(taskId, hostname, attachments);
+      return this.attachTask(valid.taskId, valid.hostname, valid.attachments);
+    });
   }
 
   detach(taskId: string): Promise<void> {
-    return this.serialized(() => this.detachTask(taskId));
+    return this.serialized(() => this.detachTask(parseOrThrow('task id', taskIdSchema, taskId)));
   }
 
   close(): Promise<void> {

@@ -120,3 +120,19 @@ describe('nftables rulesets', () => {
     expect(sandbox).toContain('oifname "br0" ct status dnat snat to 10.255.0.2');
   });
 });
+
+describe('state validation', () => {
+  it('refuses what would become a second command in a batch, with one line naming the field', async () => {
+    const { validState, validAttachment } = await import('./state-schema.js');
+    const good = { vtep: '192.168.0.1', networks: [network()], published: [] };
+    expect(validState(good)).toEqual(good);
+    expect(() => validState({ ...good, networks: [network({ services: [{ name: 'web\nclear', mode: 'vip', tasks: [] }] })] }))
+      .toThrow('invalid network state: networks.0.services.0.name: not a DNS name');
+    expect(() => validState({ ...good, networks: [network({ subnet: '10.0.1.0/24; x' })] })).toThrow(/networks\.0\.subnet: not an IPv4 CIDR/);
+    expect(() => validState({ ...good, networks: [network(), network({ id: 'n2' })] })).toThrow(/share a VNI/);
+    expect(() => validState({ ...good, networks: [network({ ingress: true })] })).toThrow(/nodeAddress/);
+    expect(() => validAttachment('abc def', 'h', [{ networkId: 'n1', ip: '10.0.1.2' }])).toThrow(/^invalid task id/);
+    expect(() => validAttachment('abc', 'h', [])).toThrow(/at least one network/);
+    expect(() => validAttachment('abc', 'h', [{ networkId: 'n1', ip: '10.0.1.300' }])).toThrow('invalid attachments: 0.ip: not an IPv4 address');
+  });
+});

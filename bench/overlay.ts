@@ -146,7 +146,13 @@ async function main(): Promise<void> {
     progress('attach times');
     // Attach time: ATTACHES containers on host 1, then again with a VIP service on the network.
     const attachMs: number[] = [];
+    const trueMs: number[] = [];
+    const ipMs: number[] = [];
     for (let i = 0; i < ATTACHES; i++) {
+      // Interleaved with the attaches: what a bare spawn costs at the same moment.
+      const floor = await drivers[0]!.spawnFloor();
+      trueMs.push(floor.trueMs);
+      ipMs.push(floor.ipMs);
       const r = await drivers[0]!.attach(`${String(i).padStart(4, '0')}attach000000`, `a${i}`, [{ networkId: NET.id, ip: `10.61.1.${i + 10}` }]);
       attachMs.push(r.ms);
     }
@@ -198,6 +204,8 @@ async function main(): Promise<void> {
       rtt_ms: { underlay: rtt.get('underlay'), kernel_vxlan: rtt.get('kernel_vxlan'), tsswarm: rtt.get('tsswarm') },
       attach_p50_ms: round(median(attachMs)),
       attach_p95_ms: round([...attachMs].sort((a, b) => a - b)[Math.floor(attachMs.length * 0.95)] ?? NaN),
+      spawn_true_p50_ms: round(median(trueMs)),
+      spawn_ip_batch_p50_ms: round(median(ipMs)),
       attach_with_vip_p50_ms: round(median(vipAttachMs)),
       attach_runs: ATTACHES,
       vip_connections: CONNECTIONS,
@@ -210,13 +218,14 @@ async function main(): Promise<void> {
       loadavg_after: (await runTool('loadavg', 'cat', ['/proc/loadavg'])).stdout.trim(),
     };
     console.log(`overlay: iperf3 one TCP stream, ${SECONDS} s x ${REPS} interleaved reps; ping -c 50 -i 0.01; underlay MTU 1500, overlay 1450`);
-    console.log(`${'path'.padEnd(16)}${'Gbit/s (median)'.padStart(17)}${'per rep'.padStart(24)}${'Gbit/s/core'.padStart(13)}${'rtt ms'.padStart(10)}`);
+    console.log(`${'path'.padEnd(16)}${'Gbit/s (median)'.padStart(17)}  ${'per rep'.padEnd(32)}${'Gbit/s/core'.padStart(13)}${'rtt ms'.padStart(10)}`);
     for (const p of paths) {
-      console.log(`${p.name.padEnd(16)}${round(median(gbps.get(p.name)!)).toFixed(2).padStart(17)}${gbps.get(p.name)!.map((x) => round(x).toFixed(2)).join(' ').padStart(24)}${round(median(perCore.get(p.name)!)).toFixed(2).padStart(13)}${String(rtt.get(p.name)).padStart(10)}`);
+      console.log(`${p.name.padEnd(16)}${round(median(gbps.get(p.name)!)).toFixed(2).padStart(17)}  ${gbps.get(p.name)!.map((x) => round(x).toFixed(2)).join(' ').padEnd(32)}${round(median(perCore.get(p.name)!)).toFixed(2).padStart(13)}${String(rtt.get(p.name)).padStart(10)}`);
     }
     console.log(`ratio tsswarm / kernel VXLAN (median of paired reps): ${result.ratio_vs_kernel_vxlan}  (target >= 0.95); per busy core: ${result.ratio_vs_kernel_vxlan_per_core}`);
     console.log(`machine load (other work shares these 2 vCPUs): before ${loadBefore}, after ${result.loadavg_after}`);
     console.log(`attach p50 over ${ATTACHES} containers: ${result.attach_p50_ms} ms (p95 ${result.attach_p95_ms}); with a VIP service on the network: ${result.attach_with_vip_p50_ms} ms  (target p50 <= 5)`);
+    console.log(`  one process tree per attach (unshare -> ip -batch); at the same moments a bare spawn of /bin/true took p50 ${result.spawn_true_p50_ms} ms and of ip -batch ${result.spawn_ip_batch_p50_ms} ms`);
     console.log(`VIP spread over ${CONNECTIONS} connections to 3 tasks (${round(spreadSeconds, 1)} s): ${perTask.join(' / ')}, max deviation from even ${round(spreadDeviation * 100, 2)}%  (target <= 10%)`);
     console.log(`RESULT ${JSON.stringify(result)}`);
     void c2;

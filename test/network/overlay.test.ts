@@ -246,6 +246,10 @@ describe('overlay network driver', () => {
     expect(await ping(client, '10.60.0.12')).toBe(true);
     expect(await httpGet(client, 'http://10.60.0.100/')).toMatch(/^web\.[12]\.dddd$/);
     expect(await httpGet(fabric.host(1), `http://${fabric.address(0)}:8080/`)).toMatch(/^web\.[12]\.dddd$/);
+    // The agent attaching a running task again gets the same namespace back, untouched.
+    const again = await drivers[0]!.attach('aaaaaaaaaaaa0001', 'ping-a', [{ networkId: APP.id, ip: '10.60.0.10' }]);
+    expect(again.netnsPath).toBe(client);
+    expect(await ping(client, '10.60.0.12')).toBe(true);
     // The ping task on host 3 goes away: the adopted neighbour table loses it.
     await drivers[2]!.detach('cccccccccccc0003');
     cluster.tasks = cluster.tasks.filter((t) => t.id !== 'cccccccccccc0003');

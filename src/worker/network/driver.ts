@@ -326,7 +326,15 @@ class OverlayNetworkDriver implements NetworkDriver {
 
     const netns = this.names.task(taskId);
     const path = netnsPath(netns);
-    if (known || existsSync(path)) await this.removeTaskNamespace(netns, attachments.length);
+    const primary = networks.findIndex((n) => !n.ingress);
+    if (known && known.attachments.map((a) => a.ip).join() === attachments.map((a) => a.ip).join()) {
+      // Found after a daemon restart with the same addresses: its container may be running in it, so
+      // it is kept as it is, not rebuilt.
+      known.attachments = attachments.map((a) => ({ networkId: a.networkId, ip: a.ip }));
+      known.sandbox = this.taskSandbox(path, hostname, attachments, primary >= 0 ? networks[primary]!.gateway : undefined);
+      return known.sandbox;
+    }
+    if (known || existsSync(path)) await this.removeTaskNamespace(netns, Math.max(attachments.length, known?.attachments.length ?? 0));
     // One process for the whole namespace: unshare creates it (bound at `path`) and runs one ip batch
     // inside; each veth is created from there straight into its sandbox, enslaved by the bridge's index.
     const veth = taskVethName(taskId);
@@ -341,12 +349,12 @@ class OverlayNetworkDriver implements NetworkDriver {
         `link set ${eth} up`,
       );
     });
-    const primary = networks.findIndex((n) => !n.ingress);
     if (primary >= 0) lines.push(`route add default via ${networks[primary]!.gateway}`);
     mkdirSync(NETNS_DIR, { recursive: true });
     closeSync(openSync(path, 'wx'));
     const record: TaskRecord = { key, netns, attachments: attachments.map((a) => ({ networkId: a.networkId, ip: a.ip })) };
     const ruleset = taskVipRuleset(networks);
+    const freshRuleset = taskVipRuleset(networks, true);
     const rulesFile = join(this.runDir(), `${key}.nft`);
     try {
       const context = `task ${taskId}: create its network namespace`;
@@ -355,7 +363,7 @@ class OverlayNetworkDriver implements NetworkDriver {
         await runTool(context, 'unshare', [`--net=${path}`, 'ip', '-batch', '-'], batch);
       } else {
         // The VIP table goes in with the same process tree: a shell is cheaper than another spawn.
-        writeFileSync(rulesFile, ruleset);
+        writeFileSync(rulesFile, freshRuleset);
         await runTool(`${context} with its VIP rules`, 'unshare', [`--net=${path}`, 'sh', '-ec', 'ip -batch -; exec nft -f "$1"', 'sh', rulesFile], batch);
       }
       record.vipRuleset = ruleset;
@@ -365,14 +373,18 @@ class OverlayNetworkDriver implements NetworkDriver {
     } finally {
       if (ruleset) rmSync(rulesFile, { force: true });
     }
-    const nameserver = primary >= 0 ? networks[primary]!.gateway : undefined;
-    record.sandbox = {
+    record.sandbox = this.taskSandbox(path, hostname, attachments, primary >= 0 ? networks[primary]!.gateway : undefined);
+    this.tasks.set(key, record);
+    return record.sandbox;
+  }
+
+  /** The first (non-ingress) network's resolver listens on its gateway. */
+  private taskSandbox(path: string, hostname: string, attachments: TaskAttachmentRequest[], nameserver: string | undefined): TaskSandbox {
+    return {
       netnsPath: path,
       resolvConf: nameserver ? `nameserver ${nameserver}\noptions ndots:0\n` : 'options ndots:0\n',
       hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${attachments[0]!.ip}\t${hostname}\n`,
     };
-    this.tasks.set(key, record);
-    return record.sandbox;
   }
 
   private async detachTask(taskId: string): Promise<void> {

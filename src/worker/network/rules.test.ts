@@ -136,3 +136,12 @@ describe('state validation', () => {
     expect(() => validAttachment('abc', 'h', [{ networkId: 'n1', ip: '10.0.1.300' }])).toThrow('invalid attachments: 0.ip: not an IPv4 address');
   });
 });
+
+describe('fresh task ruleset', () => {
+  it('only creates the table in a new namespace (no delete: it would wait for an RCU grace period)', () => {
+    const nets = [network({ services: [{ name: 'web', mode: 'vip', vip: '10.0.1.100', tasks: [{ name: 'a', ip: '10.0.1.10' }] }] })];
+    expect(taskVipRuleset(nets, true).startsWith('table ip tsswarm {')).toBe(true);
+    expect(taskVipRuleset(nets, true)).not.toContain('delete');
+    expect(taskVipRuleset(nets)).toContain('delete table ip tsswarm');
+  });
+});

@@ -21,6 +21,8 @@ import type { NetworkDriver, NodeNetworkState, OverlayNetworkState, TaskAttachme
 import { taskVipRemoval, taskVipRuleset } from './vip-rules.js';
 
 const NETNS_DIR = '/run/netns';
+/** nft processes at once when a service's backends change under many local tasks. */
+const TASK_RULE_CONCURRENCY = 4;
 
 export interface NetworkDriverLog {
   info(msg: string): void;
@@ -243,7 +245,7 @@ class OverlayNetworkDriver implements NetworkDriver {
   private async reconcileTaskRules(): Promise<void> {
     const byId = new Map(this.state.networks.map((n) => [n.id, n]));
     const failures: string[] = [];
-    await Promise.all([...this.tasks.values()].map(async (task) => {
+    await inBatches([...this.tasks.values()], TASK_RULE_CONCURRENCY, async (task) => {
       this.matchAdoptedAttachments(task);
       const networks = task.attachments.flatMap((a) => (a.networkId && byId.get(a.networkId)) || []);
       const ruleset = taskVipRuleset(networks);
@@ -255,7 +257,7 @@ class OverlayNetworkDriver implements NetworkDriver {
       } catch (err) {
         failures.push((err as Error).message);
       }
-    }));
+    });
     if (failures.length > 0) throw new Error(failures.join('; '));
   }
 
@@ -464,6 +466,15 @@ class OverlayNetworkDriver implements NetworkDriver {
     this.meshRuleset = undefined;
     this.state = { vtep: '', networks: [], published: [] };
   }
+}
+
+/** Runs `work` over `items`, at most `limit` at a time (one nft process per task namespace). */
+async function inBatches<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function describe(network: OverlayNetworkState): string {

@@ -227,6 +227,19 @@ describe('overlay network driver', () => {
     }
   });
 
+  it('a mode=host port answers only on hosts running a task, and only with their own task', async () => {
+    cluster.published.push({ port: 9090, target: 80, service: 'web', mode: 'host' });
+    await applyAll(cluster);
+    for (let i = 0; i < 4; i++) expect(await httpGet(fabric.host(2), `http://${fabric.address(0)}:9090/`)).toBe('web.1.dddd');
+    for (let i = 0; i < 4; i++) expect(await httpGet(fabric.host(2), `http://${fabric.address(1)}:9090/`)).toBe('web.2.dddd');
+    await expect(httpGet(fabric.host(0), `http://${fabric.address(2)}:9090/`)).rejects.toThrow(/failed/);
+    const rules = await fabric.exec(fabric.host(2), ['nft', 'list', 'table', 'ip', 'tswt-n3']);
+    expect(rules.stdout).toContain('dport 8080');
+    expect(rules.stdout).not.toContain('dport 9090');
+    cluster.published = cluster.published.filter((p) => p.port !== 9090);
+    await applyAll(cluster);
+  });
+
   it.skipIf(!existsSync(resolverPath))('service discovery: names resolve to the VIP, tasks.NAME and task names to task IPs', async () => {
     const client = `/run/netns/${taskNetns(0, 'aaaaaaaaaaaa0001')}`;
     const lookup = async (name: string) => (await fabric.exec(client, ['busybox', 'nslookup', name, APP.gateway])).stdout;

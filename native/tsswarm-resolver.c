@@ -43,6 +43,7 @@
 #define MAX_QUERY 512
 #define MAX_TCP 32
 #define TCP_IDLE_MS 10000
+#define TCP_MAX_BACKLOG (256 * 1024) /* replies a TCP client has not read yet */
 /* The most A records one reply over TCP (64 KiB) can carry, with room for the question. */
 #define MAX_ADDRS 4000
 #define MAX_LINE (128 * 1024)
@@ -615,8 +616,9 @@ static void tcp_send(struct tcp_conn *c, uint8_t *msg, size_t len)
 		if (sent == len)
 			return;
 	}
-	/* The slow path: the client reads slower than it asks. Keep the rest (bounded, see the poll). */
-	uint8_t *grown = realloc(c->out, c->outlen + len - sent);
+	/* The slow path: the client reads slower than it asks. Keep the rest; reading from it stops
+	 * past 64 KiB (see the poll), and one that still has more coming than it reads is dropped. */
+	uint8_t *grown = c->outlen + len - sent > TCP_MAX_BACKLOG ? NULL : realloc(c->out, c->outlen + len - sent);
 	if (!grown) {
 		tcp_close(c);
 		return;
@@ -1131,7 +1133,7 @@ int main(int argc, char **argv)
 				tcp_writable(c, now);
 			if (c->fd >= 0 && (re & (POLLIN | POLLHUP | POLLERR)))
 				tcp_readable(c, now);
-			if (c->fd >= 0 && !c->out && c->last + TCP_IDLE_MS <= now)
+			if (c->fd >= 0 && c->last + TCP_IDLE_MS <= now) /* idle, or not reading its replies */
 				tcp_close(c);
 		}
 		if (pfd[P_TCP].revents)

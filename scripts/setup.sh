@@ -12,6 +12,7 @@ DEBIAN_PACKAGES=(
   umoci skopeo                    # OCI image layouts and docker-save archives for image tests
   hyperfine jq util-linux procps  # benchmarks and scripts
   curl                            # HTTP checks of published ports from test hosts
+  iperf3                          # bench:overlay (TCP throughput through the overlay)
 )
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -227,6 +227,19 @@ describe('overlay network driver', () => {
     }
   });
 
+  it('a mode=host port answers only on hosts running a task, and only with their own task', async () => {
+    cluster.published.push({ port: 9090, target: 80, service: 'web', mode: 'host' });
+    await applyAll(cluster);
+    for (let i = 0; i < 4; i++) expect(await httpGet(fabric.host(2), `http://${fabric.address(0)}:9090/`)).toBe('web.1.dddd');
+    for (let i = 0; i < 4; i++) expect(await httpGet(fabric.host(2), `http://${fabric.address(1)}:9090/`)).toBe('web.2.dddd');
+    await expect(httpGet(fabric.host(0), `http://${fabric.address(2)}:9090/`)).rejects.toThrow(/failed/);
+    const rules = await fabric.exec(fabric.host(2), ['nft', 'list', 'table', 'ip', 'tswt-n3']);
+    expect(rules.stdout).toContain('dport 8080');
+    expect(rules.stdout).not.toContain('dport 9090');
+    cluster.published = cluster.published.filter((p) => p.port !== 9090);
+    await applyAll(cluster);
+  });
+
   it.skipIf(!existsSync(resolverPath))('service discovery: names resolve to the VIP, tasks.NAME and task names to task IPs', async () => {
     const client = `/run/netns/${taskNetns(0, 'aaaaaaaaaaaa0001')}`;
     const lookup = async (name: string) => (await fabric.exec(client, ['busybox', 'nslookup', name, APP.gateway])).stdout;
@@ -235,6 +248,36 @@ describe('overlay network driver', () => {
     expect(tasks).toContain('10.60.0.21');
     expect(tasks).toContain('10.60.0.22');
     expect(await lookup('web.1.dddd')).toContain('10.60.0.21');
+  });
+
+  it('a restarted driver adopts what its predecessor made: traffic goes on, and changes apply to adopted peers and tasks', async () => {
+    await drivers[0]!.kill();
+    drivers[0] = fabric.startDriver(0, 'tswt-n1', { resolver: resolverPath, upstreams: ['127.0.0.1:53'] });
+    const client = `/run/netns/${taskNetns(0, 'aaaaaaaaaaaa0001')}`;
+    expect(await ping(client, '10.60.0.12')).toBe(true); // the kernel kept it all
+    await drivers[0]!.apply(stateFor(0, cluster));
+    expect(await ping(client, '10.60.0.12')).toBe(true);
+    expect(await httpGet(client, 'http://10.60.0.100/')).toMatch(/^web\.[12]\.dddd$/);
+    expect(await httpGet(fabric.host(1), `http://${fabric.address(0)}:8080/`)).toMatch(/^web\.[12]\.dddd$/);
+    // The agent attaching a running task again gets the same namespace back, untouched.
+    const again = await drivers[0]!.attach('aaaaaaaaaaaa0001', 'ping-a', [{ networkId: APP.id, ip: '10.60.0.10' }]);
+    expect(again.netnsPath).toBe(client);
+    expect(await ping(client, '10.60.0.12')).toBe(true);
+    // The ping task on host 3 goes away: the adopted neighbour table loses it.
+    await drivers[2]!.detach('cccccccccccc0003');
+    cluster.tasks = cluster.tasks.filter((t) => t.id !== 'cccccccccccc0003');
+    // And the ports are unpublished: the adopted ingress sandbox and the mesh table go.
+    cluster.published = [];
+    await applyAll(cluster);
+    expect(await ping(client, '10.60.0.12')).toBe(false);
+    const neigh = await fabric.exec(`tswt-n1-sb-${APP.vni}`, ['ip', 'neigh', 'show', 'dev', 'vx0']);
+    expect(neigh.stdout).not.toContain('10.60.0.12 ');
+    expect(fabric.leftovers()).not.toContain(`tswt-n1-sb-${INGRESS.vni}`);
+    expect((await fabric.exec(fabric.host(0), ['nft', 'list', 'tables'])).stdout.trim()).toBe('');
+    // DNS is served again by the new driver's resolver.
+    if (existsSync(resolverPath)) {
+      expect((await fabric.exec(client, ['busybox', 'nslookup', 'web', APP.gateway])).stdout).toContain('10.60.0.100');
+    }
   });
 
   it('apply(empty state) and detach leave no sandbox, link or nftables table behind; close() removes the rest', async () => {

@@ -6,7 +6,8 @@
  * the daemon runs in. apply() is declarative: it diffs against what it made, and the first call after
  * a daemon restart adopts the prefix's namespaces it finds (or removes the ones no longer wanted).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseSubnet, subnetContains, macForIp } from './addresses.js';
 import { bridgeBatch, ipBatch, nftApply, runTool } from './commands.js';
 import { networkDnsRecords } from './dns-records.js';
@@ -14,11 +15,14 @@ import { daemonMeshRuleset, ingressSandboxRuleset, meshPorts, removeTable } from
 import { BRIDGE_INDEX, DriverNames, netnsPath, taskVethName } from './names.js';
 import { UNKNOWN_VTEP, peerChanges, remotePeers, type PeerTable } from './peers.js';
 import { ResolverProcess } from './resolver-process.js';
+import { parseOrThrow, taskIdSchema, validAttachment, validState } from './state-schema.js';
 import { VXLAN_OVERHEAD, createSandbox, inspectSandbox, removeSandbox, underlayMtu } from './sandbox.js';
 import type { NetworkDriver, NodeNetworkState, OverlayNetworkState, TaskAttachmentRequest, TaskSandbox } from './types.js';
 import { taskVipRemoval, taskVipRuleset } from './vip-rules.js';
 
 const NETNS_DIR = '/run/netns';
+/** nft processes at once when a service's backends change under many local tasks. */
+const TASK_RULE_CONCURRENCY = 4;
 
 export interface NetworkDriverLog {
   info(msg: string): void;
@@ -87,15 +91,18 @@ class OverlayNetworkDriver implements NetworkDriver {
   }
 
   apply(state: NodeNetworkState): Promise<void> {
-    return this.serialized(() => this.reconcile(state));
+    return this.serialized(() => this.reconcile(validState(state)));
   }
 
   attach(taskId: string, hostname: string, attachments: TaskAttachmentRequest[]): Promise<TaskSandbox> {
-    return this.serialized(() => this.attachTask(taskId, hostname, attachments));
+    return this.serialized(async () => {
+      const valid = validAttachment(taskId, hostname, attachments);
+      return this.attachTask(valid.taskId, valid.hostname, valid.attachments);
+    });
   }
 
   detach(taskId: string): Promise<void> {
-    return this.serialized(() => this.detachTask(taskId));
+    return this.serialized(() => this.detachTask(parseOrThrow('task id', taskIdSchema, taskId)));
   }
 
   close(): Promise<void> {
@@ -222,14 +229,23 @@ class OverlayNetworkDriver implements NetworkDriver {
       context: describe(network),
       onExit: (reason) => this.log.warn(`${reason}; restarted on the next apply`),
     });
-    await sandbox.resolver.update(networkDnsRecords(network));
+    const records = networkDnsRecords(network);
+    try {
+      await sandbox.resolver.update(records);
+    } catch (err) {
+      // A predecessor's resolver (daemon restart) may still hold the port for a moment: retry once.
+      if (sandbox.resolver.running) throw err;
+      this.log.warn(`${(err as Error).message}; retrying`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sandbox.resolver.update(records);
+    }
   }
 
   /** Each local task's VIP table, rewritten only where it changed (one `nft -f` per namespace). */
   private async reconcileTaskRules(): Promise<void> {
     const byId = new Map(this.state.networks.map((n) => [n.id, n]));
     const failures: string[] = [];
-    await Promise.all([...this.tasks.values()].map(async (task) => {
+    await inBatches([...this.tasks.values()], TASK_RULE_CONCURRENCY, async (task) => {
       this.matchAdoptedAttachments(task);
       const networks = task.attachments.flatMap((a) => (a.networkId && byId.get(a.networkId)) || []);
       const ruleset = taskVipRuleset(networks);
@@ -241,7 +257,7 @@ class OverlayNetworkDriver implements NetworkDriver {
       } catch (err) {
         failures.push((err as Error).message);
       }
-    }));
+    });
     if (failures.length > 0) throw new Error(failures.join('; '));
   }
 
@@ -281,6 +297,13 @@ class OverlayNetworkDriver implements NetworkDriver {
     this.log.info(`removed sandbox ${sandbox.netns}`);
   }
 
+  /** Scratch files (rulesets handed to nft by path), on tmpfs. */
+  private runDir(): string {
+    const dir = `/run/tsswarm-net/${this.names.prefix}`;
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
   private async underlayMtu(vtep: string): Promise<number> {
     if (this.underlay?.vtep !== vtep) this.underlay = { vtep, mtu: await underlayMtu(vtep) };
     return this.underlay.mtu;
@@ -305,7 +328,15 @@ class OverlayNetworkDriver implements NetworkDriver {
 
     const netns = this.names.task(taskId);
     const path = netnsPath(netns);
-    if (known || existsSync(path)) await this.removeTaskNamespace(netns, attachments.length);
+    const primary = networks.findIndex((n) => !n.ingress);
+    if (known && known.attachments.map((a) => a.ip).join() === attachments.map((a) => a.ip).join()) {
+      // Found after a daemon restart with the same addresses: its container may be running in it, so
+      // it is kept as it is, not rebuilt.
+      known.attachments = attachments.map((a) => ({ networkId: a.networkId, ip: a.ip }));
+      known.sandbox = this.taskSandbox(path, hostname, attachments, primary >= 0 ? networks[primary]!.gateway : undefined);
+      return known.sandbox;
+    }
+    if (known || existsSync(path)) await this.removeTaskNamespace(netns, Math.max(attachments.length, known?.attachments.length ?? 0));
     // One process for the whole namespace: unshare creates it (bound at `path`) and runs one ip batch
     // inside; each veth is created from there straight into its sandbox, enslaved by the bridge's index.
     const veth = taskVethName(taskId);
@@ -320,28 +351,42 @@ class OverlayNetworkDriver implements NetworkDriver {
         `link set ${eth} up`,
       );
     });
-    const primary = networks.findIndex((n) => !n.ingress);
     if (primary >= 0) lines.push(`route add default via ${networks[primary]!.gateway}`);
     mkdirSync(NETNS_DIR, { recursive: true });
     closeSync(openSync(path, 'wx'));
     const record: TaskRecord = { key, netns, attachments: attachments.map((a) => ({ networkId: a.networkId, ip: a.ip })) };
+    const ruleset = taskVipRuleset(networks);
+    const freshRuleset = taskVipRuleset(networks, true);
+    const rulesFile = join(this.runDir(), `${key}.nft`);
     try {
-      await runTool(`task ${taskId}: create its network namespace`, 'unshare', [`--net=${path}`, 'ip', '-batch', '-'], `${lines.join('\n')}\n`);
-      const ruleset = taskVipRuleset(networks);
-      if (ruleset) await nftApply(`task ${taskId}: VIP rules`, ruleset, path);
+      const context = `task ${taskId}: create its network namespace`;
+      const batch = `${lines.join('\n')}\n`;
+      if (!ruleset) {
+        await runTool(context, 'unshare', [`--net=${path}`, 'ip', '-batch', '-'], batch);
+      } else {
+        // The VIP table goes in with the same process tree: a shell is cheaper than another spawn.
+        writeFileSync(rulesFile, freshRuleset);
+        await runTool(`${context} with its VIP rules`, 'unshare', [`--net=${path}`, 'sh', '-ec', 'ip -batch -; exec nft -f "$1"', 'sh', rulesFile], batch);
+      }
       record.vipRuleset = ruleset;
     } catch (err) {
       await this.removeTaskNamespace(netns, attachments.length).catch(() => {});
       throw err;
+    } finally {
+      if (ruleset) rmSync(rulesFile, { force: true });
     }
-    const nameserver = primary >= 0 ? networks[primary]!.gateway : undefined;
-    record.sandbox = {
+    record.sandbox = this.taskSandbox(path, hostname, attachments, primary >= 0 ? networks[primary]!.gateway : undefined);
+    this.tasks.set(key, record);
+    return record.sandbox;
+  }
+
+  /** The first (non-ingress) network's resolver listens on its gateway. */
+  private taskSandbox(path: string, hostname: string, attachments: TaskAttachmentRequest[], nameserver: string | undefined): TaskSandbox {
+    return {
       netnsPath: path,
       resolvConf: nameserver ? `nameserver ${nameserver}\noptions ndots:0\n` : 'options ndots:0\n',
       hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${attachments[0]!.ip}\t${hostname}\n`,
     };
-    this.tasks.set(key, record);
-    return record.sandbox;
   }
 
   private async detachTask(taskId: string): Promise<void> {
@@ -414,12 +459,22 @@ class OverlayNetworkDriver implements NetworkDriver {
     for (const netns of sandboxes) await removeSandbox(netns, true, `close: ${netns}`);
     await nftApply('close: remove routing mesh rules', removeTable('ip', this.names.meshTable()));
     await runTool('close: remove ingress link', 'ip', ['link', 'del', this.names.ingressLink()]).catch(() => { /* went with its sandbox */ });
+    rmSync(`/run/tsswarm-net/${this.names.prefix}`, { recursive: true, force: true });
     this.sandboxes.clear();
     this.foundSandboxes.clear();
     this.tasks.clear();
     this.meshRuleset = undefined;
     this.state = { vtep: '', networks: [], published: [] };
   }
+}
+
+/** Runs `work` over `items`, at most `limit` at a time (one nft process per task namespace). */
+async function inBatches<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function describe(network: OverlayNetworkState): string {

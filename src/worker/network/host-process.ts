@@ -2,12 +2,15 @@
  * The network driver behind a line protocol, for tests and benchmarks that run one driver per test
  * host: started inside the host's network namespace (`nsenter --net=/run/netns/HOST node host-process.js
  * --prefix P [--resolver PATH] [--upstream IP:PORT]...`), it reads one JSON request per line on stdin,
- * `{"id":1,"op":"apply","state":{...}}` (ops: apply, attach, detach, close, timeAttach) and answers
+ * `{"id":1,"op":"apply","state":{...}}` (ops: apply, attach, detach, close, and bridge.connect,
+ * bridge.disconnect, bridge.close for a single-host bridge network) and answers
  * `{"id":1,"ok":true,"result":...}` or `{"id":1,"ok":false,"error":"..."}`. It closes the driver and
  * exits when stdin ends.
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { BridgeNetwork, type PortMapping } from './bridge-network.js';
+import { runTool } from './commands.js';
 import { createNetworkDriver } from './driver.js';
 
 const { values } = parseArgs({
@@ -29,9 +32,18 @@ const driver = createNetworkDriver({
   log: { info: (m) => process.stderr.write(`info: ${m}\n`), warn: (m) => process.stderr.write(`warn: ${m}\n`) },
 });
 
+const bridges = new Map<number, BridgeNetwork>();
+function bridgeNetwork(spec: { index: number; subnet: string }): BridgeNetwork {
+  let network = bridges.get(spec.index);
+  if (!network) bridges.set(spec.index, network = new BridgeNetwork({ prefix: values.prefix!, ...spec }));
+  return network;
+}
+
 interface Request {
   id: number;
-  op: 'apply' | 'attach' | 'detach' | 'close';
+  op: 'apply' | 'attach' | 'detach' | 'close' | 'spawnFloor' | 'bridge.connect' | 'bridge.disconnect' | 'bridge.close';
+  bridge?: { index: number; subnet: string };
+  ports?: PortMapping[];
   state?: Parameters<typeof driver.apply>[0];
   taskId?: string;
   hostname?: string;
@@ -49,6 +61,18 @@ async function handle(request: Request): Promise<unknown> {
     }
     case 'detach': return driver.detach(request.taskId!);
     case 'close': return driver.close();
+    case 'bridge.connect': return bridgeNetwork(request.bridge!).connect(request.taskId!, request.hostname ?? request.taskId!, request.ports ?? []);
+    case 'bridge.disconnect': return bridgeNetwork(request.bridge!).disconnect(request.taskId!);
+    case 'bridge.close': return bridgeNetwork(request.bridge!).close();
+    case 'spawnFloor': {
+      // What one process costs from here (a spawn of /bin/true, and of ip with a one-line batch):
+      // the floor under attach, which needs one process tree.
+      const time = async (f: () => Promise<unknown>) => { const t = process.hrtime.bigint(); await f(); return Number(process.hrtime.bigint() - t) / 1e6; };
+      return {
+        trueMs: await time(() => runTool('probe', '/bin/true', [])),
+        ipMs: await time(() => runTool('probe', 'ip', ['-batch', '-'], 'link show lo\n')),
+      };
+    }
     default: throw new Error(`unknown op ${JSON.stringify((request as { op: unknown }).op)}`);
   }
 }
@@ -72,7 +96,7 @@ lines.on('line', (line) => {
   void done.finally(() => inFlight.delete(done));
 });
 lines.on('close', () => {
-  void Promise.all(inFlight).then(() => driver.close()).catch((err: Error) => {
+  void Promise.all(inFlight).then(() => Promise.all([driver.close(), ...[...bridges.values()].map((b) => b.close())])).catch((err: Error) => {
     process.stderr.write(`host-process: close failed: ${err.message}\n`);
     process.exitCode = 1;
   });

@@ -70,6 +70,29 @@ export class DriverClient {
     return this.call({ op: 'close' });
   }
 
+  bridgeConnect(bridge: { index: number; subnet: string }, containerId: string, ports: { protocol: 'tcp' | 'udp'; hostPort: number; containerPort: number }[] = []): Promise<TaskSandbox & { ip: string }> {
+    return this.call({ op: 'bridge.connect', bridge, taskId: containerId, hostname: containerId, ports });
+  }
+
+  bridgeDisconnect(bridge: { index: number; subnet: string }, containerId: string): Promise<void> {
+    return this.call({ op: 'bridge.disconnect', bridge, taskId: containerId });
+  }
+
+  bridgeClose(bridge: { index: number; subnet: string }): Promise<void> {
+    return this.call({ op: 'bridge.close', bridge });
+  }
+
+  /** The cost of one spawn from the driver's process (see host-process.ts). */
+  spawnFloor(): Promise<{ trueMs: number; ipMs: number }> {
+    return this.call({ op: 'spawnFloor' });
+  }
+
+  /** A daemon crash: SIGKILL by PID, nothing cleaned up. */
+  async kill(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
   /** Ends the process: stdin closes (it closes its driver), SIGKILL by PID if it hangs. */
   async stop(): Promise<void> {
     this.child.stdin!.end();

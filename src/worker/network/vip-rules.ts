@@ -8,10 +8,11 @@ export const TASK_TABLE = 'tsswarm';
 
 /**
  * The whole ruleset of a task that joins `networks`, as one `nft -f` transaction that replaces what
- * was there (declaring the table first makes the delete valid when it does not exist yet). Empty
+ * was there (declaring the table first makes the delete valid when it does not exist yet), or only
+ * creates it in a namespace known to have none (`fresh`). Empty
  * string: the task needs no table (and has none to remove if it never had one).
  */
-export function taskVipRuleset(networks: OverlayNetworkState[]): string {
+export function taskVipRuleset(networks: OverlayNetworkState[], fresh = false): string {
   const balance: string[] = [];
   const refuse: string[] = [];
   const seen = new Set<string>();
@@ -32,18 +33,15 @@ export function taskVipRuleset(networks: OverlayNetworkState[]): string {
     }
   }
   if (balance.length === 0 && refuse.length === 0) return '';
+  // Deleting a table with base chains waits for an RCU grace period (~10 ms here): a namespace
+  // created a moment ago has no table, so attach skips the delete (`fresh`).
+  const replace = fresh ? [] : [`table ip ${TASK_TABLE}`, `delete table ip ${TASK_TABLE}`];
   return [
-    `table ip ${TASK_TABLE}`,
-    `delete table ip ${TASK_TABLE}`,
+    ...replace,
     `table ip ${TASK_TABLE} {`,
-    '  chain vip {',
-    '    type nat hook output priority -100; policy accept;',
-    ...balance,
-    '  }',
-    '  chain unserved {',
-    '    type filter hook output priority 0; policy accept;',
-    ...refuse,
-    '  }',
+    // Only chains with rules: each base chain is a hook every packet of the task passes.
+    ...(balance.length === 0 ? [] : ['  chain vip {', '    type nat hook output priority -100; policy accept;', ...balance, '  }']),
+    ...(refuse.length === 0 ? [] : ['  chain unserved {', '    type filter hook output priority 0; policy accept;', ...refuse, '  }']),
     '}',
     '',
   ].join('\n');

@@ -8,7 +8,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { serviceClient } from '../../api/proto.js';
 import { CHANNEL_OPTIONS } from '../../security/tls-credentials.js';
-import type { NetworkDriver, NodeNetworkState } from '../network/types.js';
+import type { NetworkDriver } from '../network/types.js';
+import { networkStateFromWire } from '../network/wire-state.js';
 import type { TaskExecutor } from './task-executor.js';
 import type { WireSessionMessage, WireTaskStatus } from './wire.js';
 
@@ -126,7 +127,7 @@ export class Agent {
       const networkState = msg.networkState;
       this.applying = this.applying.then(async () => {
         if (networkState && this.opts.network) {
-          await this.opts.network.apply(networkState as NodeNetworkState)
+          await this.opts.network.apply(networkStateFromWire(networkState))
             .catch((err) => this.opts.logger.warn({ err: (err as Error).message }, 'applying the network state failed'));
         }
         await this.executor.assign(msg.assignments, msg.full);

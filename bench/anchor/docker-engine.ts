@@ -51,8 +51,8 @@ export function ensureDockerInstalled(): string | null {
   return existsSync(DOCKERD) && existsSync(DOCKER_CLI) ? null : `docker.io installed but ${DOCKERD} or ${DOCKER_CLI} is missing`;
 }
 
-function lastLine(text: string): string {
-  return text.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
+function lastLine(text: string | null | undefined): string {
+  return (text ?? '').trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
 }
 
 /** The cgroup mounts under /sys/fs/cgroup as shell commands that recreate them in another mount namespace. */
@@ -89,7 +89,7 @@ export class DockerEngine {
   /** Creates the namespace and starts dockerd in it; throws with the reason when the engine will not come up. */
   async start(): Promise<void> {
     const add = spawnSync('ip', ['netns', 'add', this.netns], { encoding: 'utf8' });
-    if (add.status !== 0) throw new Error(`ip netns add ${this.netns}: ${lastLine(add.stderr)}`);
+    if (add.status !== 0) throw new Error(`ip netns add ${this.netns}: ${lastLine(add.stderr || String(add.error))}`);
     this.netnsCreated = true;
     // Both veth ends stay in the namespace: a link for the advertise address, nothing reaching out.
     const links = spawnSync('ip', ['-n', this.netns, '-batch', '-'], {
@@ -97,7 +97,7 @@ export class DockerEngine {
       input: ['link set lo up', 'link add tswbd0 type veth peer name tswbd1', `addr add ${ADVERTISE_ADDR}/24 dev tswbd0`,
         'link set tswbd1 up', 'link set tswbd0 up'].join('\n') + '\n',
     });
-    if (links.status !== 0) throw new Error(`setting up ${this.netns}: ${lastLine(links.stderr)}`);
+    if (links.status !== 0) throw new Error(`setting up ${this.netns}: ${lastLine(links.stderr || String(links.error))}`);
 
     const script = `set -e\n${cgroupMountScript()}\nexec "$@"`;
     const logFd = openSync(this.log, 'a');
@@ -136,8 +136,13 @@ export class DockerEngine {
 
   /** The Docker CLI (20.10) against this engine. */
   async cli(...args: string[]): Promise<string> {
-    const { stdout } = await execFileAsync(DOCKER_CLI, ['-H', `unix://${this.socket}`, ...args], { encoding: 'utf8', maxBuffer: 16 << 20 });
-    return stdout;
+    try {
+      const { stdout } = await execFileAsync(DOCKER_CLI, ['-H', `unix://${this.socket}`, ...args], { encoding: 'utf8', maxBuffer: 16 << 20 });
+      return stdout;
+    } catch (err) {
+      const e = err as Error & { stderr?: string };
+      throw new Error(`docker ${args.slice(0, 2).join(' ')}: ${lastLine(e.stderr) || e.message}`);
+    }
   }
 
   /** One Engine API call over the unix socket (what the CLI does, without a process per poll). */

@@ -67,29 +67,48 @@ export async function measureSwarmConverge(engine: DockerEngine, sizes: number[]
 
   let rate = 0; // tasks/s at the largest size measured so far
   for (const n of sizes) {
+    const label = `docker   N=${String(n).padStart(4)}`;
     if (n > ALWAYS_UP_TO && rate > 0 && n / rate > SKIP_OVER_S) {
       out.skipped[String(n)] = `skipped: ${n} tasks at ${rate.toFixed(1)} tasks/s would take ~${Math.round(n / rate)} s (> ${SKIP_OVER_S} s)`;
-      console.log(`docker   N=${String(n).padStart(4)}  ${out.skipped[String(n)]}`);
+      console.log(`${label}  ${out.skipped[String(n)]}`);
       continue;
     }
-    const name = `conv${n}`;
-    const timeoutMs = n > ALWAYS_UP_TO ? Math.max(60_000, (n / rate) * 1500) : 300_000;
-    const t0 = performance.now();
-    await engine.cli('service', 'create', '-d', '--no-resolve-image', '--stop-grace-period', '1s', '--replicas', String(n),
-      '--name', name, IMAGE, 'sleep', '3600');
     try {
-      await until(`${n} running Docker tasks`, async () => (await runningTasks(engine, name)) === n, timeoutMs);
-      const seconds = (performance.now() - t0) / 1000;
+      const seconds = await convergeOnce(engine, n, n > ALWAYS_UP_TO && rate > 0 ? Math.max(60_000, (n / rate) * 1500) : 300_000);
       out.seconds[String(n)] = Math.round(seconds * 1000) / 1000;
       rate = n / seconds;
-      console.log(`docker   N=${String(n).padStart(4)}  ${seconds.toFixed(3)} s  (${rate.toFixed(1)} tasks/s)`);
+      console.log(`${label}  ${seconds.toFixed(3)} s  (${rate.toFixed(1)} tasks/s)`);
       if (n === 100) out.rssAt100 = engine.rss();
     } catch (err) {
-      out.skipped[String(n)] = (err as Error).message;
-      console.log(`docker   N=${String(n).padStart(4)}  ${(err as Error).message}`);
+      // The engine is in an unknown state: report this size and stop measuring rather than lose the run.
+      out.skipped[String(n)] = `failed: ${(err as Error).message}`;
+      console.log(`${label}  ${out.skipped[String(n)]}`);
+      break;
+    } finally {
+      await removeService(engine, `conv${n}`).catch((err) => console.log(`# Docker anchor: ${(err as Error).message}`));
     }
-    await engine.cli('service', 'rm', name);
-    await until(`the containers of ${name} gone`, async () => (await serviceContainers(engine, name)) === 0, 300_000);
+  }
+  if (Object.keys(out.seconds).length === 0 && Object.keys(out.skipped).length > 0) {
+    out.docker = `absent: engine started but no size converged (${Object.values(out.skipped)[0]})`;
   }
   return out;
+}
+
+/** Seconds from `docker service create --replicas n` to n tasks running. */
+async function convergeOnce(engine: DockerEngine, n: number, timeoutMs: number): Promise<number> {
+  const name = `conv${n}`;
+  const t0 = performance.now();
+  await engine.cli('service', 'create', '-d', '--no-resolve-image', '--stop-grace-period', '1s', '--replicas', String(n),
+    '--name', name, IMAGE, 'sleep', '3600');
+  await until(`${n} running Docker tasks`, async () => (await runningTasks(engine, name)) === n, timeoutMs);
+  return (performance.now() - t0) / 1000;
+}
+
+async function removeService(engine: DockerEngine, name: string): Promise<void> {
+  const filters = encodeURIComponent(JSON.stringify({ name: [name] }));
+  const services = (await engine.api('GET', `/services?filters=${filters}`)) as { ID: string; Spec: { Name: string } }[];
+  const service = services.find((s) => s.Spec.Name === name);
+  if (!service) return;
+  await engine.api('DELETE', `/services/${service.ID}`);
+  await until(`the containers of ${name} gone`, async () => (await serviceContainers(engine, name)) === 0, 300_000);
 }

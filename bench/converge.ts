@@ -1,17 +1,23 @@
 /**
  * npm run bench:converge — on a one-manager swarm on this machine, the time from `service create
  * --replicas N` to all N tasks running (real containers), for N = 1, 10, 100 and 300; the daemon's
- * RSS with 300 tasks. Docker Swarm runs in the same benchmark when a Docker engine can be started
- * here (dockerd on PATH); otherwise it is reported absent, never a copied number.
+ * RSS with 300 tasks. Then, in the same run, the Docker Swarm anchor (bench/anchor/): Debian's docker.io
+ * (installed when missing) in a network namespace of its own, the same image and command, the same sizes
+ * (a size is skipped when Docker's rate says it would take over ~100 s); when no Docker engine can be
+ * started here it is reported absent with the reason, never a copied number. `ratio_vs_swarm_100` is
+ * ours / Docker's seconds at N=100.
  *
- * Env: CONVERGE_SIZES (default "1,10,100,300"). Prints a table and, last, `RESULT {json}`.
+ * Env: CONVERGE_SIZES (default "1,10,100,300"); CONVERGE_DOCKER=off skips the anchor (reported absent).
+ * Prints a table and, last, `RESULT {json}`.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DaemonClient } from '../src/cli/client.js';
+import { DockerEngine } from './anchor/docker-engine.js';
+import { measureSwarmConverge, type SwarmConverge } from './anchor/docker-swarm-converge.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(REPO, 'bin', 'tsswarm');
@@ -27,6 +33,15 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs: num
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('must run as root');
+  const engine = new DockerEngine();
+  try {
+    await converge(engine);
+  } finally {
+    await engine.stop(); // idempotent: also when our side failed before the anchor ran
+  }
+}
+
+async function converge(engine: DockerEngine): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tsswarm-bench-converge-'));
   const socket = join(dir, 'tsswarm.sock');
   const port = 27000 + (process.pid % 1000);
@@ -38,9 +53,17 @@ async function main(): Promise<void> {
   const node = new DaemonClient(`unix:${socket}`, 'node');
   const results: Record<string, number> = {};
   let rss300 = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.error(`bench:converge: ${signal}: stopping the daemons this benchmark started`);
+    if (daemon.exitCode === null) daemon.kill('SIGTERM');
+    void engine.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     await until('the daemon socket', async () => existsSync(socket), 15_000);
     execFileSync('bash', [join(REPO, 'scripts', 'busybox-rootfs.sh'), join(dir, 'busybox.tar')]);
+    copyFileSync(join(dir, 'busybox.tar'), join(engine.dir, 'busybox.tar')); // the anchor imports the same rootfs
     cli('image', 'import', join(dir, 'busybox.tar'), 'bench/busybox:1');
     cli('swarm', 'init', '--advertise-addr', `127.0.0.1:${port}`);
     for (const n of SIZES) {
@@ -68,18 +91,38 @@ async function main(): Promise<void> {
     spawnSync('sh', ['-c', `for d in /sys/fs/cgroup/*/${cg}; do rmdir "$d" 2>/dev/null; done`]);
     rmSync(dir, { recursive: true, force: true });
   }
-  const dockerd = spawnSync('sh', ['-c', 'command -v dockerd'], { encoding: 'utf8' }).stdout.trim();
-  console.log(dockerd ? '# dockerd found but the Docker Swarm anchor is not automated yet: reported absent' : '# Docker Swarm: absent (no Docker engine on this machine)');
+  let swarm: SwarmConverge;
+  try {
+    swarm = process.env.CONVERGE_DOCKER === 'off'
+      ? { docker: 'absent: disabled by CONVERGE_DOCKER=off', seconds: {}, skipped: {}, rssAt100: null, version: null }
+      : await measureSwarmConverge(engine, SIZES, join(engine.dir, 'busybox.tar'));
+  } finally {
+    await engine.stop();
+  }
+  if (swarm.docker !== 'measured') console.log(`# Docker Swarm: ${swarm.docker}`);
   const ours100 = results['100'];
+  const docker100 = swarm.seconds['100'];
+  const ratio = (ours?: number, theirs?: number) => (ours && theirs ? Math.round((ours / theirs) * 10000) / 10000 : null);
+  const ratios: Record<string, number | null> = {};
+  for (const n of Object.keys(swarm.seconds)) ratios[n] = ratio(results[n], swarm.seconds[n]);
+  const swarmRss = swarm.rssAt100 && { ...swarm.rssAt100, totalMiB: swarm.rssAt100.dockerdMiB + swarm.rssAt100.containerdMiB };
   const result = {
     tsswarm_seconds: results,
     daemon_rss_mib_at_max: rss300,
     max_tasks: Math.max(...SIZES),
-    swarm_seconds: null,
-    ratio_vs_swarm_100: null,
+    docker: swarm.docker,
+    docker_version: swarm.version,
+    swarm_seconds: swarm.docker === 'measured' ? swarm.seconds : null,
+    swarm_skipped: swarm.skipped,
+    swarm_rss_mib_100: swarmRss,
+    ratio_vs_swarm_100: ratio(ours100, docker100),
+    ratios_vs_swarm: ratios,
     tsswarm_tasks_per_s_100: ours100 ? Math.round((100 / ours100) * 10) / 10 : null,
+    swarm_tasks_per_s_100: docker100 ? Math.round((100 / docker100) * 10) / 10 : null,
   };
   console.log(`daemon RSS with ${result.max_tasks} tasks: ${rss300} MiB`);
+  if (swarmRss) console.log(`Docker at N=100: dockerd ${swarmRss.dockerdMiB} MiB + containerd ${swarmRss.containerdMiB} MiB RSS`);
+  if (result.ratio_vs_swarm_100 !== null) console.log(`ratio vs Docker Swarm at N=100: ${result.ratio_vs_swarm_100} (${ours100} s / ${docker100} s)`);
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
 

@@ -11,7 +11,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 interface RunFlags {
   detach?: boolean; rm?: boolean; name?: string; env: string[]; memory?: string; cpus?: string; pidsLimit?: string;
   hostname?: string; restart?: string; volume: string[]; network?: string; entrypoint?: string; workdir?: string;
-  user?: string; readOnly?: boolean; stopSignal?: string; stopTimeout?: string; label: string[];
+  user?: string; readOnly?: boolean; stopSignal?: string; stopTimeout?: string; label: string[]; publish: string[];
 }
 
 function addRunOptions(cmd: Command): Command {
@@ -24,7 +24,8 @@ function addRunOptions(cmd: Command): Command {
     .option('-h, --hostname <name>', 'container host name')
     .option('--restart <policy>', 'restart policy: no, on-failure[:N], always, unless-stopped')
     .option('-v, --volume <SRC:DST[:ro]>', 'bind-mount a host path', collect, [])
-    .addOption(new Option('--network <mode>', 'network: none or host').choices(['none', 'host']))
+    .addOption(new Option('--network <mode>', 'network: none, host, or bridge (default: none; bridge with -p)').choices(['none', 'host', 'bridge']))
+    .option('-p, --publish <HOST:CONTAINER[/udp]>', 'publish a container port on the bridge network', collect, [])
     .option('--entrypoint <cmd>', 'override the image entrypoint ("" clears it)')
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user[:group]>', 'user name or uid (and group) to run as')
@@ -75,13 +76,22 @@ export function specFromFlags(image: string, command: string[], o: RunFlags): Pa
     pidsLimit: o.pidsLimit ? parseInteger('--pids-limit', o.pidsLimit, -1) : 0,
     restart,
     mounts,
-    network: (o.network as ContainerSpec['network']) ?? 'none',
+    // As docker: publishing a port implies the bridge network.
+    network: (o.network as ContainerSpec['network']) ?? (o.publish.length > 0 ? 'bridge' : 'none'),
+    ports: o.publish.map(parsePortMapping),
     autoRemove: o.rm ?? false,
     readOnly: o.readOnly ?? false,
     stopSignal: o.stopSignal ?? '',
     stopTimeout: o.stopTimeout ? parseInteger('--stop-timeout', o.stopTimeout, 0) : 10,
     labels,
   };
+}
+
+function parsePortMapping(spec: string): ContainerSpec['ports'][number] {
+  const m = /^(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec);
+  const valid = (n: number) => n >= 1 && n <= 65535;
+  if (!m || !valid(Number(m[1])) || !valid(Number(m[2]))) throw new UsageError(`invalid -p ${spec}: expected HOST_PORT:CONTAINER_PORT[/tcp|udp]`);
+  return { protocol: (m[3] ?? 'tcp') as 'tcp' | 'udp', hostPort: Number(m[1]), containerPort: Number(m[2]) };
 }
 
 function statusText(c: ContainerRecord): string {

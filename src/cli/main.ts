@@ -40,6 +40,7 @@ function buildProgram(): Command {
     .option('--hostname <name>', 'this node\'s name in the swarm (default: the machine\'s hostname)')
     .addOption(new Option('--network-driver <driver>', 'overlay: join tasks to overlay networks and the routing mesh in this daemon\'s network namespace; none: refuse such tasks').choices(['overlay', 'none']).default('overlay'))
     .option('--network-prefix <prefix>', 'names of this daemon\'s overlay namespaces start with it (1-7 of a-z0-9-; default: from the data dir)')
+    .option('--bridge-subnet <cidr>', 'subnet of the bridge network for `container run --network bridge` (default 172.29.0.0/16)')
     .option('--dns-upstream <ip:port...>', 'resolvers for names outside the swarm (default: those of /etc/resolv.conf)')
     .action(async (o) => {
       const { runDaemon } = await import('../daemon/main.js');

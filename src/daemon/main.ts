@@ -14,6 +14,10 @@ import { writeFileAtomic } from '../durable-file.js';
 import { ContainerManager } from '../worker/containers/manager.js';
 import { RuntimeDriver, cgroupLayout, nativeDir, type RuntimeName } from '../worker/runtime/driver.js';
 import { createNetworkDriver } from '../worker/network/driver.js';
+import { BridgeNetwork } from '../worker/network/bridge-network.js';
+
+/** The single-host bridge network of `container run --network bridge` (Docker's is 172.17.0.0/16). */
+const DEFAULT_BRIDGE_SUBNET = '172.29.0.0/16';
 import { nodeApiHandlers, nodeApiService } from '../worker/node-api.js';
 import { ImageStore } from '../worker/images/index.js';
 import { SwarmNode } from './swarm.js';
@@ -31,6 +35,7 @@ export interface DaemonOptions {
   hostname?: string;
   networkDriver?: 'overlay' | 'none';
   networkPrefix?: string;
+  bridgeSubnet?: string;
   dnsUpstream?: string[];
 }
 
@@ -75,12 +80,14 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   await mkdir(stateRoot, { recursive: true, mode: 0o700 });
   const runtime = new RuntimeDriver(o.runtime, stateRoot);
   const images = await ImageStore.open(join(dataDir, 'images'), log);
-  const containers = await ContainerManager.open({ dataDir, images, runtime, cgroupParent: o.cgroupParent, log });
+  const networkPrefix = o.networkPrefix || `t${createHash('sha256').update(dataDir).digest('hex').slice(0, 5)}`;
+  const bridge = o.networkDriver === 'none' ? undefined : new BridgeNetwork({ prefix: networkPrefix, index: 0, subnet: o.bridgeSubnet ?? DEFAULT_BRIDGE_SUBNET });
+  const containers = await ContainerManager.open({ dataDir, images, runtime, cgroupParent: o.cgroupParent, log, bridge });
 
   // Overlay networks live in this daemon's network namespace, named with a prefix of its own, so that
   // several daemons on one machine (test hosts) never touch each other's.
   const network = o.networkDriver === 'none' ? undefined : createNetworkDriver({
-    prefix: o.networkPrefix || `t${createHash('sha256').update(dataDir).digest('hex').slice(0, 5)}`,
+    prefix: networkPrefix,
     resolverPath: join(nativeDir(), 'tsswarm-resolver'),
     dnsUpstreams: o.dnsUpstream ?? [],
     log: { info: (msg) => log.info({ component: 'network' }, msg), warn: (msg) => log.warn({ component: 'network' }, msg) },

@@ -44,7 +44,7 @@ function toImage(img: ImageRecordLike) {
 }
 
 function toContainer(r: ContainerRecord) {
-  return { ...r, spec: r.spec, state: r.state };
+  return { ...r, spec: r.spec, state: r.state, networkSettings: { ipAddress: r.spec.sandbox?.ip ?? '' } };
 }
 
 function toLogLine(e: LogEntry) {

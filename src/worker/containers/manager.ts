@@ -16,7 +16,7 @@ import type { RuntimeDriver } from '../runtime/driver.js';
 import { resolveIdentity } from './identity.js';
 import { readLogs, type LogEntry } from './logs.js';
 import { randomContainerName } from './names.js';
-import { ContainerError, type ContainerRecord, type ContainerSpec, type ExitRecord } from './types.js';
+import { ContainerError, type ContainerRecord, type ContainerSpec, type ExitRecord, type PortMapping } from './types.js';
 
 /** What the manager needs of the image store. */
 export interface ImageLookup {
@@ -30,6 +30,11 @@ export interface ContainerManagerOptions {
   runtime: RuntimeDriver;
   cgroupParent: string;
   log: Logger;
+  /** The single-host bridge network (`--network bridge`); without it such containers are refused. */
+  bridge?: {
+    connect(containerId: string, hostname: string, ports: PortMapping[]): Promise<{ netnsPath: string; resolvConf: string; hosts: string }>;
+    disconnect(containerId: string): Promise<void>;
+  };
 }
 
 interface Live {
@@ -104,6 +109,9 @@ export class ContainerManager {
     const command = resolveCommand(full, image.config);
     if (command.length === 0) throw new ContainerError('no command specified: the image has no Cmd or Entrypoint and none was given', 'invalid');
 
+    if (spec.network === 'bridge' && !this.opts.bridge) {
+      throw new ContainerError('the bridge network is off on this daemon (it runs with --network-driver none)', 'invalid');
+    }
     const lowerDirs = this.opts.images.lowerDirs(image);
     const identity = resolveIdentity(full.user || image.config.user, lowerDirs);
     const cdir = join(this.dir, id);
@@ -116,6 +124,13 @@ export class ContainerManager {
     const live: Live = { record, exited: new Deferred(), busy: Promise.resolve() };
     this.containers.set(id, live);
     try {
+      if (full.network === 'bridge') {
+        const endpoint = await this.opts.bridge!.connect(id, hostname, full.ports).catch((err: Error) => {
+          throw new ContainerError(`cannot connect to the bridge network: ${err.message}`, 'invalid');
+        });
+        // As docker's bridge: the host's resolvers, reached through the masquerading gateway.
+        full.sandbox = { ...endpoint, resolvConf: await hostResolvConf('host') };
+      }
       await mkdir(join(cdir, 'rootfs'), { recursive: true });
       await Promise.all([mkdir(join(cdir, 'upper')), mkdir(join(cdir, 'work'))]);
       const etc = { hosts: join(cdir, 'hosts'), hostname: join(cdir, 'hostname'), resolvConf: join(cdir, 'resolv.conf') };
@@ -133,6 +148,7 @@ export class ContainerManager {
       await this.save(record, true);
     } catch (err) {
       this.containers.delete(id);
+      if (full.network === 'bridge') await this.opts.bridge!.disconnect(id).catch(() => {});
       await rm(cdir, { recursive: true, force: true });
       throw err;
     }
@@ -429,6 +445,9 @@ export class ContainerManager {
     // The shim deletes the runtime state and unmounts on exit; a forced delete covers a shim that died.
     await this.opts.runtime.command(['delete', '--force', r.id]).catch(() => {});
     await rm(r.bundle, { recursive: true, force: true });
+    if (r.spec.network === 'bridge') {
+      await this.opts.bridge?.disconnect(r.id).catch((err) => this.opts.log.warn({ id: r.id, err: (err as Error).message }, 'leaving the bridge network failed'));
+    }
     this.containers.delete(r.id);
     this.opts.log.info({ id: r.id, name: r.name }, 'container removed');
   }

@@ -29,7 +29,12 @@ export const containerSpecSchema = z.object({
     maxRetries: z.number().int().nonnegative(),
   }),
   mounts: z.array(z.object({ source: absolutePath, target: absolutePath, readOnly: z.boolean() })),
-  network: z.union([z.literal(''), z.enum(['none', 'host'])]).transform((n) => n || 'none'),
+  network: z.union([z.literal(''), z.enum(['none', 'host', 'bridge'])]).transform((n) => n || 'none'),
+  ports: z.array(z.object({
+    protocol: z.union([z.literal(''), z.enum(['tcp', 'udp'])]).transform((p) => p || 'tcp'),
+    hostPort: z.number().int().min(1).max(65535),
+    containerPort: z.number().int().min(1).max(65535),
+  })),
   sandbox: z.object({
     netnsPath: absolutePath,
     resolvConf: z.string(),
@@ -40,6 +45,8 @@ export const containerSpecSchema = z.object({
   stopSignal: z.string(),
   stopTimeout: z.number().int().nonnegative().max(3600),
   labels: z.record(z.string(), z.string()),
+}).refine((s) => s.ports.length === 0 || s.network === 'bridge', {
+  message: 'ports can only be published on the bridge network (--network bridge)', path: ['ports'],
 }) satisfies z.ZodType<ContainerSpec, unknown>;
 
 /** Fills what an older or sparse client left out, so the schema sees a complete object. */
@@ -47,7 +54,7 @@ export function withSpecDefaults(input: Partial<ContainerSpec>): Record<string, 
   return {
     name: '', cmd: [], entrypoint: [], entrypointSet: false, env: [], workingDir: '', user: '', hostname: '',
     memoryBytes: 0, nanoCpus: 0, pidsLimit: 0, mounts: [], network: 'none', autoRemove: false,
-    readOnly: false, stopSignal: '', stopTimeout: 10, labels: {},
+    readOnly: false, stopSignal: '', stopTimeout: 10, labels: {}, ports: [],
     ...input,
     restart: { name: 'no', maxRetries: 0, ...(input.restart ?? {}) },
   };

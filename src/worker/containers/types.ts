@@ -14,17 +14,25 @@ export interface ContainerSpec {
   pidsLimit: number;
   restart: RestartPolicy;
   mounts: BindMount[];
-  network: 'none' | 'host';
+  network: 'none' | 'host' | 'bridge';
+  /** `-p HOST:CONTAINER[/udp]`: published on the daemon's addresses (bridge network only). */
+  ports: PortMapping[];
   /**
    * A network namespace prepared for the container (an overlay attachment): it joins it instead of
    * `network`, and gets the name service files made for it.
    */
-  sandbox?: { netnsPath: string; resolvConf: string; hosts: string };
+  sandbox?: { netnsPath: string; resolvConf: string; hosts: string; ip?: string };
   autoRemove: boolean;
   readOnly: boolean;
   stopSignal: string;
   stopTimeout: number;
   labels: Record<string, string>;
+}
+
+export interface PortMapping {
+  protocol: 'tcp' | 'udp';
+  hostPort: number;
+  containerPort: number;
 }
 
 export interface RestartPolicy {

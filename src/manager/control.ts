@@ -155,12 +155,18 @@ export class ControlService {
     // Tasks are made from the task template: only a change there (or --force) replaces them; a
     // new replica count or update config leaves running tasks alone.
     const taskChanged = JSON.stringify(spec.task) !== JSON.stringify(current.spec.task);
+    const replace = taskChanged || Boolean(opts.force);
     const next: ServiceObject = {
       ...current,
       spec,
       previousSpec: changed ? current.spec : current.previousSpec,
-      specVersion: taskChanged || opts.force ? current.specVersion + 1 : current.specVersion,
+      specVersion: replace ? current.specVersion + 1 : current.specVersion,
       endpoint: { ...current.endpoint, ports: spec.endpoint.ports },
+      // A new task template starts a rolling update (orchestrator/updater.ts), resumed from here by any leader.
+      ...(replace ? { updateStatus: {
+        state: opts.rollback ? 'rollback_started' as const : 'updating' as const,
+        message: opts.rollback ? 'manually requested rollback' : 'update in progress', startedAt: this.now(), completedAt: '', failures: 0, nextBatchAt: '',
+      } } : {}),
     };
     const [updated] = await this.write([{ op: 'update', kind: 'service', object: next, expectVersion: version || current.meta.version }]);
     return updated as ServiceObject;

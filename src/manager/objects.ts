@@ -84,7 +84,14 @@ export interface ServiceObject {
   specVersion: number;
   previousSpec?: ServiceSpec;
   endpoint: { virtualIps: { networkId: string; addr: string }[]; ports: PortConfig[] };
-  updateStatus?: { state: 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_completed' | 'rollback_paused'; message: string; startedAt: string; completedAt: string };
+  updateStatus?: {
+    state: 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_completed' | 'rollback_paused';
+    message: string; startedAt: string; completedAt: string;
+    /** New tasks that failed within their monitor period (the rolling updater's count). */
+    failures?: number;
+    /** When the delay after the last batch ends; '' while a batch runs or when none is due. */
+    nextBatchAt?: string;
+  };
 }
 
 /** Task states in the order they are reached; a task's state only moves forward. */
@@ -123,8 +130,14 @@ export interface TaskObject {
     error: string;
     exitCode: number;
     containerId: string;
+    /** Set by the worker when a health check applies: the task counts as up only once healthy. */
+    health?: '' | 'starting' | 'healthy' | 'unhealthy';
+    /** When its container started (kept once it ends): an update's monitor period counts from it. */
+    startedAt?: string;
   };
   networks: { networkId: string; addresses: string[] }[];
+  /** Restart policy: when this slot was restarted within the policy's window, this task's start included. */
+  restarts?: string[];
 }
 
 export interface NetworkObject {

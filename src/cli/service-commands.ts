@@ -4,6 +4,7 @@ import type { ServiceObject, ServiceSpec, TaskObject } from '../manager/objects.
 import type { DaemonClient, SERVICES } from './client.js';
 import { capitalise as cap, printJson, printTable, truncate, type OutputFormat } from './format.js';
 import { ProgressPrinter, progressOf, renderProgress } from './progress.js';
+import { addLifecycleOptions, serviceUpdateCommands, withLifecycleFlags, type LifecycleFlags } from './service-update.js';
 import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';
 
 type Connect = (service: keyof typeof SERVICES) => DaemonClient;
@@ -136,7 +137,7 @@ async function waitConverged(connect: Connect, service: ServiceObject, verifyMs 
 export function serviceCommands(connect: Connect, format: () => OutputFormat): Command[] {
   const service = new Command('service').description('manage swarm services').enablePositionalOptions();
 
-  service.addCommand(new Command('create').description('create a service')
+  service.addCommand(addLifecycleOptions(new Command('create').description('create a service'))
     .option('--name <name>', 'service name')
     .option('--replicas <n>', 'number of tasks')
     .addOption(new Option('--mode <mode>', 'replicated or global').choices(['replicated', 'global']).default('replicated'))
@@ -156,8 +157,8 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
     .argument('<image>').argument('[command...]')
     .passThroughOptions()
-    .action(async (image: string, args: string[], o: CreateFlags) => {
-      const created = await connect('control').call<ServiceObject>('CreateService', { spec: specFromFlags(image, args, o) });
+    .action(async (image: string, args: string[], o: CreateFlags & LifecycleFlags) => {
+      const created = await connect('control').call<ServiceObject>('CreateService', { spec: withLifecycleFlags(specFromFlags(image, args, o), o) });
       process.stdout.write(`${created.id}\n`);
       if (!o.detach) await waitConverged(connect, created);
     }));
@@ -252,5 +253,6 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
       }
       if (failed) process.exitCode = 1;
     }));
+  for (const c of serviceUpdateCommands(connect)) service.addCommand(c);
   return [service];
 }

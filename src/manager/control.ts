@@ -149,13 +149,15 @@ export class ControlService {
     } else {
       spec = this.checkSpec(raw);
     }
+    // As docker: --force changes the task template, so the rolling update replaces every task.
+    if (opts.force) spec = { ...spec, task: { ...spec.task, forceUpdate: (current.spec.task.forceUpdate ?? 0) + 1 } };
     if (spec.name !== current.spec.name) throw new ValidationError('a service cannot be renamed');
     this.checkPortsFree(spec, current.id);
     const changed = JSON.stringify(spec) !== JSON.stringify(current.spec);
     // Tasks are made from the task template: only a change there (or --force) replaces them; a
     // new replica count or update config leaves running tasks alone.
     const taskChanged = JSON.stringify(spec.task) !== JSON.stringify(current.spec.task);
-    const replace = taskChanged || Boolean(opts.force);
+    const replace = taskChanged;
     const next: ServiceObject = {
       ...current,
       spec,

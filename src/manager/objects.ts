@@ -53,6 +53,8 @@ export interface ServiceSpec {
     stopSignal: string;
     healthcheck?: { test: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number };
     networks: string[];
+    /** Bumped by `service update --force`, so that the task template changes and every task is replaced. */
+    forceUpdate?: number;
   };
   mode: { replicated: { replicas: number } } | { global: Record<string, never> };
   update: UpdateConfig;

@@ -179,6 +179,7 @@ describe('rolling update (pure planning against a simulated cluster)', () => {
     const sim = new Sim();
     sim.create(3, { failureAction: 'rollback', parallelism: 1 });
     sim.settle();
+    const before = sim.tasks().map((t) => t.id);
     sim.failing.add('v2');
     sim.updateImage('v2');
     sim.settle();
@@ -187,6 +188,10 @@ describe('rolling update (pure planning against a simulated cluster)', () => {
     expect(s.updateStatus?.message).toMatch(/update rolled back due to failure or early termination of task \S+: task: non-zero exit \(1\)/);
     expect(s.spec.task.image).toBe('v1');
     expect(sim.runningImages()).toEqual(['v1', 'v1', 'v1']);
+    // Only the slot the update reached was replaced: the others were adopted by the rolled-back version.
+    const live = sim.tasks().filter((t) => t.desiredState === 'running');
+    expect(live.filter((t) => before.includes(t.id))).toHaveLength(2);
+    expect(live.every((t) => t.specVersion === s.specVersion)).toBe(true);
   });
 
   it('pauses with the reason when the failure action is pause, and tolerates failures under the ratio', () => {

@@ -133,8 +133,20 @@ function failureReason(t: TaskObject): string {
 
 /** One pass of the rolling update of `service`. */
 export function planUpdate(service: ServiceObject, tasks: TaskObject[], nodes: NodeObject[], ctx: UpdateContext): UpdatePass {
-  const status = service.updateStatus;
-  if (!status || !isUpdating(service)) return { actions: [] };
+  if (!isUpdating(service)) return { actions: [] };
+  // Live tasks already made from the same template (a rollback to the spec they run) are adopted
+  // by the new version rather than replaced.
+  const template = JSON.stringify(service.spec.task);
+  const adopt = tasks.filter((t) => t.desiredState === 'running' && !isTerminal(t.status.state) && t.specVersion !== service.specVersion && JSON.stringify(t.spec) === template);
+  if (adopt.length === 0) return planSlots(service, tasks, nodes, ctx);
+  const adopted = new Map(adopt.map((t) => [t.id, { ...t, specVersion: service.specVersion }]));
+  const pass = planSlots(service, tasks.map((t) => adopted.get(t.id) ?? t), nodes, ctx);
+  const actions: Action[] = adopt.map((t) => ({ op: 'update', kind: 'task', object: adopted.get(t.id)!, expectVersion: t.meta.version }));
+  return { ...pass, actions: [...actions, ...pass.actions] };
+}
+
+function planSlots(service: ServiceObject, tasks: TaskObject[], nodes: NodeObject[], ctx: UpdateContext): UpdatePass {
+  const status = service.updateStatus!;
   const rollingBack = status.state === 'rollback_started';
   const cfg = activeConfig(service);
   const now = Date.parse(ctx.now);

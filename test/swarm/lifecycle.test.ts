@@ -1,0 +1,192 @@
+/**
+ * Service lifecycle on real daemons (one manager, two workers, real containers): rolling updates
+ * and their rollback, restart policies, health checks, stop grace and `service logs`.
+ */
+import { rmSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serviceClient } from '../../src/api/proto.js';
+import { busyboxTarball, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
+
+const IMAGE = 'demo/busybox:latest';
+const IMAGE2 = 'demo/busybox:v2';
+const BASE_PORT = 28000 + (process.pid % 500) * 4;
+const daemons: TestDaemon[] = [];
+let manager: TestDaemon;
+let workers: TestDaemon[];
+let scratch: string;
+const addr = (i: number) => `127.0.0.1:${BASE_PORT + i}`;
+const services: string[] = [];
+
+beforeAll(async () => {
+  scratch = tempDir('lifecycle');
+  const tarball = await busyboxTarball(scratch);
+  for (let i = 0; i < 3; i++) {
+    const d = new TestDaemon(`lc${i}`, 'tsswarm', ['--listen-addr', addr(i), '--hostname', `lchost${i}`]);
+    daemons.push(d);
+    await d.start();
+    await d.ok(['image', 'import', tarball, IMAGE]);
+    await d.ok(['image', 'import', tarball, IMAGE2]);
+  }
+  [manager, ...workers] = daemons as [TestDaemon, ...TestDaemon[]];
+  await manager.ok(['swarm', 'init', '--advertise-addr', addr(0), '--dispatcher-heartbeat', '500ms']);
+  const token = (await manager.ok(['swarm', 'join-token', '-q', 'worker'])).trim();
+  for (const [i, w] of workers.entries()) await w.ok(['swarm', 'join', '--token', token, '--listen-addr', addr(i + 1), addr(0)]);
+  await waitFor('three ready nodes', async () => ((await nodes()).filter((n) => n.status.state === 'ready').length === 3 ? true : undefined), 20_000);
+}, 120_000);
+
+afterAll(async () => {
+  for (const s of services) await manager?.cli(['service', 'rm', s]);
+  for (const d of daemons) await d.destroy();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+async function nodes(): Promise<any[]> {
+  return JSON.parse(await manager.ok(['node', 'ls', '--format', 'json']));
+}
+
+async function tasks(service: string, desired = ''): Promise<any[]> {
+  return JSON.parse(await manager.ok(['service', 'ps', '--format', 'json', ...(desired ? ['-f', `desired-state=${desired}`] : []), service]));
+}
+
+async function inspect(service: string): Promise<any> {
+  return JSON.parse(await manager.ok(['service', 'inspect', service]))[0];
+}
+
+async function create(name: string, args: string[]): Promise<string> {
+  services.push(name);
+  return manager.ok(['service', 'create', '--name', name, ...args]);
+}
+
+const up = (t: any) => t.desiredState === 'running' && t.status.state === 'running' && (!t.status.health || t.status.health === 'healthy');
+
+/** Follows the service's tasks through the manager's WatchTasks stream, calling `onSnapshot` on each. */
+function watchTasks(service: string, onSnapshot: (tasks: any[]) => void): () => void {
+  const Control = serviceClient('control.proto', 'tsswarm.swarm.v1.ControlAPI');
+  const client = new Control(`unix:${manager.socket}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+  const call = client.WatchTasks!({ serviceId: service }) as grpc.ClientReadableStream<{ tasks: any[] }>;
+  call.on('data', (m: { tasks: any[] }) => onSnapshot(m.tasks));
+  call.on('error', () => {});
+  return () => { call.cancel(); client.close(); };
+}
+
+describe('rolling updates', () => {
+  it('updates 6 replicas 2 at a time, start-first, never with fewer than 6 healthy tasks', async () => {
+    await create('roll', ['--replicas', '6', '--update-parallelism', '2', '--update-order', 'start-first', '--update-monitor', '1s',
+      '--health-cmd', 'test -f /tmp/ready', '--health-interval', '300ms', '--health-retries', '2', '--health-start-period', '20s', '--stop-grace-period', '1s',
+      IMAGE, 'sh', '-c', 'sleep 1; touch /tmp/ready; exec sleep 3600']);
+    const before = await tasks('roll', 'running');
+    expect(before.filter(up)).toHaveLength(6);
+    expect(before.every((t) => t.status.health === 'healthy')).toBe(true);
+
+    let min = Infinity;
+    let snapshots = 0;
+    const maxNewNotUp: number[] = [];
+    const stop = watchTasks('roll', (ts) => {
+      snapshots++;
+      min = Math.min(min, ts.filter(up).length);
+      maxNewNotUp.push(ts.filter((t) => t.spec.image === IMAGE2 && t.desiredState === 'running' && !up(t)).length);
+    });
+    const out = await manager.ok(['service', 'update', '--image', IMAGE2, 'roll']);
+    stop();
+    expect(out).toMatch(/verify: Service converged/);
+    expect(snapshots).toBeGreaterThan(5);
+    expect(min).toBeGreaterThanOrEqual(6);
+    // Batches of two: never more than two new tasks coming up at once.
+    expect(Math.max(...maxNewNotUp)).toBeLessThanOrEqual(2);
+    const after = await tasks('roll', 'running');
+    expect(after.filter(up).map((t) => t.spec.image)).toEqual(Array(6).fill(IMAGE2));
+    const svc = await inspect('roll');
+    expect(svc.updateStatus.state).toBe('completed');
+    expect(svc.previousSpec.task.image).toBe(IMAGE);
+  }, 120_000);
+
+  it('rolls back automatically when the new version fails, leaving the old one running', async () => {
+    await create('fragile', ['--replicas', '3', '--update-failure-action', 'rollback', '--update-monitor', '2s', '--restart-delay', '500ms', '--stop-grace-period', '1s',
+      IMAGE, 'sleep', '3600']);
+    const oldIds = (await tasks('fragile', 'running')).map((t) => t.id).sort();
+    const r = await manager.cli(['service', 'update', '--image', IMAGE2, '--args', 'sh -c "exit 1"', 'fragile']);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toMatch(/rollback: update rolled back due to failure or early termination of task \S+: task: non-zero exit \(1\)/);
+    expect(r.stderr).toMatch(/service fragile was rolled back/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    const svc = await inspect('fragile');
+    expect(svc.updateStatus.state).toBe('rollback_completed');
+    expect(svc.spec.task.image).toBe(IMAGE);
+    expect(svc.spec.task.args).toEqual(['sleep', '3600']);
+    const running = (await tasks('fragile', 'running')).filter(up);
+    expect(running).toHaveLength(3);
+    expect(running.every((t) => t.spec.image === IMAGE && t.spec.args.join(' ') === 'sleep 3600')).toBe(true);
+    // Stop-first with parallelism 1: only the first slot was touched; two old tasks never stopped.
+    expect(running.map((t) => t.id).filter((id) => oldIds.includes(id))).toHaveLength(2);
+  }, 120_000);
+
+  it('pauses with the reason on failure by default, and service rollback returns to the previous spec', async () => {
+    await create('paused', ['--replicas', '2', '--update-monitor', '2s', '--restart-delay', '500ms', '--stop-grace-period', '1s', IMAGE, 'sleep', '3600']);
+    const r = await manager.cli(['service', 'update', '--args', 'false', 'paused']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/service paused: update paused due to failure or early termination of task \S+: task: non-zero exit \(1\)/);
+    expect((await inspect('paused')).updateStatus.state).toBe('paused');
+    const rb = await manager.ok(['service', 'rollback', 'paused']);
+    expect(rb).toMatch(/rollback: rollback completed/);
+    const svc = await inspect('paused');
+    expect(svc.spec.task.args).toEqual(['sleep', '3600']);
+    expect((await tasks('paused', 'running')).filter(up)).toHaveLength(2);
+  }, 120_000);
+});
+
+describe('restart policy', () => {
+  it('restarts a crashing container after the delay, and stops after max attempts; ps shows the history', async () => {
+    const r = await manager.cli(['service', 'create', '--name', 'crash', '--restart-condition', 'on-failure', '--restart-delay', '2s',
+      '--restart-max-attempts', '2', '-d', IMAGE, 'sh', '-c', 'exit 3']);
+    services.push('crash');
+    expect(r.code).toBe(0);
+    const all = await waitFor('three failed runs', async () => {
+      const ts = await tasks('crash');
+      return ts.filter((t) => t.status.state === 'failed').length === 3 ? ts : undefined;
+    }, 30_000);
+    const failed = all.filter((t) => t.status.state === 'failed').sort((a, b) => a.status.timestamp.localeCompare(b.status.timestamp));
+    for (const t of failed) expect(t.status.exitCode).toBe(3);
+    // Each restart waited for the delay after the previous run ended.
+    for (let i = 1; i < failed.length; i++) {
+      const gap = Date.parse(failed[i].status.startedAt) - Date.parse(failed[i - 1].status.timestamp);
+      expect(gap).toBeGreaterThanOrEqual(2000);
+    }
+    // No fourth run.
+    await new Promise((res) => setTimeout(res, 3500));
+    expect((await tasks('crash')).length).toBe(3);
+    const ps = await manager.ok(['service', 'ps', '--no-trunc', 'crash']);
+    const rows = ps.trim().split('\n').slice(1);
+    expect(rows).toHaveLength(3);
+    expect(rows.filter((l) => l.includes(' \\_ crash.1'))).toHaveLength(2);
+    expect(rows.every((l) => /task: non-zero exit \(3\)/.test(l))).toBe(true);
+  }, 60_000);
+});
+
+describe('health checks', () => {
+  it('replaces a container that turns unhealthy', async () => {
+    await create('health', ['--replicas', '1', '--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '2',
+      '--restart-delay', '0s', IMAGE, 'sh', '-c', 'touch /tmp/ok; exec sleep 3600']);
+    const [first] = (await tasks('health', 'running')).filter(up);
+    expect(first.status.health).toBe('healthy');
+    const daemon = daemons.find((d) => d.name === `lc${['lchost0', 'lchost1', 'lchost2'].indexOf(nodeName(first.nodeId))}`)!;
+    const name = `health.1.${first.id}`;
+    await daemon.ok(['exec', name, 'rm', '/tmp/ok']);
+    const replaced = await waitFor('a healthy replacement', async () => {
+      const ts = await tasks('health');
+      const old = ts.find((t) => t.id === first.id);
+      const next = ts.find((t) => t.id !== first.id && up(t) && t.status.health === 'healthy');
+      return old?.status.state === 'failed' && next ? { old, next } : undefined;
+    }, 30_000);
+    expect(replaced.old.status.error).toBe('task: container unhealthy');
+    expect(replaced.next.slot).toBe(1);
+  }, 60_000);
+});
+
+let hostnames = new Map<string, string>();
+function nodeName(id: string): string {
+  return hostnames.get(id) ?? '';
+}
+beforeAll(async () => {
+  hostnames = new Map((await nodes()).map((n) => [n.id, n.description.hostname]));
+});

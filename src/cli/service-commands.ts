@@ -4,6 +4,7 @@ import type { ServiceObject, ServiceSpec, TaskObject } from '../manager/objects.
 import type { DaemonClient, SERVICES } from './client.js';
 import { capitalise as cap, printJson, printTable, truncate, type OutputFormat } from './format.js';
 import { ProgressPrinter, progressOf, renderProgress } from './progress.js';
+import { serviceLogsCommand } from './service-logs.js';
 import { addLifecycleOptions, serviceUpdateCommands, withLifecycleFlags, type LifecycleFlags } from './service-update.js';
 import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';
 
@@ -254,5 +255,6 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
       if (failed) process.exitCode = 1;
     }));
   for (const c of serviceUpdateCommands(connect)) service.addCommand(c);
+  service.addCommand(serviceLogsCommand(connect));
   return [service];
 }

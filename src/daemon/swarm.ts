@@ -22,6 +22,7 @@ import {
 } from '../security/tls-credentials.js';
 import { Agent, nodeDescription } from '../worker/agent/agent.js';
 import { TaskExecutor, type Containers } from '../worker/agent/task-executor.js';
+import { TASK_LOGS_PATH, taskLogsHandlers, taskLogsService } from '../worker/task-logs.js';
 
 export interface SwarmState {
   clusterId: string;
@@ -228,7 +229,7 @@ export class SwarmNode {
     const server = new grpc.Server({
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.keepalive_permit_without_calls': 1,
-      interceptors: [requireRole('/tsswarm.raft.', 'manager', () => certs.current().caPem)],
+      interceptors: [requireRole('/tsswarm.raft.', 'manager', () => certs.current().caPem), requireRole(TASK_LOGS_PATH, 'manager', () => certs.current().caPem)],
     });
     this.server = server;
     const logger = this.opts.logger;
@@ -245,6 +246,7 @@ export class SwarmNode {
     }
     server.addService(caService(), caHandlers(() => this.managerRole, logger));
     server.addService(dispatcherService(), dispatcherHandlers(() => this.managerRole, logger));
+    server.addService(taskLogsService(), taskLogsHandlers(() => this.opts.containers, logger));
     await new Promise<void>((ok, fail) => server.bindAsync(state.listenAddr, serverCredentials(certs), (err) => (err ? fail(new SwarmError(`cannot listen on ${state.listenAddr}: ${err.message}`)) : ok())));
     await this.managerRole?.start();
 

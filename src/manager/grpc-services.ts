@@ -12,6 +12,7 @@ import { JoinTokenError } from '../security/join-token.js';
 import { peerIdentity } from '../security/tls-credentials.js';
 import { ControlError } from './control.js';
 import { DispatcherError, type SessionMessage } from './dispatcher.js';
+import { serviceLogsHandler } from './logs.js';
 import type { Manager } from './manager.js';
 
 const PROTO = 'control.proto';
@@ -63,6 +64,7 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
     }),
     RemoveService: u('RemoveService', async (call) => { await m().control.removeService(call.request.id); return {}; }),
     ListTasks: u('ListTasks', async (call) => ({ tasks: await m().control.listTasks(taskFilter(call.request)) })),
+    ServiceLogs: serviceLogsHandler(() => ({ control: m().control, store: m().store, credentials: m().clusterCredentials(), logger }), toGrpcStatus),
     WatchTasks: (call: grpc.ServerWritableStream<any, any>) => {
       let mgr: Manager;
       try { mgr = m(); } catch (err) { call.emit('error', toGrpcStatus(err)); return; }

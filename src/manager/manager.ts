@@ -93,6 +93,11 @@ export class Manager {
     return c;
   }
 
+  /** This manager's client credentials for the cluster (node certificate): e.g. to read task logs from nodes. */
+  clusterCredentials(): grpc.ChannelCredentials {
+    return this.opts.channelCredentials;
+  }
+
   /** The dispatcher, when this manager leads; else where the leader is. */
   leaderDispatcher(): { dispatcher?: Dispatcher; leaderAddr?: string } {
     if (this.dispatcher && this.raft.isLeader()) return { dispatcher: this.dispatcher };

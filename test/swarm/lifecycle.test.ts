@@ -2,11 +2,14 @@
  * Service lifecycle on real daemons (one manager, two workers, real containers): rolling updates
  * and their rollback, restart policies, health checks, stop grace and `service logs`.
  */
-import { rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceClient } from '../../src/api/proto.js';
-import { busyboxTarball, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
+import { CHANNEL_OPTIONS, clientCredentials } from '../../src/security/tls-credentials.js';
+import { busyboxTarball, CLI, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 
 const IMAGE = 'demo/busybox:latest';
 const IMAGE2 = 'demo/busybox:v2';
@@ -181,6 +184,75 @@ describe('health checks', () => {
     expect(replaced.old.status.error).toBe('task: container unhealthy');
     expect(replaced.next.slot).toBe(1);
   }, 60_000);
+});
+
+describe('service logs', () => {
+  const LINE = /^(\S+ )?logs\.(\d)\.([a-z0-9]{12})@(lchost[12])    \| n=(\d)$/;
+
+  it('merges the logs of 3 replicas on 2 workers by time, complete, each line prefixed with task and node', async () => {
+    await create('logs', ['--replicas', '3', '--constraint', 'node.role==worker', '--stop-grace-period', '1s', IMAGE,
+      'sh', '-c', 'for i in 1 2 3 4 5; do echo n=$i; sleep 0.2; done; exec sleep 3600']);
+    const ts = (await tasks('logs', 'running')).filter(up);
+    expect(new Set(ts.map((t) => t.nodeId)).size).toBe(2);
+    const out = await waitFor('all 15 lines', async () => {
+      const o = await manager.ok(['service', 'logs', '--timestamps', 'logs']);
+      return o.trim().split('\n').length >= 15 ? o : undefined;
+    });
+    const lines = out.trim().split('\n');
+    expect(lines).toHaveLength(15);
+    const parsed = lines.map((l) => {
+      const m = LINE.exec(l);
+      expect(m, l).not.toBeNull();
+      return { time: m![1]!.trim(), slot: m![2]!, task: m![3]!, node: m![4]!, n: Number(m![5]) };
+    });
+    // Complete: every task's five lines, in order, under its own name and node.
+    for (const t of ts) {
+      const mine = parsed.filter((p) => p.task === t.id.slice(0, 12));
+      expect(mine.map((p) => p.n)).toEqual([1, 2, 3, 4, 5]);
+      expect(mine.every((p) => p.slot === String(t.slot) && p.node === nodeName(t.nodeId))).toBe(true);
+    }
+    // Merged by time across the nodes.
+    const times = parsed.map((p) => p.time);
+    expect([...times].sort()).toEqual(times);
+
+    // One task, and --tail per task.
+    const one = (await manager.ok(['service', 'logs', ts[0].id])).trim().split('\n');
+    expect(one.map((l) => LINE.exec(l)?.[5])).toEqual(['1', '2', '3', '4', '5']);
+    expect((await manager.ok(['service', 'logs', '--tail', '2', 'logs'])).trim().split('\n')).toHaveLength(6);
+  }, 60_000);
+
+  it('follows the logs until interrupted', async () => {
+    const child = spawn(process.execPath, [CLI, '-H', `unix://${manager.socket}`, 'service', 'logs', '-f', 'logs'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    try {
+      await waitFor('15 followed lines', async () => (out.trim().split('\n').length >= 15 ? true : undefined), 20_000);
+      // Still following: the containers run on.
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(out.trim().split('\n').every((l) => LINE.test(l))).toBe(true);
+  }, 30_000);
+
+  it('serves task logs to managers only', async () => {
+    const certs = join(workers[0]!.dataDir, 'swarm', 'certificates');
+    const tls = {
+      caPem: readFileSync(join(certs, 'swarm-root-ca.crt'), 'utf8'),
+      certPem: readFileSync(join(certs, 'swarm-node.crt'), 'utf8'),
+      keyPem: readFileSync(join(certs, 'swarm-node.key'), 'utf8'),
+    };
+    const TaskLogs = serviceClient('control.proto', 'tsswarm.swarm.v1.TaskLogs');
+    const client = new TaskLogs(addr(2), clientCredentials(tls), CHANNEL_OPTIONS) as grpc.Client & Record<string, Function>;
+    const err = await new Promise<grpc.ServiceError | undefined>((resolve) => {
+      const call = client.Logs!({ taskIds: [], follow: false, tail: -1 }) as grpc.ClientReadableStream<unknown>;
+      call.on('error', (e: grpc.ServiceError) => resolve(e));
+      call.on('end', () => resolve(undefined));
+      call.on('data', () => {});
+    });
+    client.close();
+    expect(err?.code).toBe(grpc.status.PERMISSION_DENIED);
+  });
 });
 
 let hostnames = new Map<string, string>();

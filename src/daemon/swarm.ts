@@ -114,12 +114,15 @@ export class SwarmNode {
     };
   }
 
-  async init(req: { advertiseAddr: string; listenAddr: string; forceNewCluster: boolean; heartbeatMs?: number; certExpiryMs?: number }) {
+  async init(req: { advertiseAddr: string; listenAddr: string; forceNewCluster: boolean; heartbeatMs?: number; certExpiryMs?: number; taskHistoryLimit?: number }) {
     return this.exclusive(async () => {
       if (req.forceNewCluster) return this.forceNewCluster(req);
       if (this.state) throw new SwarmError('this node is already part of a swarm: leave it first (swarm leave)', 'conflict');
       const listenAddr = normaliseAddr('--listen-addr', req.listenAddr || this.opts.defaultListenAddr);
       const advertiseAddr = normaliseAddr('--advertise-addr', req.advertiseAddr || listenAddr, Number(listenAddr.split(':')[1]));
+      if (req.taskHistoryLimit !== undefined && (!Number.isInteger(req.taskHistoryLimit) || req.taskHistoryLimit < -1 || req.taskHistoryLimit > 10_000)) {
+        throw new SwarmError('--task-history-limit must be between 0 and 10000');
+      }
       if (advertiseAddr.startsWith('0.0.0.0')) throw new SwarmError('--advertise-addr is required when listening on 0.0.0.0: other nodes must know where to reach this one');
       const clusterId = newObjectId();
       const rootCA = await createRootCA(clusterId);
@@ -134,7 +137,7 @@ export class SwarmNode {
         throw new SwarmError('--dispatcher-heartbeat must be at least 100ms');
       }
       if (req.certExpiryMs && req.certExpiryMs < 10_000) throw new SwarmError('--cert-expiry must be at least 10s');
-      await this.startRoles(state, tls, { clusterId, rootCA, heartbeatMs: req.heartbeatMs || undefined, certExpiryMs: req.certExpiryMs || undefined });
+      await this.startRoles(state, tls, { clusterId, rootCA, heartbeatMs: req.heartbeatMs || undefined, certExpiryMs: req.certExpiryMs || undefined, taskHistoryLimit: req.taskHistoryLimit || undefined });
       this.opts.logger.info({ clusterId, nodeId, advertiseAddr }, 'swarm initialised: this node is its first manager');
       return this.info();
     });
@@ -223,7 +226,7 @@ export class SwarmNode {
     return { caPem: await cert('swarm-root-ca.crt'), certPem: await cert('swarm-node.crt'), keyPem: await cert('swarm-node.key') };
   }
 
-  private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number; certExpiryMs?: number }): Promise<void> {
+  private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number; certExpiryMs?: number; taskHistoryLimit?: number }): Promise<void> {
     const certs = new NodeCertificates(tls);
     this.certs = certs;
     const server = new grpc.Server({
@@ -241,6 +244,7 @@ export class SwarmNode {
         checkConstraint: constraintProblem, nodeMatches: nodeMeetsConstraints,
         ...(bootstrap?.heartbeatMs ? { heartbeatPeriodMs: bootstrap.heartbeatMs } : {}),
         ...(bootstrap?.certExpiryMs ? { certExpiryMs: bootstrap.certExpiryMs } : {}),
+        ...(bootstrap?.taskHistoryLimit ? { taskHistoryLimit: Math.max(0, bootstrap.taskHistoryLimit) } : {}),
         ...(bootstrap ? { bootstrap: { clusterId: bootstrap.clusterId, rootCA: bootstrap.rootCA, description: nodeDescription(this.opts.hostname) } } : {}),
       });
     }

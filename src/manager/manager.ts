@@ -35,6 +35,8 @@ export interface ManagerOptions {
   heartbeatPeriodMs?: number;
   /** Validity of node certificates in a new swarm; nodes renew at 50–80% of it. */
   certExpiryMs?: number;
+  /** Finished tasks kept per slot in a new swarm (default 5). */
+  taskHistoryLimit?: number;
   tickMs?: number;
   electionTicks?: number;
 }
@@ -187,7 +189,7 @@ export class Manager {
     const now = new Date().toISOString();
     const cluster: ClusterObject = {
       id: CLUSTER_OBJECT_ID, meta: { version: 0, createdAt: '', updatedAt: '' }, swarmId: b.clusterId,
-      spec: { taskHistoryLimit: 5, heartbeatPeriodMs: this.opts.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_MS, certExpiryMs: this.opts.certExpiryMs ?? DEFAULT_CERT_EXPIRY_MS },
+      spec: { taskHistoryLimit: this.opts.taskHistoryLimit ?? 5, heartbeatPeriodMs: this.opts.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_MS, certExpiryMs: this.opts.certExpiryMs ?? DEFAULT_CERT_EXPIRY_MS },
       rootCA: b.rootCA, joinSecrets: { worker: newSecret(), manager: newSecret() },
     };
     const self: NodeObject = {

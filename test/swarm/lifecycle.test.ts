@@ -32,7 +32,7 @@ beforeAll(async () => {
     await d.ok(['image', 'import', tarball, IMAGE2]);
   }
   [manager, ...workers] = daemons as [TestDaemon, ...TestDaemon[]];
-  await manager.ok(['swarm', 'init', '--advertise-addr', addr(0), '--dispatcher-heartbeat', '500ms']);
+  await manager.ok(['swarm', 'init', '--advertise-addr', addr(0), '--dispatcher-heartbeat', '500ms', '--task-history-limit', '1']);
   const token = (await manager.ok(['swarm', 'join-token', '-q', 'worker'])).trim();
   for (const [i, w] of workers.entries()) await w.ok(['swarm', 'join', '--token', token, '--listen-addr', addr(i + 1), addr(0)]);
   await waitFor('three ready nodes', async () => ((await nodes()).filter((n) => n.status.state === 'ready').length === 3 ? true : undefined), 20_000);
@@ -140,29 +140,36 @@ describe('rolling updates', () => {
 
 describe('restart policy', () => {
   it('restarts a crashing container after the delay, and stops after max attempts; ps shows the history', async () => {
+    // Every run is seen through the watch, though the swarm keeps only one finished task per slot.
+    const runs = new Map<string, any>();
     const r = await manager.cli(['service', 'create', '--name', 'crash', '--restart-condition', 'on-failure', '--restart-delay', '2s',
       '--restart-max-attempts', '2', '-d', IMAGE, 'sh', '-c', 'exit 3']);
     services.push('crash');
     expect(r.code).toBe(0);
-    const all = await waitFor('three failed runs', async () => {
-      const ts = await tasks('crash');
-      return ts.filter((t) => t.status.state === 'failed').length === 3 ? ts : undefined;
-    }, 30_000);
-    const failed = all.filter((t) => t.status.state === 'failed').sort((a, b) => a.status.timestamp.localeCompare(b.status.timestamp));
+    // Within the 2 s delay of the first run: nothing is trimmed yet when the watch starts.
+    const stop = watchTasks('crash', (ts) => { for (const t of ts) if (t.status.state === 'failed') runs.set(t.id, t); });
+    try {
+      await waitFor('three failed runs', async () => (runs.size === 3 ? true : undefined), 30_000);
+      // No fourth run.
+      await new Promise((res) => setTimeout(res, 3500));
+    } finally {
+      stop();
+    }
+    expect(runs.size).toBe(3);
+    const failed = [...runs.values()].sort((a, b) => a.status.timestamp.localeCompare(b.status.timestamp));
     for (const t of failed) expect(t.status.exitCode).toBe(3);
     // Each restart waited for the delay after the previous run ended.
     for (let i = 1; i < failed.length; i++) {
       const gap = Date.parse(failed[i].status.startedAt) - Date.parse(failed[i - 1].status.timestamp);
       expect(gap).toBeGreaterThanOrEqual(2000);
     }
-    // No fourth run.
-    await new Promise((res) => setTimeout(res, 3500));
-    expect((await tasks('crash')).length).toBe(3);
+    // swarm init --task-history-limit 1: the last run holds the slot, one finished task is kept below it.
     const ps = await manager.ok(['service', 'ps', '--no-trunc', 'crash']);
     const rows = ps.trim().split('\n').slice(1);
-    expect(rows).toHaveLength(3);
-    expect(rows.filter((l) => l.includes(' \\_ crash.1'))).toHaveLength(2);
-    expect(rows.every((l) => /task: non-zero exit \(3\)/.test(l))).toBe(true);
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatch(/^\S+\s+crash\.1\s/);
+    expect(rows[1]).toMatch(/^\S+\s+\\_ crash\.1\s/);
+    expect(rows.every((l) => /Failed .*"task: non-zero exit \(3\)"/.test(l))).toBe(true);
   }, 60_000);
 });
 
@@ -183,6 +190,27 @@ describe('health checks', () => {
     }, 30_000);
     expect(replaced.old.status.error).toBe('task: container unhealthy');
     expect(replaced.next.slot).toBe(1);
+  }, 60_000);
+});
+
+describe('stop grace', () => {
+  it('stops a task with the service\'s stop signal, and kills one that ignores it after the grace period', async () => {
+    await create('sig', ['--stop-signal', 'SIGUSR1', '--stop-grace-period', '20s', IMAGE, 'sh', '-c', 'trap "echo got-usr1; exit 0" USR1; while true; do sleep 0.1; done']);
+    await create('stubborn', ['--stop-grace-period', '2s', IMAGE, 'sh', '-c', 'trap "" TERM; while true; do sleep 0.1; done']);
+    const t0 = Date.now();
+    await manager.ok(['service', 'scale', '-d', 'sig=0', 'stubborn=0']);
+    const [sig, stubborn] = await waitFor('both tasks shut down', async () => {
+      const a = (await tasks('sig')).find((t) => t.status.state === 'shutdown');
+      const b = (await tasks('stubborn')).find((t) => t.status.state === 'shutdown');
+      return a && b ? [a, b] : undefined;
+    }, 30_000);
+    // The trap ran: the container exited 0 on SIGUSR1, well before its 20 s grace.
+    expect(sig.status.exitCode).toBe(0);
+    expect(Date.parse(sig.status.timestamp) - t0).toBeLessThan(15_000);
+    expect(await manager.ok(['service', 'logs', 'sig'])).toMatch(/got-usr1/);
+    // Ignoring SIGTERM: killed once the 2 s grace ran out.
+    expect(stubborn.status.exitCode).toBe(137);
+    expect(Date.parse(stubborn.status.timestamp) - t0).toBeGreaterThanOrEqual(2000);
   }, 60_000);
 });
 

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { validate, ValidationError } from '../api/validation.js';
 import type { ClusterLog } from './cluster-log.js';
 import { isTerminal, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from './objects.js';
+import { rebalanceActions } from './orchestrator/rebalance.js';
 import { serviceSpecSchema, withServiceDefaults } from './service-spec.js';
 import { StoreError, type Action, type ClusterStore } from './store/store.js';
 
@@ -140,7 +141,7 @@ export class ControlService {
    * Replaces the spec (compare-and-set on `version`), keeping the old one for rollback. `force`
    * bumps the spec version without a change, which makes the orchestrator replace every task.
    */
-  async updateService(ref: string, version: number, raw: unknown, opts: { rollback?: boolean; force?: boolean } = {}): Promise<ServiceObject> {
+  async updateService(ref: string, version: number, raw: unknown, opts: { rollback?: boolean; force?: boolean; rebalance?: boolean } = {}): Promise<ServiceObject> {
     const current = await this.getService(ref);
     let spec: ServiceSpec;
     if (opts.rollback) {
@@ -170,7 +171,11 @@ export class ControlService {
         message: opts.rollback ? 'manually requested rollback' : 'update in progress', startedAt: this.now(), completedAt: '', failures: 0, nextBatchAt: '',
       } } : {}),
     };
-    const [updated] = await this.write([{ op: 'update', kind: 'service', object: next, expectVersion: version || current.meta.version }]);
+    // --rebalance: the scheduler's planner moves running tasks, in the same proposal (orchestrator/rebalance.ts).
+    const moves = opts.rebalance ? rebalanceActions(next, {
+      nodes: this.store.list('node'), tasksOfNode: (id) => this.store.tasksOfNode(id), tasksOfService: (id) => this.store.tasksOfService(id),
+    }, { now: this.now(), newId: newObjectId }) : [];
+    const [updated] = await this.write([{ op: 'update', kind: 'service', object: next, expectVersion: version || current.meta.version }, ...moves]);
     return updated as ServiceObject;
   }
 

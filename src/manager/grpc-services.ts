@@ -60,7 +60,7 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
     GetService: u('GetService', async (call) => m().control.getService(call.request.id)),
     UpdateService: u('UpdateService', async (call) => {
       const r = call.request;
-      return m().control.updateService(r.id, r.version, r.spec, { rollback: r.rollback, force: r.force });
+      return m().control.updateService(r.id, r.version, r.spec, { rollback: r.rollback, force: r.force, rebalance: r.rebalance });
     }),
     RemoveService: u('RemoveService', async (call) => { await m().control.removeService(call.request.id); return {}; }),
     ListTasks: u('ListTasks', async (call) => ({ tasks: await m().control.listTasks(taskFilter(call.request)) })),

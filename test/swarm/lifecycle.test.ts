@@ -138,6 +138,37 @@ describe('rolling updates', () => {
   }, 120_000);
 });
 
+describe('rebalance', () => {
+  it('service update --rebalance spreads tasks onto a node back from drain, never running short', async () => {
+    const worker2 = (await nodes()).find((n) => n.description.hostname === 'lchost2')!;
+    await manager.ok(['node', 'update', '--availability', 'drain', worker2.id]);
+    try {
+      await create('bal', ['--replicas', '4', '--constraint', 'node.role==worker', '--stop-grace-period', '1s', IMAGE, 'sleep', '3600']);
+      const on = (await tasks('bal', 'running')).map((t) => nodeName(t.nodeId));
+      expect(on).toEqual(Array(4).fill('lchost1'));
+    } finally {
+      await manager.ok(['node', 'update', '--availability', 'active', worker2.id]);
+    }
+    // Nothing moves by itself when a node comes back.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await tasks('bal', 'running')).map((t) => nodeName(t.nodeId))).toEqual(Array(4).fill('lchost1'));
+    let min = Infinity;
+    const stop = watchTasks('bal', (ts) => { min = Math.min(min, ts.filter(up).length); });
+    try {
+      await manager.ok(['service', 'update', '--rebalance', 'bal']);
+      const spread = await waitFor('two tasks on each worker', async () => {
+        const ts = (await tasks('bal', 'running')).filter(up);
+        const count = (h: string) => ts.filter((t) => nodeName(t.nodeId) === h).length;
+        return ts.length === 4 && count('lchost1') === 2 && count('lchost2') === 2 ? ts : undefined;
+      }, 30_000);
+      expect(new Set(spread.map((t) => t.slot)).size).toBe(4);
+    } finally {
+      stop();
+    }
+    expect(min).toBeGreaterThanOrEqual(4);
+  }, 60_000);
+});
+
 describe('restart policy', () => {
   it('restarts a crashing container after the delay, and stops after max attempts; ps shows the history', async () => {
     // Every run is seen through the watch, though the swarm keeps only one finished task per slot.

@@ -127,13 +127,16 @@ export function reconcile(view: ClusterView, ctx: ReconcileContext): Action[] {
           status: { ...t.status, state: 'orphaned', timestamp: ctx.now, message: `node ${t.nodeId} is down`, error: 'task orphaned: its node is down' },
         });
       } else if (node.spec.availability === 'drain') {
+        // Start-first services keep it until its successor is up (reconcileGroup); others stop it now.
+        if (drainsStartFirst(service)) continue;
         // Stays live until the agent stops it; its slot gets a successor now.
         plan.change(t, { desiredState: 'shutdown', status: { ...t.status, message: `node ${node.description.hostname} is draining` } });
       }
     }
     const current = tasks.map((t) => plan.current(t));
     if ('replicated' in service.spec.mode) {
-      reconcileSlots(service, current, plan, ctx, service.spec.mode.replicated.replicas);
+      const drained = (t: TaskObject) => nodesById.get(t.nodeId)?.spec.availability === 'drain';
+      reconcileSlots(service, current, plan, ctx, service.spec.mode.replicated.replicas, drained);
     } else {
       reconcileGlobal(service, current, view.nodes, plan, ctx);
     }
@@ -160,9 +163,15 @@ function groupWanted(tasks: TaskObject[], key: (t: TaskObject) => string): Map<s
  * successor if the restart condition says so; with no task at all, one is created; with several
  * live ones (a leader change mid-replacement), the newest stays.
  */
-function reconcileGroup(service: ServiceObject, group: TaskObject[], plan: Plan, spawn: (restarts?: string[]) => TaskObject, ctx: ReconcileContext, stopping: TaskObject[] = []): void {
+function reconcileGroup(
+  service: ServiceObject, group: TaskObject[], plan: Plan, spawn: (restarts?: string[]) => TaskObject, ctx: ReconcileContext,
+  stopping: TaskObject[] = [], drained: (t: TaskObject) => boolean = () => false,
+): void {
   const alive = group.filter((t) => !isTerminal(t.status.state));
   const dead = group.filter((t) => isTerminal(t.status.state));
+  // Only tasks on a drained node serve this slot (a start-first service): a successor goes elsewhere,
+  // and the drained one stops once it is up (below).
+  if (alive.length > 0 && alive.every(drained)) plan.create(spawn());
   if (alive.length === 0 && (group.length === 0 || dead.some((t) => wantsReplacement(service, t)))) {
     // A stop-first update stopped this slot's old task: its successor starts once it has stopped.
     if (stopping.some((t) => t.specVersion !== service.specVersion)) return;
@@ -198,11 +207,16 @@ function groupStopping(tasks: TaskObject[], key: (t: TaskObject) => string): Map
   return groups;
 }
 
-function reconcileSlots(service: ServiceObject, tasks: TaskObject[], plan: Plan, ctx: ReconcileContext, replicas: number): void {
+function drainsStartFirst(service: ServiceObject): boolean {
+  return 'replicated' in service.spec.mode && service.spec.update?.order === 'start-first';
+}
+
+function reconcileSlots(service: ServiceObject, tasks: TaskObject[], plan: Plan, ctx: ReconcileContext, replicas: number, drained: (t: TaskObject) => boolean): void {
   const bySlot = groupWanted(tasks, (t) => String(t.slot));
   const stopping = groupStopping(tasks, (t) => String(t.slot));
   for (let slot = 1; slot <= replicas; slot++) {
-    reconcileGroup(service, bySlot.get(String(slot)) ?? [], plan, (restarts) => withRestarts(newTask(service, slot, '', ctx), restarts), ctx, stopping.get(String(slot)));
+    reconcileGroup(service, bySlot.get(String(slot)) ?? [], plan, (restarts) => withRestarts(newTask(service, slot, '', ctx), restarts), ctx, stopping.get(String(slot)),
+      drainsStartFirst(service) ? drained : undefined);
   }
   // Scale down: every task in a slot above the replica count stops.
   for (const [slot, group] of bySlot) {

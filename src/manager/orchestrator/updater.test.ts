@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { NodeObject, ServiceObject, ServiceSpec, TaskObject, UpdateConfig } from '../objects.js';
 import { ClusterStore, type Action } from '../store/store.js';
+import { rebalanceActions } from './rebalance.js';
 import { reconcile } from './reconcile.js';
 import { restartDecision } from './restart.js';
 import { isUp, planUpdate } from './updater.js';
@@ -34,15 +35,19 @@ class Sim {
     const cfg: UpdateConfig = { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 2000, maxFailureRatio: 0, order: 'stop-first', ...update };
     const spec = {
       name: 's', mode: { replicated: { replicas } }, update: cfg, rollback: { ...cfg, failureAction: 'pause' },
-      task: { image: 'v1', restartPolicy: { condition: 'any', delayMs: 0, maxAttempts: 0, windowMs: 0, ...restart } },
+      task: {
+        image: 'v1', restartPolicy: { condition: 'any', delayMs: 0, maxAttempts: 0, windowMs: 0, ...restart },
+        placement: { constraints: [], preferences: [], maxReplicasPerNode: 0 },
+        resources: { reservations: { nanoCpus: 0, memoryBytes: 0 }, limits: { nanoCpus: 0, memoryBytes: 0, pids: 0 } },
+      },
       endpoint: { mode: 'vip', ports: [] },
     } as unknown as ServiceSpec;
-    const node: NodeObject = {
-      id: 'n1', meta: { version: 0, createdAt: '', updatedAt: '' }, spec: { role: 'worker', availability: 'active', labels: {} },
-      description: { hostname: 'n1', platform: { os: 'linux', arch: 'x86_64' }, resources: { nanoCpus: 1e9, memoryBytes: 1e9, generic: {} }, engineLabels: {} },
+    const node = (id: string): NodeObject => ({
+      id, meta: { version: 0, createdAt: '', updatedAt: '' }, spec: { role: 'worker', availability: 'active', labels: {} },
+      description: { hostname: id, platform: { os: 'linux', arch: 'x86_64' }, resources: { nanoCpus: 1e9, memoryBytes: 1e9, generic: {} }, engineLabels: {} },
       status: { state: 'ready', message: '', addr: '' },
-    };
-    this.apply([{ op: 'create', kind: 'node', object: node }, { op: 'create', kind: 'service', object: { id: 's', meta: { version: 0, createdAt: '', updatedAt: '' }, spec, specVersion: 1, endpoint: { virtualIps: [], ports: [] } } }]);
+    });
+    this.apply([{ op: 'create', kind: 'node', object: node('n1') }, { op: 'create', kind: 'node', object: node('n2') }, { op: 'create', kind: 'service', object: { id: 's', meta: { version: 0, createdAt: '', updatedAt: '' }, spec, specVersion: 1, endpoint: { virtualIps: [], ports: [] } } }]);
   }
 
   /** What control.updateService does for a new image. */
@@ -66,11 +71,18 @@ class Sim {
     return this.apply(planUpdate(this.service(), this.tasks(), this.store.list('node'), { now: this.iso(), newId: () => `u${++this.ids}` }).actions);
   }
 
+  availability(nodeId: string, availability: NodeObject['spec']['availability']): void {
+    const n = this.store.get('node', nodeId)!;
+    this.apply([{ op: 'update', kind: 'node', object: { ...n, spec: { ...n.spec, availability } }, expectVersion: n.meta.version }]);
+  }
+
+  /** Puts every task on the first active node (enough for these tests). */
   schedule(): boolean {
+    const target = this.store.list('node').sort((a, b) => a.id.localeCompare(b.id)).find((n) => n.spec.availability === 'active')!.id;
     const actions: Action[] = [];
     for (const t of this.tasks()) {
       if (t.desiredState === 'running' && (t.status.state === 'new' || t.status.state === 'pending')) {
-        actions.push({ op: 'update', kind: 'task', object: { ...t, nodeId: 'n1', status: { ...t.status, state: 'assigned' } }, expectVersion: t.meta.version });
+        actions.push({ op: 'update', kind: 'task', object: { ...t, nodeId: target, status: { ...t.status, state: 'assigned' } }, expectVersion: t.meta.version });
       } else if (t.desiredState !== 'running' && (t.status.state === 'new' || t.status.state === 'pending')) {
         actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...t.status, state: 'shutdown' } }, expectVersion: t.meta.version });
       }
@@ -239,6 +251,38 @@ describe('rolling update (pure planning against a simulated cluster)', () => {
     successor.settle();
     expect(successor.service().updateStatus?.state).toBe('completed');
     expect(successor.runningImages()).toEqual(Array(5).fill('v2'));
+  });
+});
+
+describe('drain and rebalance', () => {
+  it('a start-first service moves off a drained node without running short', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 6 }), fc.array(fc.nat(3), { minLength: 20, maxLength: 200 }), (replicas, schedule) => {
+      const sim = new Sim();
+      sim.create(replicas, { order: 'start-first' });
+      sim.settle();
+      sim.availability('n1', 'drain');
+      const check = () => expect(sim.upCount()).toBeGreaterThanOrEqual(replicas);
+      for (const actor of schedule) { sim.step(actor); check(); }
+      sim.settle(2000, check);
+      const live = sim.tasks().filter((t) => t.desiredState === 'running');
+      expect(live.map((t) => t.nodeId)).toEqual(Array(replicas).fill('n2'));
+    }), { numRuns: 100 });
+  });
+
+  it('rebalance spreads tasks onto a node that came back, start-first', () => {
+    const sim = new Sim();
+    sim.create(4, {});
+    sim.availability('n1', 'drain');
+    sim.settle();
+    expect(sim.tasks().filter((t) => t.desiredState === 'running').map((t) => t.nodeId)).toEqual(Array(4).fill('n2'));
+    sim.availability('n1', 'active');
+    const view = { nodes: sim.store.list('node'), tasksOfNode: (id: string) => sim.store.tasksOfNode(id), tasksOfService: (id: string) => sim.store.tasksOfService(id) };
+    const moves = rebalanceActions(sim.service(), view, { now: sim.iso(), newId: () => `r${Math.random()}` });
+    expect(moves).toHaveLength(2);
+    sim.apply(moves);
+    sim.settle(2000, () => expect(sim.upCount()).toBeGreaterThanOrEqual(4));
+    const on = sim.tasks().filter((t) => t.desiredState === 'running').map((t) => t.nodeId).sort();
+    expect(on).toEqual(['n1', 'n1', 'n2', 'n2']);
   });
 });
 

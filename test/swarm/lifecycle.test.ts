@@ -138,6 +138,20 @@ describe('rolling updates', () => {
   }, 120_000);
 });
 
+describe('removal', () => {
+  it('removing a service removes its containers on every node, finished tasks\' included', async () => {
+    const containersOf = async (prefix: string) => {
+      let n = 0;
+      for (const d of daemons) n += JSON.parse(await d.ok(['ps', '-a', '--format', 'json'])).filter((c: any) => c.name.startsWith(prefix)).length;
+      return n;
+    };
+    // "fragile" ran failed and shut-down tasks: their containers are history until the service goes.
+    expect(await containersOf('fragile.')).toBeGreaterThan(3);
+    await manager.ok(['service', 'rm', 'fragile']);
+    await waitFor('no container of the removed service', async () => ((await containersOf('fragile.')) === 0 ? true : undefined), 30_000);
+  }, 60_000);
+});
+
 describe('rebalance', () => {
   it('service update --rebalance spreads tasks onto a node back from drain, never running short', async () => {
     const worker2 = (await nodes()).find((n) => n.description.hostname === 'lchost2')!;

@@ -9,10 +9,13 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceClient } from '../../src/api/proto.js';
 import { CHANNEL_OPTIONS, clientCredentials } from '../../src/security/tls-credentials.js';
+import { writeOciLayout } from '../../src/worker/images/test-support.js';
 import { busyboxTarball, CLI, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 
 const IMAGE = 'demo/busybox:latest';
 const IMAGE2 = 'demo/busybox:v2';
+/** An image whose config has a HEALTHCHECK (and a command that makes it pass). */
+const HEALTHY_IMAGE = 'demo/healthy:1';
 const BASE_PORT = 28000 + (process.pid % 500) * 4;
 const daemons: TestDaemon[] = [];
 let manager: TestDaemon;
@@ -31,6 +34,15 @@ beforeAll(async () => {
     await d.ok(['image', 'import', tarball, IMAGE]);
     await d.ok(['image', 'import', tarball, IMAGE2]);
   }
+  const layout = join(scratch, 'healthy-layout');
+  writeOciLayout(layout, [{ file: tarball }], {
+    tag: HEALTHY_IMAGE,
+    config: {
+      Env: ['PATH=/bin'], Cmd: ['sh', '-c', 'touch /tmp/ok; exec sleep 3600'],
+      Healthcheck: { Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 300_000_000, Retries: 2 },
+    },
+  });
+  for (const d of daemons) await d.ok(['image', 'load', '-i', layout]);
   [manager, ...workers] = daemons as [TestDaemon, ...TestDaemon[]];
   await manager.ok(['swarm', 'init', '--advertise-addr', addr(0), '--dispatcher-heartbeat', '500ms', '--task-history-limit', '1']);
   const token = (await manager.ok(['swarm', 'join-token', '-q', 'worker'])).trim();
@@ -235,6 +247,18 @@ describe('health checks', () => {
     }, 30_000);
     expect(replaced.old.status.error).toBe('task: container unhealthy');
     expect(replaced.next.slot).toBe(1);
+  }, 60_000);
+});
+
+describe('image health checks', () => {
+  it('uses the image\'s HEALTHCHECK, and --no-healthcheck turns it off', async () => {
+    await create('imghc', ['--stop-grace-period', '1s', HEALTHY_IMAGE]);
+    const [t] = (await tasks('imghc', 'running')).filter(up);
+    expect(t.status.health).toBe('healthy');
+    await create('nohc', ['--no-healthcheck', '--stop-grace-period', '1s', HEALTHY_IMAGE]);
+    const [n] = (await tasks('nohc', 'running')).filter(up);
+    expect(n.status.health).toBe('');
+    expect((await inspect('nohc')).spec.task.healthcheck.test).toEqual(['NONE']);
   }, 60_000);
 });
 

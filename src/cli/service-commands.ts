@@ -220,7 +220,9 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
         const mode = 'replicated' in s.spec.mode && s.spec.mode.replicated ? `Replicated\n Replicas:\t${s.spec.mode.replicated.replicas}` : 'Global';
         process.stdout.write(`ID:\t\t${s.id}\nName:\t\t${s.spec.name}\nService Mode:\t${mode}\nImage:\t\t${s.spec.task.image}\n`
           + `Args:\t\t${s.spec.task.args.join(' ')}\nRestart Policy:\t${s.spec.task.restartPolicy.condition}\n`
-          + `Constraints:\t${s.spec.task.placement.constraints.join(', ')}\nCreatedAt:\t${s.meta.createdAt}\nUpdatedAt:\t${s.meta.updatedAt}\n\n`);
+          + `Constraints:\t${s.spec.task.placement.constraints.join(', ')}\nCreatedAt:\t${s.meta.createdAt}\nUpdatedAt:\t${s.meta.updatedAt}\n`
+          + (s.updateStatus?.state ? `UpdateStatus:\n State:\t\t${s.updateStatus.state}\n Started:\t${s.updateStatus.startedAt}\n Message:\t${s.updateStatus.message}\n` : '')
+          + '\n');
       }
     }));
 

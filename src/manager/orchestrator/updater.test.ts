@@ -31,10 +31,10 @@ class Sim {
   service(): ServiceObject { return this.store.get('service', 's')!; }
   tasks(): TaskObject[] { return this.store.tasksOfService('s'); }
 
-  create(replicas: number, update: Partial<UpdateConfig>, restart: Partial<ServiceSpec['task']['restartPolicy']> = {}): void {
+  create(replicas: number | 'global', update: Partial<UpdateConfig>, restart: Partial<ServiceSpec['task']['restartPolicy']> = {}): void {
     const cfg: UpdateConfig = { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 2000, maxFailureRatio: 0, order: 'stop-first', ...update };
     const spec = {
-      name: 's', mode: { replicated: { replicas } }, update: cfg, rollback: { ...cfg, failureAction: 'pause' },
+      name: 's', mode: replicas === 'global' ? { global: {} } : { replicated: { replicas } }, update: cfg, rollback: { ...cfg, failureAction: 'pause' },
       task: {
         image: 'v1', restartPolicy: { condition: 'any', delayMs: 0, maxAttempts: 0, windowMs: 0, ...restart },
         placement: { constraints: [], preferences: [], maxReplicasPerNode: 0 },
@@ -82,7 +82,7 @@ class Sim {
     const actions: Action[] = [];
     for (const t of this.tasks()) {
       if (t.desiredState === 'running' && (t.status.state === 'new' || t.status.state === 'pending')) {
-        actions.push({ op: 'update', kind: 'task', object: { ...t, nodeId: target, status: { ...t.status, state: 'assigned' } }, expectVersion: t.meta.version });
+        actions.push({ op: 'update', kind: 'task', object: { ...t, nodeId: t.nodeId || target, status: { ...t.status, state: 'assigned' } }, expectVersion: t.meta.version });
       } else if (t.desiredState !== 'running' && (t.status.state === 'new' || t.status.state === 'pending')) {
         actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...t.status, state: 'shutdown' } }, expectVersion: t.meta.version });
       }
@@ -251,6 +251,24 @@ describe('rolling update (pure planning against a simulated cluster)', () => {
     successor.settle();
     expect(successor.service().updateStatus?.state).toBe('completed');
     expect(successor.runningImages()).toEqual(Array(5).fill('v2'));
+  });
+});
+
+describe('global services', () => {
+  it('update node by node, in either order, in any interleaving', () => {
+    fc.assert(fc.property(fc.constantFrom('start-first' as const, 'stop-first' as const), fc.array(fc.nat(3), { minLength: 20, maxLength: 200 }), (order, schedule) => {
+      const sim = new Sim();
+      sim.create('global', { order, parallelism: 1, monitorMs: 500 });
+      sim.settle();
+      expect(sim.upCount()).toBe(2);
+      sim.updateImage('v2');
+      const check = () => expect(sim.upCount()).toBeGreaterThanOrEqual(order === 'start-first' ? 2 : 1);
+      for (const actor of schedule) { sim.step(actor); check(); }
+      sim.settle(2000, check);
+      expect(sim.service().updateStatus?.state).toBe('completed');
+      const live = sim.tasks().filter((t) => t.desiredState === 'running' && t.status.state === 'running');
+      expect(live.map((t) => `${t.nodeId}:${t.spec.image}`).sort()).toEqual(['n1:v2', 'n2:v2']);
+    }), { numRuns: 60 });
   });
 });
 

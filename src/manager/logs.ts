@@ -46,17 +46,21 @@ function taskName(t: TaskObject): string {
 }
 
 /** The tasks whose logs `ref` names: a service's (by id, name or prefix) or one task's (id or prefix). */
-export async function tasksForLogs(control: ControlService, store: ClusterStore, ref: string): Promise<TaskObject[]> {
+export async function tasksForLogs(control: ControlService, store: ClusterStore, ref: string): Promise<{ serviceId?: string; tasks: TaskObject[] }> {
   try {
     const service = await control.getService(ref);
-    return store.tasksOfService(service.id).filter((t) => t.nodeId && t.status.containerId);
+    return { serviceId: service.id, tasks: store.tasksOfService(service.id).filter(hasContainer) };
   } catch (err) {
     if (!(err instanceof ControlError) || err.code !== 'not-found') throw err;
   }
   const tasks = store.list('task').filter((t) => t.id === ref || t.id.startsWith(ref));
   if (tasks.length > 1) throw new ControlError(`task ${ref} is ambiguous (${tasks.length} matches)`, 'invalid');
   if (tasks.length === 0) throw new ControlError(`no such service or task: ${ref}`, 'not-found');
-  return tasks.filter((t) => t.nodeId);
+  return { tasks: tasks.filter((t) => t.nodeId) };
+}
+
+function hasContainer(t: TaskObject): boolean {
+  return Boolean(t.nodeId && t.status.containerId);
 }
 
 type TaskLogsClient = grpc.Client & { Logs(req: object): grpc.ClientReadableStream<{ taskId: string; stream: string; data: Buffer; time: string }> };
@@ -73,7 +77,7 @@ export interface LogsDeps {
  * aborts. Nodes that cannot be reached are reported through `warn` and skipped.
  */
 export async function streamServiceLogs(deps: LogsDeps, req: LogsRequest, write: (r: LogRecord) => void, warn: (msg: string) => void, signal: AbortSignal): Promise<void> {
-  const tasks = await tasksForLogs(deps.control, deps.store, req.ref);
+  const { serviceId, tasks } = await tasksForLogs(deps.control, deps.store, req.ref);
   const byNode = new Map<string, TaskObject[]>();
   for (const t of tasks) byNode.set(t.nodeId, [...(byNode.get(t.nodeId) ?? []), t]);
   const tasksById = new Map(tasks.map((t) => [t.id, t]));
@@ -97,13 +101,13 @@ export async function streamServiceLogs(deps: LogsDeps, req: LogsRequest, write:
     flushTimer ??= setTimeout(flush, REORDER_MS);
   };
 
-  const reads = [...byNode].map(([nodeId, nodeTasks]) => new Promise<void>((resolve) => {
+  const read = (nodeId: string, nodeTasks: TaskObject[], tail: number) => new Promise<void>((resolve) => {
     const node: NodeObject | undefined = deps.store.get('node', nodeId);
     const name = node?.description.hostname ?? nodeId;
     const addr = node?.advertiseAddr || node?.managerStatus?.addr;
     if (!addr) { warn(`node ${name} has no address: its tasks' logs are not available`); resolve(); return; }
     const client = new Ctor(addr, deps.credentials, CHANNEL_OPTIONS) as unknown as TaskLogsClient;
-    const call = client.Logs({ taskIds: nodeTasks.map((t) => t.id), follow: req.follow, tail: req.tail });
+    const call = client.Logs({ taskIds: nodeTasks.map((t) => t.id), follow: req.follow, tail });
     const done = () => { client.close(); resolve(); };
     signal.addEventListener('abort', () => call.cancel());
     call.on('data', (m) => {
@@ -116,7 +120,23 @@ export async function streamServiceLogs(deps: LogsDeps, req: LogsRequest, write:
       done();
     });
     call.on('end', done);
-  }));
+  });
+  const reads = [...byNode].map(([nodeId, nodeTasks]) => read(nodeId, nodeTasks, req.tail));
+  if (req.follow && serviceId) {
+    // Following a service: tasks that start later (replacements, scaling) are followed too, from
+    // their first line, until the client goes away.
+    const unwatch = deps.store.watch((events) => {
+      for (const e of events) {
+        if (e.kind !== 'task' || e.op === 'delete') continue;
+        const t = e.object as TaskObject;
+        if (t.serviceId !== serviceId || tasksById.has(t.id) || !hasContainer(t)) continue;
+        tasksById.set(t.id, t);
+        void read(t.nodeId, [t], -1);
+      }
+    });
+    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve())));
+    unwatch();
+  }
   await Promise.all(reads);
   if (!req.follow) {
     for (const r of mergeByTime(collected)) write(r);

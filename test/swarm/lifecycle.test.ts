@@ -324,8 +324,13 @@ describe('service logs', () => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
     try {
       await waitFor('15 followed lines', async () => (out.trim().split('\n').length >= 15 ? true : undefined), 20_000);
-      // Still following: the containers run on.
+      // Still following: the containers run on, and a task that starts now is followed too.
       expect(child.exitCode).toBeNull();
+      await manager.ok(['service', 'scale', '-d', 'logs=4']);
+      await waitFor('the new task\'s five lines', async () => {
+        const ids = new Set(out.trim().split('\n').map((l) => LINE.exec(l)?.[3]));
+        return ids.size === 4 && out.trim().split('\n').length === 20 ? true : undefined;
+      }, 30_000);
     } finally {
       child.kill('SIGKILL');
     }

@@ -15,6 +15,8 @@ import { parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } 
 type Connect = (service: keyof typeof SERVICES) => DaemonClient;
 const collect = (v: string, prev: string[]) => [...prev, v];
 const FAILED_PRECONDITION = 9;
+/** How long an update may wait for a task the scheduler cannot place before the CLI says so. */
+const STUCK_GRACE_MS = 3000;
 
 /** Flags shared by create and update (commander's camelCase names). */
 export interface LifecycleFlags {
@@ -172,6 +174,7 @@ export async function waitUpdated(connect: Connect, ref: string, expectRollback:
   const withBars = Boolean(process.stdout.isTTY);
   let saidRollback = false;
   let convergedAt = 0;
+  let stuckSince = 0;
   for (;;) {
     const service = await control.call<ServiceObject>('GetService', { id: ref });
     const { tasks } = await control.call<{ tasks: TaskObject[] }>('ListTasks', { serviceId: service.id });
@@ -183,6 +186,16 @@ export async function waitUpdated(connect: Connect, ref: string, expectRollback:
     if (state.startsWith('rollback') && !expectRollback && !saidRollback) {
       printer.say(`rollback: ${st!.message}`);
       saidRollback = true;
+    }
+    // The updater names a new task the scheduler cannot place: say so rather than wait forever.
+    const stuck = /^(update|rollback) in progress: (waiting for task .*)$/.exec(st?.message ?? '');
+    if (stuck) {
+      stuckSince ||= Date.now();
+      if (Date.now() - stuckSince >= STUCK_GRACE_MS) {
+        throw new UsageError(`service ${service.spec.name}: ${stuck[1]} cannot progress: ${stuck[2]} (it goes on once the task can be placed; see tsswarm service inspect)`);
+      }
+    } else {
+      stuckSince = 0;
     }
     const finished = state === '' || state === 'completed' || state === 'rollback_completed';
     if (finished && view.running === view.total) {

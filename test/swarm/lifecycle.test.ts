@@ -116,6 +116,20 @@ describe('rolling updates', () => {
     expect(svc.previousSpec.task.image).toBe(IMAGE);
   }, 120_000);
 
+  it('says why an update cannot progress, keeps the old tasks (start-first), and rolls back from there', async () => {
+    const before = (await tasks('roll', 'running')).filter(up).map((t) => t.id).sort();
+    const r = await manager.cli(['service', 'update', '--reserve-memory', '100000g', 'roll']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^tsswarm: service roll: update cannot progress: waiting for task roll\.\d: no suitable node \(insufficient memory on 3 nodes\)/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect((await inspect('roll')).updateStatus.message).toMatch(/waiting for task roll\.\d: no suitable node/);
+    expect((await tasks('roll', 'running')).filter(up).map((t) => t.id).sort()).toEqual(before);
+    expect(await manager.ok(['service', 'rollback', 'roll'])).toMatch(/rollback: rollback completed/);
+    const after = await tasks('roll', 'running');
+    expect(after.filter(up).map((t) => t.id).sort()).toEqual(before);
+    expect(after.filter((t) => t.status.state === 'pending')).toHaveLength(0);
+  }, 60_000);
+
   it('rolls back automatically when the new version fails, leaving the old one running', async () => {
     await create('fragile', ['--replicas', '3', '--update-failure-action', 'rollback', '--update-monitor', '2s', '--restart-delay', '500ms', '--stop-grace-period', '1s',
       IMAGE, 'sleep', '3600']);

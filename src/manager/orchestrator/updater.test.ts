@@ -18,6 +18,8 @@ class Sim {
   now = Date.parse('2026-11-23T00:00:00.000Z');
   /** Images whose containers exit 1 as soon as they start. */
   failing = new Set<string>();
+  /** Images no node has room for: the scheduler leaves their tasks pending, with its reason. */
+  unplaceable = new Set<string>();
 
   iso(): string { return new Date(this.now).toISOString(); }
 
@@ -81,7 +83,9 @@ class Sim {
     const target = this.store.list('node').sort((a, b) => a.id.localeCompare(b.id)).find((n) => n.spec.availability === 'active')!.id;
     const actions: Action[] = [];
     for (const t of this.tasks()) {
-      if (t.desiredState === 'running' && (t.status.state === 'new' || t.status.state === 'pending')) {
+      if (t.desiredState === 'running' && this.unplaceable.has(t.spec.image)) {
+        if (t.status.state === 'new') actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...t.status, state: 'pending', error: 'no suitable node (insufficient memory on 2 nodes)' } }, expectVersion: t.meta.version });
+      } else if (t.desiredState === 'running' && (t.status.state === 'new' || t.status.state === 'pending')) {
         actions.push({ op: 'update', kind: 'task', object: { ...t, nodeId: t.nodeId || target, status: { ...t.status, state: 'assigned' } }, expectVersion: t.meta.version });
       } else if (t.desiredState !== 'running' && (t.status.state === 'new' || t.status.state === 'pending')) {
         actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...t.status, state: 'shutdown' } }, expectVersion: t.meta.version });
@@ -235,6 +239,20 @@ describe('rolling update (pure planning against a simulated cluster)', () => {
     onward.updateImage('v2');
     onward.settle();
     expect(onward.service().updateStatus).toMatchObject({ state: 'completed', failures: 2 });
+  });
+
+  it('says which task it waits for when the scheduler cannot place a new task', () => {
+    const sim = new Sim();
+    sim.create(2, { parallelism: 1 });
+    sim.settle();
+    sim.unplaceable.add('big');
+    sim.updateImage('big');
+    sim.settle();
+    expect(sim.service().updateStatus).toMatchObject({ state: 'updating', message: 'update in progress: waiting for task s.1: no suitable node (insufficient memory on 2 nodes)' });
+    // Room appears: the update goes on, and the message with it.
+    sim.unplaceable.clear();
+    sim.settle();
+    expect(sim.service().updateStatus).toMatchObject({ state: 'completed', message: 'update completed' });
   });
 
   it('resumes from the store alone: a planner that starts mid-update makes the same progress', () => {

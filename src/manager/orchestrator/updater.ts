@@ -127,6 +127,10 @@ function serviceUpdate(service: ServiceObject, next: ServiceObject): Action {
   return { op: 'update', kind: 'service', object: next, expectVersion: service.meta.version };
 }
 
+function taskLabel(t: TaskObject): string {
+  return `${t.serviceName}.${t.slot > 0 ? t.slot : t.nodeId}`;
+}
+
 function failureReason(t: TaskObject): string {
   return `failure or early termination of task ${t.id}${t.status.error ? `: ${t.status.error}` : ` (${t.status.state})`}`;
 }
@@ -206,6 +210,11 @@ function planSlots(service: ServiceObject, tasks: TaskObject[], nodes: NodeObjec
     return { actions: [serviceUpdate(service, next)] };
   }
   if (inflight.length > 0 || dirty.length === 0) {
+    // An update never hangs without a reason: a new task the scheduler cannot place is named.
+    const stuck = inflight.flatMap((p) => p.group).find((t) => t.specVersion === service.specVersion && t.desiredState === 'running' && t.status.state === 'pending' && t.status.error);
+    const base = rollingBack ? 'rollback in progress' : 'update in progress';
+    const message = stuck ? `${base}: waiting for task ${taskLabel(stuck)}: ${stuck.status.error}` : st.message.startsWith(`${base}: waiting`) ? base : st.message;
+    if (message !== st.message) return { actions: [serviceUpdate(service, { ...service, updateStatus: { ...st, message } })], ...wake };
     return { actions: changedStatus ? [serviceUpdate(service, service)] : [], ...wake };
   }
 

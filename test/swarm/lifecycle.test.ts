@@ -178,6 +178,34 @@ describe('removal', () => {
   }, 60_000);
 });
 
+describe('drain', () => {
+  it('a start-first service has its tasks on a drained node replaced before they stop', async () => {
+    await create('firm', ['--replicas', '4', '--constraint', 'node.role==worker', '--update-order', 'start-first', '--stop-grace-period', '1s',
+      IMAGE, 'sleep', '3600']);
+    const ts = (await tasks('firm', 'running')).filter(up);
+    const victim = ts[0].nodeId as string;
+    const hadThere = ts.filter((t) => t.nodeId === victim).length;
+    expect(hadThere).toBeGreaterThan(0);
+    let min = Infinity;
+    const stop = watchTasks('firm', (snapshot) => { min = Math.min(min, snapshot.filter(up).length); });
+    await manager.ok(['node', 'update', '--availability', 'drain', victim]);
+    try {
+      await waitFor('all four tasks off the drained node', async () => {
+        const on = (await tasks('firm', 'running')).filter(up).map((t) => t.nodeId);
+        return on.length === 4 && !on.includes(victim) ? true : undefined;
+      }, 30_000);
+    } finally {
+      stop();
+      await manager.ok(['node', 'update', '--availability', 'active', victim]);
+    }
+    expect(min).toBeGreaterThanOrEqual(4);
+    // The old tasks stopped only after their successors ran.
+    const old = (await tasks('firm')).filter((t) => t.nodeId === victim);
+    expect(old).toHaveLength(hadThere);
+    expect(old.every((t) => t.status.state === 'shutdown')).toBe(true);
+  }, 60_000);
+});
+
 describe('rebalance', () => {
   it('service update --rebalance spreads tasks onto a node back from drain, never running short', async () => {
     const worker2 = (await nodes()).find((n) => n.description.hostname === 'lchost2')!;

@@ -33,6 +33,15 @@ export function swarmCommands(connect: Connect, format: () => OutputFormat): Com
         + 'To add a manager to this swarm, run \'tsswarm swarm join-token manager\' and follow the instructions.\n');
     }));
 
+  swarm.addCommand(new Command('update').description('update the swarm\'s settings')
+    .option('--task-history-limit <n>', 'finished tasks kept per slot')
+    .action(async (o: { taskHistoryLimit?: string }) => {
+      if (o.taskHistoryLimit === undefined) throw new UsageError('nothing to update: give --task-history-limit');
+      const n = parseInteger('--task-history-limit', o.taskHistoryLimit, 0);
+      await connect('swarm').call('Update', { taskHistoryLimit: n === 0 ? -1 : n });
+      process.stdout.write('Swarm updated.\n');
+    }));
+
   swarm.addCommand(new Command('join').description('join a swarm as a worker or manager (the token says which)')
     .requiredOption('--token <token>', 'the join token')
     .option('--advertise-addr <ip[:port]>', 'address other nodes use to reach this node')

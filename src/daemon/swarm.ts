@@ -198,6 +198,15 @@ export class SwarmNode {
     return { token, managerAddr: this.state!.advertiseAddr };
   }
 
+  /** `swarm update`: changes the cluster's settings (on a manager). */
+  async update(req: { taskHistoryLimit?: number }): Promise<void> {
+    const m = this.managerRole;
+    if (!m) throw new SwarmError('this node is not a swarm manager: run swarm update on a manager', 'unavailable');
+    const limit = req.taskHistoryLimit;
+    if (limit && (!Number.isInteger(limit) || limit < -1 || limit > 10_000)) throw new SwarmError('--task-history-limit must be between 0 and 10000');
+    if (limit) await m.updateClusterSpec({ taskHistoryLimit: Math.max(0, limit) });
+  }
+
   async close(): Promise<void> {
     await this.stopRoles(false);
   }

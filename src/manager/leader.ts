@@ -109,7 +109,8 @@ export class LeaderDuties {
     const { store } = this.opts;
     return reconcile(
       { services: store.list('service'), nodes: store.list('node'), tasksOfService: (id) => store.tasksOfService(id) },
-      { now: new Date().toISOString(), newId: newObjectId, taskHistoryLimit: this.opts.taskHistoryLimit, nodeMatches: this.opts.nodeMatches, wake: (at) => this.wakeUp(at) },
+      // The limit as the cluster has it now (swarm update may change it).
+      { now: new Date().toISOString(), newId: newObjectId, taskHistoryLimit: store.list('cluster')[0]?.spec.taskHistoryLimit ?? this.opts.taskHistoryLimit, nodeMatches: this.opts.nodeMatches, wake: (at) => this.wakeUp(at) },
     );
   }
 

@@ -161,6 +161,13 @@ export class Manager {
     return { nodeId, role, certPem, raftId };
   }
 
+  /** `swarm update`: a compare-and-set change of the cluster's settings. */
+  async updateClusterSpec(change: Partial<ClusterObject['spec']>): Promise<void> {
+    const c = await this.freshCluster();
+    const r = await this.log.propose({ actions: [{ op: 'update', kind: 'cluster', object: { ...c, spec: { ...c.spec, ...change } }, expectVersion: c.meta.version }], time: new Date().toISOString() });
+    if (!r.ok) throw new ControlError(`updating the swarm failed: ${r.error.message}`, 'conflict');
+  }
+
   /** A node renews with its current certificate: same id and role, a fresh validity. */
   async renewCertificate(csrPem: string, who: NodeIdentity): Promise<string> {
     const c = await this.freshCluster();

@@ -269,6 +269,14 @@ describe('restart policy', () => {
     expect(rows[0]).toMatch(/^\S+\s+crash\.1\s/);
     expect(rows[1]).toMatch(/^\S+\s+\\_ crash\.1\s/);
     expect(rows.every((l) => /Failed .*"task: non-zero exit \(3\)"/.test(l))).toBe(true);
+
+    // swarm update --task-history-limit 0: the finished task below the slot's last one goes.
+    expect(await manager.ok(['swarm', 'update', '--task-history-limit', '0'])).toMatch(/Swarm updated/);
+    try {
+      await waitFor('no history left', async () => ((await tasks('crash')).length === 1 ? true : undefined), 15_000);
+    } finally {
+      await manager.ok(['swarm', 'update', '--task-history-limit', '1']);
+    }
   }, 60_000);
 });
 

@@ -300,6 +300,30 @@ describe('health checks', () => {
   }, 60_000);
 });
 
+describe('bad input', () => {
+  it('is refused in one line naming what is wrong, and the daemon keeps serving', async () => {
+    await create('solid', ['--stop-grace-period', '1s', IMAGE, 'sleep', '3600']);
+    for (const [args, message] of [
+      [['service', 'update', '--update-parallelism', '-1', 'solid'], /--update-parallelism/],
+      [['service', 'update', '--update-max-failure-ratio', '2', 'solid'], /--update-max-failure-ratio: expected a number between 0 and 1/],
+      [['service', 'update', '--update-failure-action', 'explode', 'solid'], /explode/],
+      [['service', 'update', '--update-delay', 'soon', 'solid'], /invalid duration "soon" for --update-delay/],
+      [['service', 'update', '--no-healthcheck', '--health-cmd', 'true', 'solid'], /--no-healthcheck conflicts/],
+      [['service', 'update', '--limit-memory', '1k', 'solid'], /minimum memory limit is 6 MiB/],
+      [['service', 'update', '--image', IMAGE2, 'nosuch'], /service nosuch not found/],
+      [['service', 'rollback', 'solid'], /has no previous spec to roll back to/],
+      [['service', 'logs', 'nosuch'], /no such service or task: nosuch/],
+      [['swarm', 'update', '--task-history-limit', 'x'], /--task-history-limit/],
+    ] as const) {
+      const r = await manager.cli([...args]);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+    }
+    expect((await tasks('solid', 'running')).filter(up)).toHaveLength(1);
+  }, 60_000);
+});
+
 describe('image health checks', () => {
   it('uses the image\'s HEALTHCHECK, and --no-healthcheck turns it off', async () => {
     await create('imghc', ['--stop-grace-period', '1s', HEALTHY_IMAGE]);

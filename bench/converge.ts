@@ -7,8 +7,12 @@
  * started here it is reported absent with the reason, never a copied number. `ratio_vs_swarm_100` is
  * ours / Docker's seconds at N=100.
  *
- * Env: CONVERGE_SIZES (default "1,10,100,300"); CONVERGE_DOCKER=off skips the anchor (reported absent).
- * Prints a table and, last, `RESULT {json}`.
+ * Then a rolling update of UPDATE_REPLICAS (default 100) replicas, parallelism 10, no delay, a 1 s
+ * monitor, stop-first (containers stop on SIGKILL so that no grace period is measured): the time from
+ * `service update` to the update completed with every task running the new spec.
+ *
+ * Env: CONVERGE_SIZES (default "1,10,100,300"), UPDATE_REPLICAS; CONVERGE_DOCKER=off skips the anchor
+ * (reported absent). Prints a table and, last, `RESULT {json}`.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -60,6 +64,8 @@ async function converge(engine: DockerEngine): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  let update100: number | null = null;
+  const updateReplicas = Number(process.env.UPDATE_REPLICAS ?? 100);
   try {
     await until('the daemon socket', async () => existsSync(socket), 15_000);
     execFileSync('bash', [join(REPO, 'scripts', 'busybox-rootfs.sh'), join(dir, 'busybox.tar')]);
@@ -83,6 +89,9 @@ async function converge(engine: DockerEngine): Promise<void> {
       await control.call('RemoveService', { id: svc.id });
       await until('the service\'s containers gone', async () => (await node.call('ContainerList', { all: true })).containers.length === 0, 600_000);
     }
+    update100 = await rollingUpdate(control, updateReplicas);
+    await until('the updated service\'s containers gone', async () => (await node.call('ContainerList', { all: true })).containers.length === 0, 600_000);
+    console.log(`tsswarm  rolling update of ${updateReplicas} (parallelism 10)  ${update100.toFixed(3)} s`);
   } finally {
     control.close();
     node.close();
@@ -117,6 +126,10 @@ async function converge(engine: DockerEngine): Promise<void> {
     swarm_rss_mib_100: swarmRss,
     ratio_vs_swarm_100: ratio(ours100, docker100),
     ratios_vs_swarm: ratios,
+    update_replicas: updateReplicas,
+    tsswarm_update_seconds: update100 === null ? null : Math.round(update100 * 1000) / 1000,
+    swarm_update_seconds: null,
+    ratio_vs_swarm_update_100: null,
     tsswarm_tasks_per_s_100: ours100 ? Math.round((100 / ours100) * 10) / 10 : null,
     swarm_tasks_per_s_100: docker100 ? Math.round((100 / docker100) * 10) / 10 : null,
   };
@@ -124,6 +137,33 @@ async function converge(engine: DockerEngine): Promise<void> {
   if (swarmRss) console.log(`Docker at N=100: dockerd ${swarmRss.dockerdMiB} MiB + containerd ${swarmRss.containerdMiB} MiB RSS`);
   if (result.ratio_vs_swarm_100 !== null) console.log(`ratio vs Docker Swarm at N=100: ${result.ratio_vs_swarm_100} (${ours100} s / ${docker100} s)`);
   console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+/** Creates the service, waits for it, then times a rolling update of its task template to completion. */
+async function rollingUpdate(control: DaemonClient, replicas: number): Promise<number> {
+  const update = { parallelism: 10, delayMs: 0, failureAction: 'pause', monitorMs: 1000, maxFailureRatio: 0, order: 'stop-first' };
+  const spec = {
+    name: 'upd', task: { image: 'bench/busybox:1', args: ['sleep', '3600'], stopSignal: 'SIGKILL' }, mode: { replicated: { replicas } }, update,
+  };
+  const svc = await control.call('CreateService', { spec });
+  const allRunning = (version: number) => async () => {
+    const { tasks } = await control.call('ListTasks', { serviceId: svc.id, desiredState: 'running' });
+    return tasks.filter((t: any) => t.status.state === 'running' && t.specVersion >= version).length === replicas;
+  };
+  await until(`${replicas} running tasks`, allRunning(0), 600_000);
+  const current = await control.call('GetService', { id: svc.id });
+  const t0 = performance.now();
+  const updated = await control.call('UpdateService', {
+    id: svc.id, version: current.meta.version, spec: { ...current.spec, task: { ...current.spec.task, args: ['sleep', '3601'] } },
+  });
+  await until('the rolling update completed', async () => {
+    const s = await control.call('GetService', { id: svc.id });
+    if (s.updateStatus?.state === 'paused') throw new Error(`the update paused: ${s.updateStatus.message}`);
+    return s.updateStatus?.state === 'completed' && (await allRunning(updated.specVersion)());
+  }, 600_000);
+  const seconds = (performance.now() - t0) / 1000;
+  await control.call('RemoveService', { id: svc.id });
+  return seconds;
 }
 
 main().catch((err) => {

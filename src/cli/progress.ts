@@ -50,9 +50,11 @@ export function progressOf(service: ServiceObject, tasks: TaskObject[], failures
     }
     const state = current.status.state;
     const step = STEPS.indexOf(state);
-    if (state === 'running') running++;
+    // With a health check, a running task counts once healthy.
+    const health = current.status.health;
+    if (state === 'running' && (!health || health === 'healthy')) running++;
     const error = current.status.error || (failures[0]?.status.error ?? '');
-    slots.push({ label, state, fraction: step < 0 ? 0 : (step + 1) / STEPS.length, error });
+    slots.push({ label, state: state === 'running' && health && health !== 'healthy' ? `${state} (${health})` : state, fraction: step < 0 ? 0 : (step + 1) / STEPS.length, error });
     if (failures.length >= failuresToGiveUp) stuck ??= `${label}: ${failures[0]!.status.error || failures[0]!.status.state}`;
   }
   return { running, total: keys.length, slots, ...(stuck ? { stuck } : {}) };

@@ -5,6 +5,8 @@ import type { DaemonClient, SERVICES } from './client.js';
 import { capitalise as cap, printJson, printTable, truncate, type OutputFormat } from './format.js';
 import { ProgressPrinter, progressOf, renderProgress } from './progress.js';
 import { parsePublish } from './publish.js';
+import { serviceLogsCommand } from './service-logs.js';
+import { addLifecycleOptions, serviceUpdateCommands, withLifecycleFlags, type LifecycleFlags } from './service-update.js';
 import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';
 
 type Connect = (service: keyof typeof SERVICES) => DaemonClient;
@@ -138,7 +140,7 @@ async function waitConverged(connect: Connect, service: ServiceObject, verifyMs 
 export function serviceCommands(connect: Connect, format: () => OutputFormat): Command[] {
   const service = new Command('service').description('manage swarm services').enablePositionalOptions();
 
-  service.addCommand(new Command('create').description('create a service')
+  service.addCommand(addLifecycleOptions(new Command('create').description('create a service'))
     .option('--name <name>', 'service name')
     .option('--replicas <n>', 'number of tasks')
     .addOption(new Option('--mode <mode>', 'replicated or global').choices(['replicated', 'global']).default('replicated'))
@@ -161,8 +163,8 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
     .argument('<image>').argument('[command...]')
     .passThroughOptions()
-    .action(async (image: string, args: string[], o: CreateFlags) => {
-      const created = await connect('control').call<ServiceObject>('CreateService', { spec: specFromFlags(image, args, o) });
+    .action(async (image: string, args: string[], o: CreateFlags & LifecycleFlags) => {
+      const created = await connect('control').call<ServiceObject>('CreateService', { spec: withLifecycleFlags(specFromFlags(image, args, o), o) });
       process.stdout.write(`${created.id}\n`);
       if (!o.detach) await waitConverged(connect, created);
     }));
@@ -223,7 +225,9 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
         const mode = 'replicated' in s.spec.mode && s.spec.mode.replicated ? `Replicated\n Replicas:\t${s.spec.mode.replicated.replicas}` : 'Global';
         process.stdout.write(`ID:\t\t${s.id}\nName:\t\t${s.spec.name}\nService Mode:\t${mode}\nImage:\t\t${s.spec.task.image}\n`
           + `Args:\t\t${s.spec.task.args.join(' ')}\nRestart Policy:\t${s.spec.task.restartPolicy.condition}\n`
-          + `Constraints:\t${s.spec.task.placement.constraints.join(', ')}\nCreatedAt:\t${s.meta.createdAt}\nUpdatedAt:\t${s.meta.updatedAt}\n\n`);
+          + `Constraints:\t${s.spec.task.placement.constraints.join(', ')}\nCreatedAt:\t${s.meta.createdAt}\nUpdatedAt:\t${s.meta.updatedAt}\n`
+          + (s.updateStatus?.state ? `UpdateStatus:\n State:\t\t${s.updateStatus.state}\n Started:\t${s.updateStatus.startedAt}\n Message:\t${s.updateStatus.message}\n` : '')
+          + '\n');
       }
     }));
 
@@ -257,5 +261,7 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
       }
       if (failed) process.exitCode = 1;
     }));
+  for (const c of serviceUpdateCommands(connect)) service.addCommand(c);
+  service.addCommand(serviceLogsCommand(connect));
   return [service];
 }

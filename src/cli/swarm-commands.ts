@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import type { NodeObject } from '../manager/objects.js';
 import type { DaemonClient, SERVICES } from './client.js';
 import { capitalise as cap, printJson, printTable, type OutputFormat } from './format.js';
-import { parseDurationMs, UsageError } from './units.js';
+import { parseDurationMs, parseInteger, UsageError } from './units.js';
 
 type Connect = (service: keyof typeof SERVICES) => DaemonClient;
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -17,16 +17,29 @@ export function swarmCommands(connect: Connect, format: () => OutputFormat): Com
     .option('--dispatcher-heartbeat <duration>', 'dispatcher heartbeat period (default 5s)')
     .option('--cert-expiry <duration>', 'validity of node certificates (default 2160h); nodes renew at 50-80% of it')
     .option('--force-new-cluster', 'recover from lost quorum using this manager\'s state')
-    .action(async (o: { advertiseAddr?: string; listenAddr?: string; dispatcherHeartbeat?: string; certExpiry?: string; forceNewCluster?: boolean }) => {
+    .option('--task-history-limit <n>', 'finished tasks kept per slot (default 5)')
+    .action(async (o: { advertiseAddr?: string; listenAddr?: string; dispatcherHeartbeat?: string; certExpiry?: string; forceNewCluster?: boolean; taskHistoryLimit?: string }) => {
+      const historyLimit = o.taskHistoryLimit === undefined ? undefined : parseInteger('--task-history-limit', o.taskHistoryLimit, 0);
       const info = await connect('swarm').call('Init', {
         advertiseAddr: o.advertiseAddr ?? '', listenAddr: o.listenAddr ?? '', forceNewCluster: o.forceNewCluster ?? false,
         dispatcherHeartbeatMs: o.dispatcherHeartbeat ? parseDurationMs('--dispatcher-heartbeat', o.dispatcherHeartbeat) : 0,
         certExpiryMs: o.certExpiry ? parseDurationMs('--cert-expiry', o.certExpiry) : 0,
+        // On the wire 0 means the default: "keep none" travels as -1.
+        taskHistoryLimit: historyLimit === undefined ? 0 : historyLimit === 0 ? -1 : historyLimit,
       });
       const { token } = await connect('swarm').call('JoinToken', { role: 'worker', rotate: false });
       process.stdout.write(`Swarm initialized: current node (${info.nodeId}) is now a manager.\n\n`
         + `To add a worker to this swarm, run the following command:\n\n    tsswarm swarm join --token ${token} ${info.nodeAddr}\n\n`
         + 'To add a manager to this swarm, run \'tsswarm swarm join-token manager\' and follow the instructions.\n');
+    }));
+
+  swarm.addCommand(new Command('update').description('update the swarm\'s settings')
+    .option('--task-history-limit <n>', 'finished tasks kept per slot')
+    .action(async (o: { taskHistoryLimit?: string }) => {
+      if (o.taskHistoryLimit === undefined) throw new UsageError('nothing to update: give --task-history-limit');
+      const n = parseInteger('--task-history-limit', o.taskHistoryLimit, 0);
+      await connect('swarm').call('Update', { taskHistoryLimit: n === 0 ? -1 : n });
+      process.stdout.write('Swarm updated.\n');
     }));
 
   swarm.addCommand(new Command('join').description('join a swarm as a worker or manager (the token says which)')

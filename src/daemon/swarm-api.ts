@@ -21,10 +21,11 @@ export function swarmApiHandlers(swarm: SwarmNode, logger: Logger): grpc.Untyped
     });
   };
   return {
-    Init: unary('Init', (r) => swarm.init({ advertiseAddr: r.advertiseAddr, listenAddr: r.listenAddr, forceNewCluster: r.forceNewCluster, heartbeatMs: r.dispatcherHeartbeatMs, certExpiryMs: r.certExpiryMs })),
+    Init: unary('Init', (r) => swarm.init({ advertiseAddr: r.advertiseAddr, listenAddr: r.listenAddr, forceNewCluster: r.forceNewCluster, heartbeatMs: r.dispatcherHeartbeatMs, certExpiryMs: r.certExpiryMs, taskHistoryLimit: r.taskHistoryLimit })),
     Join: unary('Join', (r) => swarm.join({ token: r.token, remoteAddr: r.remoteAddr, advertiseAddr: r.advertiseAddr, listenAddr: r.listenAddr })),
     Leave: unary('Leave', async (r) => { await swarm.leave(r.force); return {}; }),
     Inspect: unary('Inspect', async () => swarm.info()),
     JoinToken: unary('JoinToken', (r) => swarm.joinToken(r.role, r.rotate)),
+    Update: unary('Update', async (r) => { await swarm.update({ taskHistoryLimit: r.taskHistoryLimit }); return {}; }),
   };
 }

@@ -23,6 +23,7 @@ import {
 import { Agent, nodeDescription } from '../worker/agent/agent.js';
 import { TaskExecutor, type Containers } from '../worker/agent/task-executor.js';
 import type { NetworkDriver } from '../worker/network/types.js';
+import { TASK_LOGS_PATH, taskLogsHandlers, taskLogsService } from '../worker/task-logs.js';
 
 export interface SwarmState {
   clusterId: string;
@@ -116,12 +117,15 @@ export class SwarmNode {
     };
   }
 
-  async init(req: { advertiseAddr: string; listenAddr: string; forceNewCluster: boolean; heartbeatMs?: number; certExpiryMs?: number }) {
+  async init(req: { advertiseAddr: string; listenAddr: string; forceNewCluster: boolean; heartbeatMs?: number; certExpiryMs?: number; taskHistoryLimit?: number }) {
     return this.exclusive(async () => {
       if (req.forceNewCluster) return this.forceNewCluster(req);
       if (this.state) throw new SwarmError('this node is already part of a swarm: leave it first (swarm leave)', 'conflict');
       const listenAddr = normaliseAddr('--listen-addr', req.listenAddr || this.opts.defaultListenAddr);
       const advertiseAddr = normaliseAddr('--advertise-addr', req.advertiseAddr || listenAddr, Number(listenAddr.split(':')[1]));
+      if (req.taskHistoryLimit !== undefined && (!Number.isInteger(req.taskHistoryLimit) || req.taskHistoryLimit < -1 || req.taskHistoryLimit > 10_000)) {
+        throw new SwarmError('--task-history-limit must be between 0 and 10000');
+      }
       if (advertiseAddr.startsWith('0.0.0.0')) throw new SwarmError('--advertise-addr is required when listening on 0.0.0.0: other nodes must know where to reach this one');
       const clusterId = newObjectId();
       const rootCA = await createRootCA(clusterId);
@@ -136,7 +140,7 @@ export class SwarmNode {
         throw new SwarmError('--dispatcher-heartbeat must be at least 100ms');
       }
       if (req.certExpiryMs && req.certExpiryMs < 10_000) throw new SwarmError('--cert-expiry must be at least 10s');
-      await this.startRoles(state, tls, { clusterId, rootCA, heartbeatMs: req.heartbeatMs || undefined, certExpiryMs: req.certExpiryMs || undefined });
+      await this.startRoles(state, tls, { clusterId, rootCA, heartbeatMs: req.heartbeatMs || undefined, certExpiryMs: req.certExpiryMs || undefined, taskHistoryLimit: req.taskHistoryLimit || undefined });
       this.opts.logger.info({ clusterId, nodeId, advertiseAddr }, 'swarm initialised: this node is its first manager');
       return this.info();
     });
@@ -198,6 +202,15 @@ export class SwarmNode {
     return { token, managerAddr: this.state!.advertiseAddr };
   }
 
+  /** `swarm update`: changes the cluster's settings (on a manager). */
+  async update(req: { taskHistoryLimit?: number }): Promise<void> {
+    const m = this.managerRole;
+    if (!m) throw new SwarmError('this node is not a swarm manager: run swarm update on a manager', 'unavailable');
+    const limit = req.taskHistoryLimit;
+    if (limit && (!Number.isInteger(limit) || limit < -1 || limit > 10_000)) throw new SwarmError('--task-history-limit must be between 0 and 10000');
+    if (limit) await m.updateClusterSpec({ taskHistoryLimit: Math.max(0, limit) });
+  }
+
   async close(): Promise<void> {
     await this.stopRoles(false);
   }
@@ -226,13 +239,13 @@ export class SwarmNode {
     return { caPem: await cert('swarm-root-ca.crt'), certPem: await cert('swarm-node.crt'), keyPem: await cert('swarm-node.key') };
   }
 
-  private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number; certExpiryMs?: number }): Promise<void> {
+  private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number; certExpiryMs?: number; taskHistoryLimit?: number }): Promise<void> {
     const certs = new NodeCertificates(tls);
     this.certs = certs;
     const server = new grpc.Server({
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.keepalive_permit_without_calls': 1,
-      interceptors: [requireRole('/tsswarm.raft.', 'manager', () => certs.current().caPem)],
+      interceptors: [requireRole('/tsswarm.raft.', 'manager', () => certs.current().caPem), requireRole(TASK_LOGS_PATH, 'manager', () => certs.current().caPem)],
     });
     this.server = server;
     const logger = this.opts.logger;
@@ -244,11 +257,13 @@ export class SwarmNode {
         checkConstraint: constraintProblem, nodeMatches: nodeMeetsConstraints,
         ...(bootstrap?.heartbeatMs ? { heartbeatPeriodMs: bootstrap.heartbeatMs } : {}),
         ...(bootstrap?.certExpiryMs ? { certExpiryMs: bootstrap.certExpiryMs } : {}),
+        ...(bootstrap?.taskHistoryLimit ? { taskHistoryLimit: Math.max(0, bootstrap.taskHistoryLimit) } : {}),
         ...(bootstrap ? { bootstrap: { clusterId: bootstrap.clusterId, rootCA: bootstrap.rootCA, description: nodeDescription(this.opts.hostname) } } : {}),
       });
     }
     server.addService(caService(), caHandlers(() => this.managerRole, logger));
     server.addService(dispatcherService(), dispatcherHandlers(() => this.managerRole, logger));
+    server.addService(taskLogsService(), taskLogsHandlers(() => this.opts.containers, logger));
     await new Promise<void>((ok, fail) => server.bindAsync(state.listenAddr, serverCredentials(certs), (err) => (err ? fail(new SwarmError(`cannot listen on ${state.listenAddr}: ${err.message}`)) : ok())));
     await this.managerRole?.start();
 

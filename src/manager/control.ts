@@ -10,6 +10,7 @@ import { IpamError } from './network/ipam.js';
 import { AllocationError, chooseNetworkAddressing } from './network/allocator.js';
 import { networkSpecSchema } from './network/network-spec.js';
 import { isTerminal, type NetworkObject, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from './objects.js';
+import { rebalanceActions } from './orchestrator/rebalance.js';
 import { serviceSpecSchema, withServiceDefaults } from './service-spec.js';
 import { StoreError, type Action, type ClusterStore } from './store/store.js';
 
@@ -144,7 +145,7 @@ export class ControlService {
    * Replaces the spec (compare-and-set on `version`), keeping the old one for rollback. `force`
    * bumps the spec version without a change, which makes the orchestrator replace every task.
    */
-  async updateService(ref: string, version: number, raw: unknown, opts: { rollback?: boolean; force?: boolean } = {}): Promise<ServiceObject> {
+  async updateService(ref: string, version: number, raw: unknown, opts: { rollback?: boolean; force?: boolean; rebalance?: boolean } = {}): Promise<ServiceObject> {
     const current = await this.getService(ref);
     let spec: ServiceSpec;
     if (opts.rollback) {
@@ -153,20 +154,32 @@ export class ControlService {
     } else {
       spec = this.resolveNetworks(this.checkSpec(raw));
     }
+    // As docker: --force changes the task template, so the rolling update replaces every task.
+    if (opts.force) spec = { ...spec, task: { ...spec.task, forceUpdate: (current.spec.task.forceUpdate ?? 0) + 1 } };
     if (spec.name !== current.spec.name) throw new ValidationError('a service cannot be renamed');
     this.checkPortsFree(spec, current.id);
     const changed = JSON.stringify(spec) !== JSON.stringify(current.spec);
     // Tasks are made from the task template: only a change there (or --force) replaces them; a
     // new replica count or update config leaves running tasks alone.
     const taskChanged = JSON.stringify(spec.task) !== JSON.stringify(current.spec.task);
+    const replace = taskChanged;
     const next: ServiceObject = {
       ...current,
       spec,
       previousSpec: changed ? current.spec : current.previousSpec,
-      specVersion: taskChanged || opts.force ? current.specVersion + 1 : current.specVersion,
+      specVersion: replace ? current.specVersion + 1 : current.specVersion,
       endpoint: { ...current.endpoint, ports: spec.endpoint.ports },
+      // A new task template starts a rolling update (orchestrator/updater.ts), resumed from here by any leader.
+      ...(replace ? { updateStatus: {
+        state: opts.rollback ? 'rollback_started' as const : 'updating' as const,
+        message: opts.rollback ? 'manually requested rollback' : 'update in progress', startedAt: this.now(), completedAt: '', failures: 0, nextBatchAt: '',
+      } } : {}),
     };
-    const [updated] = await this.write([{ op: 'update', kind: 'service', object: next, expectVersion: version || current.meta.version }]);
+    // --rebalance: the scheduler's planner moves running tasks, in the same proposal (orchestrator/rebalance.ts).
+    const moves = opts.rebalance ? rebalanceActions(next, {
+      nodes: this.store.list('node'), tasksOfNode: (id) => this.store.tasksOfNode(id), tasksOfService: (id) => this.store.tasksOfService(id),
+    }, { now: this.now(), newId: newObjectId }) : [];
+    const [updated] = await this.write([{ op: 'update', kind: 'service', object: next, expectVersion: version || current.meta.version }, ...moves]);
     return updated as ServiceObject;
   }
 

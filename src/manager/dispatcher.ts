@@ -284,7 +284,8 @@ export class Dispatcher {
       }
       if (e.kind !== 'task') continue;
       const t = e.object as TaskObject;
-      const old = e.old as TaskObject | undefined;
+      // A delete event carries the deleted task as its object.
+      const old = (e.op === 'delete' ? e.object : e.old) as TaskObject | undefined;
       // A task moved away from a node (or deleted): tell that node to forget it.
       if (old && old.nodeId && (e.op === 'delete' || old.nodeId !== t.nodeId)) {
         const s = this.sessions.get(old.nodeId);

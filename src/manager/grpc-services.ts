@@ -12,6 +12,7 @@ import { JoinTokenError } from '../security/join-token.js';
 import { peerIdentity } from '../security/tls-credentials.js';
 import { ControlError } from './control.js';
 import { DispatcherError, type SessionMessage } from './dispatcher.js';
+import { serviceLogsHandler } from './logs.js';
 import type { Manager } from './manager.js';
 
 const PROTO = 'control.proto';
@@ -64,7 +65,7 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
     GetService: u('GetService', async (call) => m().control.getService(call.request.id)),
     UpdateService: u('UpdateService', async (call) => {
       const r = call.request;
-      return m().control.updateService(r.id, r.version, r.spec, { rollback: r.rollback, force: r.force });
+      return m().control.updateService(r.id, r.version, r.spec, { rollback: r.rollback, force: r.force, rebalance: r.rebalance });
     }),
     RemoveService: u('RemoveService', async (call) => { await m().control.removeService(call.request.id); return {}; }),
     CreateNetwork: u('CreateNetwork', async (call) => m().control.createNetwork(call.request.spec ?? {})),
@@ -72,6 +73,7 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
     GetNetwork: u('GetNetwork', async (call) => m().control.getNetwork(call.request.id)),
     RemoveNetwork: u('RemoveNetwork', async (call) => { await m().control.removeNetwork(call.request.id); return {}; }),
     ListTasks: u('ListTasks', async (call) => ({ tasks: await m().control.listTasks(taskFilter(call.request)) })),
+    ServiceLogs: serviceLogsHandler(() => ({ control: m().control, store: m().store, credentials: m().clusterCredentials(), logger }), toGrpcStatus),
     WatchTasks: (call: grpc.ServerWritableStream<any, any>) => {
       let mgr: Manager;
       try { mgr = m(); } catch (err) { call.emit('error', toGrpcStatus(err)); return; }

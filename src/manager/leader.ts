@@ -10,6 +10,7 @@ import type { Dispatcher } from './dispatcher.js';
 import { AllocationError, addressesInUse, attachedNetworkIds, ingressNetwork, NetworkAllocator } from './network/allocator.js';
 import type { NodeObject, TaskObject } from './objects.js';
 import { reconcile } from './orchestrator/reconcile.js';
+import { planUpdates } from './orchestrator/updater.js';
 import type { Action, ClusterStore } from './store/store.js';
 
 /** Placement of tasks on nodes: the scheduler, seen from the manager. */
@@ -40,6 +41,9 @@ export class LeaderDuties {
   private debounce?: NodeJS.Timeout;
   private stopped = false;
   private readonly allocator = new NetworkAllocator();
+  /** A pass due when a restart delay, update delay or monitor period ends. */
+  private wakeTimer?: NodeJS.Timeout;
+  private wakeAt = Infinity;
 
   constructor(private readonly opts: LeaderOptions) {}
 
@@ -58,6 +62,15 @@ export class LeaderDuties {
     clearInterval(this.timer);
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.debounce);
+    clearTimeout(this.wakeTimer);
+  }
+
+  /** Runs a pass at `atMs` (epoch ms) unless one is already due earlier. */
+  wakeUp(atMs: number): void {
+    if (this.stopped || (this.wakeTimer && atMs >= this.wakeAt)) return;
+    clearTimeout(this.wakeTimer);
+    this.wakeAt = atMs;
+    this.wakeTimer = setTimeout(() => { this.wakeTimer = undefined; this.wakeAt = Infinity; this.kick(); }, Math.max(0, atMs - Date.now()) + 5);
   }
 
   /** Runs a pass soon; changes that arrive during a pass cause one more. */
@@ -78,6 +91,7 @@ export class LeaderDuties {
         if (!this.opts.log.isLeader() || this.stopped) return;
         await this.propose(this.allocate(), 'allocate');
         await this.propose(this.orchestrate(), 'orchestrate');
+        await this.propose(this.rollingUpdates(), 'rolling update');
         await this.propose(this.schedule(), 'schedule');
       } while (this.again && !this.stopped);
     } catch (err) {
@@ -98,8 +112,20 @@ export class LeaderDuties {
     const { store } = this.opts;
     return reconcile(
       { services: store.list('service'), nodes: store.list('node'), tasksOfService: (id) => store.tasksOfService(id) },
-      { now: new Date().toISOString(), newId: newObjectId, taskHistoryLimit: this.opts.taskHistoryLimit, nodeMatches: this.opts.nodeMatches },
+      // The limit as the cluster has it now (swarm update may change it).
+      { now: new Date().toISOString(), newId: newObjectId, taskHistoryLimit: store.list('cluster')[0]?.spec.taskHistoryLimit ?? this.opts.taskHistoryLimit, nodeMatches: this.opts.nodeMatches, wake: (at) => this.wakeUp(at) },
     );
+  }
+
+  /** Rolling updates in progress (orchestrator/updater.ts): their state is all in the store. */
+  rollingUpdates(): Action[] {
+    const { store } = this.opts;
+    const { actions, wakeAt } = planUpdates(
+      { services: store.list('service'), nodes: store.list('node'), tasksOfService: (id) => store.tasksOfService(id) },
+      { now: new Date().toISOString(), newId: newObjectId, nodeMatches: this.opts.nodeMatches },
+    );
+    if (wakeAt !== undefined) this.wakeUp(wakeAt);
+    return actions;
   }
 
   /** Service VIPs, published ports and nodes' ingress addresses. */

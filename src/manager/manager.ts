@@ -37,6 +37,8 @@ export interface ManagerOptions {
   heartbeatPeriodMs?: number;
   /** Validity of node certificates in a new swarm; nodes renew at 50–80% of it. */
   certExpiryMs?: number;
+  /** Finished tasks kept per slot in a new swarm (default 5). */
+  taskHistoryLimit?: number;
   tickMs?: number;
   electionTicks?: number;
 }
@@ -93,6 +95,11 @@ export class Manager {
     const c = this.store.get('cluster', CLUSTER_OBJECT_ID);
     if (!c) throw new ControlError('this manager has not caught up with the swarm yet: try again shortly', 'unavailable');
     return c;
+  }
+
+  /** This manager's client credentials for the cluster (node certificate): e.g. to read task logs from nodes. */
+  clusterCredentials(): grpc.ChannelCredentials {
+    return this.opts.channelCredentials;
   }
 
   /** The dispatcher, when this manager leads; else where the leader is. */
@@ -156,6 +163,13 @@ export class Manager {
     return { nodeId, role, certPem, raftId };
   }
 
+  /** `swarm update`: a compare-and-set change of the cluster's settings. */
+  async updateClusterSpec(change: Partial<ClusterObject['spec']>): Promise<void> {
+    const c = await this.freshCluster();
+    const r = await this.log.propose({ actions: [{ op: 'update', kind: 'cluster', object: { ...c, spec: { ...c.spec, ...change } }, expectVersion: c.meta.version }], time: new Date().toISOString() });
+    if (!r.ok) throw new ControlError(`updating the swarm failed: ${r.error.message}`, 'conflict');
+  }
+
   /** A node renews with its current certificate: same id and role, a fresh validity. */
   async renewCertificate(csrPem: string, who: NodeIdentity): Promise<string> {
     const c = await this.freshCluster();
@@ -184,7 +198,7 @@ export class Manager {
     const now = new Date().toISOString();
     const cluster: ClusterObject = {
       id: CLUSTER_OBJECT_ID, meta: { version: 0, createdAt: '', updatedAt: '' }, swarmId: b.clusterId,
-      spec: { taskHistoryLimit: 5, heartbeatPeriodMs: this.opts.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_MS, certExpiryMs: this.opts.certExpiryMs ?? DEFAULT_CERT_EXPIRY_MS },
+      spec: { taskHistoryLimit: this.opts.taskHistoryLimit ?? 5, heartbeatPeriodMs: this.opts.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_MS, certExpiryMs: this.opts.certExpiryMs ?? DEFAULT_CERT_EXPIRY_MS },
       rootCA: b.rootCA, joinSecrets: { worker: newSecret(), manager: newSecret() },
     };
     const self: NodeObject = {

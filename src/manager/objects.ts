@@ -55,6 +55,8 @@ export interface ServiceSpec {
     stopSignal: string;
     healthcheck?: { test: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number };
     networks: string[];
+    /** Bumped by `service update --force`, so that the task template changes and every task is replaced. */
+    forceUpdate?: number;
   };
   mode: { replicated: { replicas: number } } | { global: Record<string, never> };
   update: UpdateConfig;
@@ -86,7 +88,14 @@ export interface ServiceObject {
   specVersion: number;
   previousSpec?: ServiceSpec;
   endpoint: { virtualIps: { networkId: string; addr: string }[]; ports: PortConfig[] };
-  updateStatus?: { state: 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_completed' | 'rollback_paused'; message: string; startedAt: string; completedAt: string };
+  updateStatus?: {
+    state: 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_completed' | 'rollback_paused';
+    message: string; startedAt: string; completedAt: string;
+    /** New tasks that failed within their monitor period (the rolling updater's count). */
+    failures?: number;
+    /** When the delay after the last batch ends; '' while a batch runs or when none is due. */
+    nextBatchAt?: string;
+  };
 }
 
 /** Task states in the order they are reached; a task's state only moves forward. */
@@ -125,8 +134,14 @@ export interface TaskObject {
     error: string;
     exitCode: number;
     containerId: string;
+    /** Set by the worker when a health check applies: the task counts as up only once healthy. */
+    health?: '' | 'starting' | 'healthy' | 'unhealthy';
+    /** When its container started (kept once it ends): an update's monitor period counts from it. */
+    startedAt?: string;
   };
   networks: { networkId: string; addresses: string[] }[];
+  /** Restart policy: when this slot was restarted within the policy's window, this task's start included. */
+  restarts?: string[];
 }
 
 export interface NetworkObject {

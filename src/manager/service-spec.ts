@@ -67,6 +67,7 @@ export const serviceSpecSchema = z.object({
       startPeriodMs: nonNegativeMs,
     }).optional(),
     networks: z.array(z.string()),
+    forceUpdate: z.number().int().nonnegative(),
   }),
   mode: z.union([
     z.object({ replicated: z.object({ replicas: z.number().int().nonnegative().max(100_000) }) }),
@@ -135,6 +136,7 @@ export function withServiceDefaults(input: DeepPartial<ServiceSpec>): unknown {
       stopSignal: t.stopSignal ?? '',
       ...(t.healthcheck && t.healthcheck.test?.length ? { healthcheck: t.healthcheck } : {}),
       networks: t.networks ?? [],
+      forceUpdate: t.forceUpdate ?? 0,
     },
     mode: mode?.global ? { global: {} } : { replicated: { replicas: (mode?.replicated as { replicas?: number } | undefined)?.replicas ?? 1 } },
     update: update(input.update),

@@ -113,3 +113,21 @@ describe('node network state', () => {
     expect(s3.networks[0]!.endpoints.map((e) => e.ip)).toEqual(['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6']);
   });
 });
+
+describe('backends', () => {
+  it('leaves a task out of DNS and the routing mesh until its health check passes', () => {
+    const ingress = net('ing', '10.0.0.0/24', '10.0.0.1', 4096, true);
+    const a = net('a', '10.0.1.0/24', '10.0.1.1', 4097);
+    const sp = spec({ networks: ['a'] }, [{ protocol: 'tcp', targetPort: 80, publishedPort: 8080, publishMode: 'ingress' }]);
+    const svc: ServiceObject = { ...service('s1', { ...sp, name: 'web' }), endpoint: { virtualIps: [{ networkId: 'a', addr: '10.0.1.2' }], ports: sp.endpoint.ports } };
+    const starting = task('t1', 's1', 'n1', [{ networkId: 'a', addresses: ['10.0.1.3'] }, { networkId: 'ing', addresses: ['10.0.0.5'] }]);
+    starting.status.health = 'starting';
+    const healthy = task('t2', 's1', 'n1', [{ networkId: 'a', addresses: ['10.0.1.4'] }, { networkId: 'ing', addresses: ['10.0.0.6'] }]);
+    healthy.status.health = 'healthy';
+    const s = nodeNetworkState('n1', { networks: [ingress, a], services: [svc], tasks: [starting, healthy], nodes: [node('n1', '10.231.0.1', '10.0.0.2')] })!;
+    expect(s.networks.find((n) => n.id === 'a')!.services[0]!.tasks.map((t) => t.ip)).toEqual(['10.0.1.4']);
+    expect(s.published[0]!.backends).toEqual(['10.0.0.6']);
+    // Both keep their tunnels' peers: a starting task must already be reachable by its checks' peers.
+    expect(s.networks.find((n) => n.id === 'a')!.endpoints.map((e) => e.ip)).toEqual(['10.0.1.3', '10.0.1.4']);
+  });
+});

@@ -40,9 +40,9 @@ function hasEndpoint(t: TaskObject): boolean {
   return t.nodeId !== '' && !isTerminal(t.status.state) && taskStateRank(t.status.state) >= taskStateRank('assigned');
 }
 
-/** A task that should receive traffic. */
+/** A task that should receive traffic: running, and healthy when a health check applies. */
 function isBackend(t: TaskObject): boolean {
-  return t.desiredState === 'running' && t.status.state === 'running';
+  return t.desiredState === 'running' && t.status.state === 'running' && (!t.status.health || t.status.health === 'healthy');
 }
 
 function addressOn(t: TaskObject, networkId: string): string | undefined {

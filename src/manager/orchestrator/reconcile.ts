@@ -13,6 +13,8 @@ import {
   isTerminal, type NodeObject, type ServiceObject, type TaskObject,
 } from '../objects.js';
 import type { Action } from '../store/store.js';
+import { byRecency, isUp } from './updater.js';
+import { restartDecision } from './restart.js';
 
 export interface ClusterView {
   services: ServiceObject[];
@@ -26,6 +28,8 @@ export interface ReconcileContext {
   taskHistoryLimit: number;
   /** Whether `node` satisfies the service's placement constraints (the scheduler's parser). */
   nodeMatches?: (service: ServiceObject, node: NodeObject) => boolean;
+  /** Told when a pass should run again although nothing changes (a restart delay ends). */
+  wake?: (atMs: number) => void;
 }
 
 const RUNNING_DESIRED = 'running';
@@ -109,20 +113,30 @@ export function reconcile(view: ClusterView, ctx: ReconcileContext): Action[] {
     const tasks = view.tasksOfService(service.id);
     // Node loss and drain first: they turn live tasks into ones that need replacing.
     for (const t of tasks) {
-      if (t.desiredState !== RUNNING_DESIRED || isTerminal(t.status.state) || !t.nodeId) continue;
+      if (isTerminal(t.status.state) || !t.nodeId) continue;
       const node = nodesById.get(t.nodeId);
+      if (t.desiredState !== RUNNING_DESIRED) {
+        // Being stopped on a node that is gone: it never reports, and a stop-first update waits for it.
+        if (!node || node.status.state === 'down') {
+          plan.change(t, { status: { ...t.status, state: 'orphaned', timestamp: ctx.now, message: `node ${t.nodeId} is down`, error: 'task orphaned: its node is down' } });
+        }
+        continue;
+      }
       if (!node || node.status.state === 'down') {
         plan.change(t, {
           status: { ...t.status, state: 'orphaned', timestamp: ctx.now, message: `node ${t.nodeId} is down`, error: 'task orphaned: its node is down' },
         });
       } else if (node.spec.availability === 'drain') {
+        // Start-first services keep it until its successor is up (reconcileGroup); others stop it now.
+        if (drainsStartFirst(service)) continue;
         // Stays live until the agent stops it; its slot gets a successor now.
         plan.change(t, { desiredState: 'shutdown', status: { ...t.status, message: `node ${node.description.hostname} is draining` } });
       }
     }
     const current = tasks.map((t) => plan.current(t));
     if ('replicated' in service.spec.mode) {
-      reconcileSlots(service, current, plan, ctx, service.spec.mode.replicated.replicas);
+      const drained = (t: TaskObject) => nodesById.get(t.nodeId)?.spec.availability === 'drain';
+      reconcileSlots(service, current, plan, ctx, service.spec.mode.replicated.replicas, drained);
     } else {
       reconcileGlobal(service, current, view.nodes, plan, ctx);
     }
@@ -149,25 +163,60 @@ function groupWanted(tasks: TaskObject[], key: (t: TaskObject) => string): Map<s
  * successor if the restart condition says so; with no task at all, one is created; with several
  * live ones (a leader change mid-replacement), the newest stays.
  */
-function reconcileGroup(service: ServiceObject, group: TaskObject[], plan: Plan, spawn: () => TaskObject): void {
+function reconcileGroup(
+  service: ServiceObject, group: TaskObject[], plan: Plan, spawn: (restarts?: string[]) => TaskObject, ctx: ReconcileContext,
+  stopping: TaskObject[] = [], drained: (t: TaskObject) => boolean = () => false,
+): void {
   const alive = group.filter((t) => !isTerminal(t.status.state));
   const dead = group.filter((t) => isTerminal(t.status.state));
+  // Only tasks on a drained node serve this slot (a start-first service): a successor goes elsewhere,
+  // and the drained one stops once it is up (below).
+  if (alive.length > 0 && alive.every(drained)) plan.create(spawn());
   if (alive.length === 0 && (group.length === 0 || dead.some((t) => wantsReplacement(service, t)))) {
+    // A stop-first update stopped this slot's old task: its successor starts once it has stopped.
+    if (stopping.some((t) => t.specVersion !== service.specVersion)) return;
+    // Restart policy: the delay, and the attempts within the window (see restart.ts).
+    const last = [...dead].sort(byRecency)[0];
+    const decision = last ? restartDecision(service, last, ctx.now) : { restart: true as const, restarts: undefined };
+    if (!decision.restart) {
+      if (decision.retryAt !== undefined) ctx.wake?.(decision.retryAt);
+      return;
+    }
     // The finished tasks become history; a task that is not replaced (restart condition none)
     // keeps desired state running, so that its slot counts as filled.
     for (const t of dead) plan.change(t, { desiredState: 'shutdown' });
-    plan.create(spawn());
+    plan.create(spawn(decision.restarts));
   } else if (alive.length > 0) {
     for (const t of dead) plan.change(t, { desiredState: 'shutdown' });
   }
-  alive.sort((a, b) => b.meta.version - a.meta.version);
-  for (const extra of alive.slice(1)) plan.change(extra, { desiredState: 'shutdown' });
+  alive.sort(byRecency);
+  // A start-first update added a new task beside the old one: the old one (the newest of them that
+  // is up) keeps serving until the new one is up.
+  const keep = alive[0] && !isUp(alive[0]) ? alive.slice(1).find(isUp) : undefined;
+  for (const extra of alive.slice(1)) if (extra !== keep) plan.change(extra, { desiredState: 'shutdown' });
 }
 
-function reconcileSlots(service: ServiceObject, tasks: TaskObject[], plan: Plan, ctx: ReconcileContext, replicas: number): void {
+/** Tasks being stopped (desired state no longer running, not finished), grouped by `key`. */
+function groupStopping(tasks: TaskObject[], key: (t: TaskObject) => string): Map<string, TaskObject[]> {
+  const groups = new Map<string, TaskObject[]>();
+  for (const t of tasks) {
+    if (t.desiredState === RUNNING_DESIRED || isTerminal(t.status.state)) continue;
+    const k = key(t);
+    groups.set(k, [...(groups.get(k) ?? []), t]);
+  }
+  return groups;
+}
+
+function drainsStartFirst(service: ServiceObject): boolean {
+  return 'replicated' in service.spec.mode && service.spec.update?.order === 'start-first';
+}
+
+function reconcileSlots(service: ServiceObject, tasks: TaskObject[], plan: Plan, ctx: ReconcileContext, replicas: number, drained: (t: TaskObject) => boolean): void {
   const bySlot = groupWanted(tasks, (t) => String(t.slot));
+  const stopping = groupStopping(tasks, (t) => String(t.slot));
   for (let slot = 1; slot <= replicas; slot++) {
-    reconcileGroup(service, bySlot.get(String(slot)) ?? [], plan, () => newTask(service, slot, '', ctx));
+    reconcileGroup(service, bySlot.get(String(slot)) ?? [], plan, (restarts) => withRestarts(newTask(service, slot, '', ctx), restarts), ctx, stopping.get(String(slot)),
+      drainsStartFirst(service) ? drained : undefined);
   }
   // Scale down: every task in a slot above the replica count stops.
   for (const [slot, group] of bySlot) {
@@ -177,15 +226,20 @@ function reconcileSlots(service: ServiceObject, tasks: TaskObject[], plan: Plan,
 
 function reconcileGlobal(service: ServiceObject, tasks: TaskObject[], nodes: NodeObject[], plan: Plan, ctx: ReconcileContext): void {
   const byNode = groupWanted(tasks, (t) => t.nodeId);
+  const stopping = groupStopping(tasks, (t) => t.nodeId);
   const wanted = new Set<string>();
   for (const node of nodes) {
     if (!isEligible(node) || (ctx.nodeMatches && !ctx.nodeMatches(service, node))) continue;
     wanted.add(node.id);
-    reconcileGroup(service, byNode.get(node.id) ?? [], plan, () => newTask(service, 0, node.id, ctx));
+    reconcileGroup(service, byNode.get(node.id) ?? [], plan, (restarts) => withRestarts(newTask(service, 0, node.id, ctx), restarts), ctx, stopping.get(node.id));
   }
   for (const [nodeId, group] of byNode) {
     if (!wanted.has(nodeId)) for (const t of group) plan.change(t, { desiredState: 'shutdown' });
   }
+}
+
+function withRestarts(t: TaskObject, restarts: string[] | undefined): TaskObject {
+  return restarts && restarts.length ? { ...t, restarts } : t;
 }
 
 /** Keep at most `limit` finished, unwanted tasks per slot (or node), deleting the oldest. */

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ContainerManager } from '../containers/manager.js';
 import type { ContainerRecord, ContainerSpec } from '../containers/types.js';
 import type { NetworkDriver } from '../network/types.js';
+import { effectiveHealthcheck, HealthMonitor, type Health, type ImageHealthcheck } from './health.js';
 import { isFinished, stateRank, type WireAssignment, type WireTask, type WireTaskState, type WireTaskStatus } from './wire.js';
 
 export const TASK_LABEL = 'tsswarm.task.id';
@@ -15,6 +16,11 @@ export const SERVICE_LABEL = 'tsswarm.service.id';
 
 export type Containers = Pick<ContainerManager, 'create' | 'start' | 'stop' | 'remove' | 'list' | 'get' | 'wait'> & {
   resolveImage(ref: string): boolean;
+  /** For health checks (health.ts): a process in the container, and the image's HEALTHCHECK. */
+  exec?: ContainerManager['exec'];
+  /** For `service logs`: a managers-only log service on the node's cluster listener (worker/task-logs.ts). */
+  logs?: ContainerManager['logs'];
+  imageHealthcheck?(ref: string): ImageHealthcheck | undefined;
 };
 
 export type StatusReporter = (taskId: string, status: WireTaskStatus) => void;
@@ -27,6 +33,10 @@ interface Running {
   lastStatus?: WireTaskStatus;
   /** Serialises lifecycle steps of one task. */
   chain: Promise<void>;
+  /** When the container started, and its health when a check applies: reported with every status. */
+  startedAt?: string;
+  health?: Health;
+  monitor?: HealthMonitor;
 }
 
 export function containerName(t: WireTask): string {
@@ -141,6 +151,9 @@ export class TaskExecutor {
   private adopt(r: Running, c: ContainerRecord): void {
     if (c.state.status === 'running' || c.state.status === 'paused') {
       r.state = 'running';
+      r.startedAt = c.state.startedAt || undefined;
+      // Health is not kept across a daemon restart: it is checked again from "starting".
+      this.watchHealth(r, Date.parse(c.state.startedAt) || Date.now());
       this.watchExit(r, c.id);
     } else if (c.state.status === 'exited' || c.state.status === 'dead') {
       this.finish(r, c.state.exitCode, c.state.oomKilled, c.state.error);
@@ -150,9 +163,10 @@ export class TaskExecutor {
   private setState(r: Running, state: WireTaskState, message: string, extra: Partial<WireTaskStatus> = {}): void {
     if (stateRank(state) < stateRank(r.state) || (isFinished(r.state) && state !== r.state)) return;
     r.state = state;
+    if (isFinished(state)) r.monitor?.stop();
     r.lastStatus = {
       state, timestamp: new Date().toISOString(), message, error: extra.error ?? '', exitCode: extra.exitCode ?? 0,
-      containerId: extra.containerId ?? r.containerId,
+      containerId: extra.containerId ?? r.containerId, health: r.health ?? '', startedAt: r.startedAt ?? '',
     };
     this.report(r.task.id, r.lastStatus);
   }
@@ -196,8 +210,34 @@ export class TaskExecutor {
       this.setState(r, 'failed', 'starting failed', { error: (err as Error).message, exitCode: 128 });
       return;
     }
+    r.startedAt = new Date().toISOString();
+    this.watchHealth(r, Date.now());
     this.setState(r, 'running', 'started');
     this.watchExit(r, c.id);
+  }
+
+  /** Starts the task's health check, if one applies; an unhealthy task fails (and is replaced). */
+  private watchHealth(r: Running, startedAtMs: number): void {
+    r.monitor?.stop();
+    const exec = this.containers.exec;
+    const config = effectiveHealthcheck(r.task.spec.healthcheck, this.containers.imageHealthcheck?.(r.task.spec.image));
+    if (!config || !exec) return;
+    r.health = 'starting';
+    const containerId = r.containerId;
+    r.monitor = new HealthMonitor(config, (cmd) => exec(containerId, cmd, [], '', ''), (health) => {
+      if (isFinished(r.state)) return;
+      r.health = health;
+      if (health !== 'unhealthy') {
+        this.setState(r, 'running', `health: ${health}`);
+        return;
+      }
+      this.setState(r, 'failed', 'unhealthy container', { error: 'task: container unhealthy', exitCode: 0 });
+      this.enqueue(r, async () => {
+        const c = this.containers.get(containerId);
+        if (c.state.status === 'running' || c.state.status === 'paused') await this.containers.stop(containerId, Math.ceil((r.task.spec.stopGracePeriodMs || 10_000) / 1000));
+      });
+    }, startedAtMs);
+    r.monitor.start();
   }
 
   private watchExit(r: Running, containerId: string): void {

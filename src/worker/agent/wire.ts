@@ -18,6 +18,7 @@ export interface WireTaskSpec {
   };
   stopGracePeriodMs: number;
   stopSignal: string;
+  healthcheck?: { test: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number };
 }
 
 export type WireTaskState =
@@ -31,6 +32,8 @@ export interface WireTaskStatus {
   error: string;
   exitCode: number;
   containerId: string;
+  health?: '' | 'starting' | 'healthy' | 'unhealthy';
+  startedAt?: string;
 }
 
 export interface WireTask {

@@ -1,0 +1,44 @@
+/**
+ * `service update --rebalance`: moves a replicated service's running tasks to even out its spread
+ * over the nodes (e.g. after nodes joined or came back from drain), with the scheduler's rebalance
+ * planner. A move is start-first whatever the update order: the replacement is created already
+ * assigned to its target node in the same slot, and the orchestrator stops the old task once the
+ * new one is up (as for a start-first update), so the service never runs short during a rebalance.
+ */
+import { planRebalance, type PlacedTask } from '../../scheduler/index.js';
+import { isTerminal, type NodeObject, type ServiceObject, type TaskObject } from '../objects.js';
+import { toSchedNode, toTaskToPlace } from '../placement.js';
+import type { Action } from '../store/store.js';
+
+export interface RebalanceView {
+  nodes: NodeObject[];
+  tasksOfNode(nodeId: string): TaskObject[];
+  tasksOfService(serviceId: string): TaskObject[];
+}
+
+/** The moves as actions: one new task per moved slot, assigned to the planner's target node. */
+export function rebalanceActions(service: ServiceObject, view: RebalanceView, ctx: { now: string; newId: () => string }): Action[] {
+  if (!('replicated' in service.spec.mode)) return [];
+  const live = view.tasksOfService(service.id).filter((t) => t.desiredState === 'running' && t.nodeId && t.status.state === 'running');
+  if (live.length === 0) return [];
+  const cluster = { nodes: view.nodes.map((n) => toSchedNode(n, view.tasksOfNode(n.id))) };
+  // Replicated tasks are placed anew, so no node pin: the planner may move them anywhere they fit.
+  const placed: PlacedTask[] = live.map((t) => ({ ...toTaskToPlace({ ...t, nodeId: '' }), nodeId: t.nodeId }));
+  const { moves } = planRebalance(cluster, placed, { goal: 'spread', maxMoves: live.length });
+  const target = new Map<string, string>();
+  for (const m of moves) target.set(m.taskId, m.to);
+  const actions: Action[] = [];
+  for (const t of live) {
+    const to = target.get(t.id);
+    if (!to || to === t.nodeId || isTerminal(t.status.state)) continue;
+    actions.push({
+      op: 'create', kind: 'task', object: {
+        id: ctx.newId(), meta: { version: 0, createdAt: '', updatedAt: '' }, serviceId: service.id, serviceName: service.spec.name,
+        slot: t.slot, nodeId: to, spec: service.spec.task, specVersion: service.specVersion, desiredState: 'running',
+        status: { state: 'assigned', timestamp: ctx.now, message: `rebalanced from node ${t.nodeId}`, error: '', exitCode: 0, containerId: '' },
+        networks: [],
+      },
+    });
+  }
+  return actions;
+}

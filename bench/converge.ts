@@ -9,7 +9,9 @@
  *
  * Then a rolling update of UPDATE_REPLICAS (default 100) replicas, parallelism 10, no delay, a 1 s
  * monitor, stop-first (containers stop on SIGKILL so that no grace period is measured): the time from
- * `service update` to the update completed with every task running the new spec.
+ * `service update` to the update completed with every task running the new spec. The same on the Docker
+ * engine (bench/anchor/docker-swarm-update.ts: --stop-signal SIGKILL, the image changed to a second tag of
+ * the same rootfs); `ratio_vs_swarm_update_100` is ours / Docker's seconds.
  *
  * Env: CONVERGE_SIZES (default "1,10,100,300"), UPDATE_REPLICAS; CONVERGE_DOCKER=off skips the anchor
  * (reported absent). Prints a table and, last, `RESULT {json}`.
@@ -22,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { DaemonClient } from '../src/cli/client.js';
 import { DockerEngine } from './anchor/docker-engine.js';
 import { measureSwarmConverge, type SwarmConverge } from './anchor/docker-swarm-converge.js';
+import { measureSwarmUpdate, type SwarmUpdate } from './anchor/docker-swarm-update.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(REPO, 'bin', 'tsswarm');
@@ -101,10 +104,12 @@ async function converge(engine: DockerEngine): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   let swarm: SwarmConverge;
+  let swarmUpdate: SwarmUpdate = { seconds: null, failed: null };
   try {
     swarm = process.env.CONVERGE_DOCKER === 'off'
       ? { docker: 'absent: disabled by CONVERGE_DOCKER=off', seconds: {}, skipped: {}, rssAt100: null, version: null }
       : await measureSwarmConverge(engine, SIZES, join(engine.dir, 'busybox.tar'));
+    if (swarm.docker === 'measured') swarmUpdate = await measureSwarmUpdate(engine, updateReplicas);
   } finally {
     await engine.stop();
   }
@@ -128,14 +133,18 @@ async function converge(engine: DockerEngine): Promise<void> {
     ratios_vs_swarm: ratios,
     update_replicas: updateReplicas,
     tsswarm_update_seconds: update100 === null ? null : Math.round(update100 * 1000) / 1000,
-    swarm_update_seconds: null,
-    ratio_vs_swarm_update_100: null,
+    swarm_update_seconds: swarmUpdate.seconds,
+    swarm_update_failed: swarmUpdate.failed,
+    ratio_vs_swarm_update_100: updateReplicas === 100 ? ratio(update100 ?? undefined, swarmUpdate.seconds ?? undefined) : null,
     tsswarm_tasks_per_s_100: ours100 ? Math.round((100 / ours100) * 10) / 10 : null,
     swarm_tasks_per_s_100: docker100 ? Math.round((100 / docker100) * 10) / 10 : null,
   };
   console.log(`daemon RSS with ${result.max_tasks} tasks: ${rss300} MiB`);
   if (swarmRss) console.log(`Docker at N=100: dockerd ${swarmRss.dockerdMiB} MiB + containerd ${swarmRss.containerdMiB} MiB RSS`);
   if (result.ratio_vs_swarm_100 !== null) console.log(`ratio vs Docker Swarm at N=100: ${result.ratio_vs_swarm_100} (${ours100} s / ${docker100} s)`);
+  if (result.ratio_vs_swarm_update_100 !== null) {
+    console.log(`ratio vs Docker Swarm, rolling update of 100: ${result.ratio_vs_swarm_update_100} (${result.tsswarm_update_seconds} s / ${swarmUpdate.seconds} s)`);
+  }
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
 

@@ -102,10 +102,12 @@ export class DockerEngine {
     const script = `set -e\n${cgroupMountScript()}\nexec "$@"`;
     const logFd = openSync(this.log, 'a');
     // detached: a Ctrl-C on the terminal reaches us, not dockerd, so the shutdown below stays orderly.
+    // DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1: swarm's executor otherwise tries a registry pull of every
+    // task's tag before using the local image (a DNS lookup that can only fail in here, and time ours never spends).
     const child = spawn('ip', ['netns', 'exec', this.netns, 'sh', '-c', script, 'tswbd-start', DOCKERD,
       '--data-root', join(this.dir, 'data'), '--exec-root', this.execRoot, '--pidfile', this.pidfile,
       '--host', `unix://${this.socket}`, '--iptables=true', '--cgroup-parent', this.cgroupParent],
-    { detached: true, stdio: ['ignore', logFd, logFd] });
+    { detached: true, stdio: ['ignore', logFd, logFd], env: { ...process.env, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1' } });
     closeSync(logFd);
     child.unref();
     this.dockerdPid = child.pid ?? 0; // `ip netns exec` and sh exec: the PID stays dockerd's

@@ -10,7 +10,7 @@
  */
 import { ADVERTISE_ADDR, DockerEngine, ensureDockerInstalled, type EngineRss } from './docker-engine.js';
 
-const IMAGE = 'tswbd/busybox:1';
+export const IMAGE = 'tswbd/busybox:1';
 /** A size over 100 is skipped when the rate at the largest size so far says it would take longer than this
  *  (N = 1, 10 and 100 are always measured: the ratio is taken at 100, and small sizes are latency-bound). */
 const SKIP_OVER_S = 100;
@@ -39,7 +39,7 @@ async function serviceContainers(engine: DockerEngine, service: string): Promise
   return ((await engine.api('GET', `/containers/json?all=1&filters=${filters}`)) as unknown[]).length;
 }
 
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
@@ -104,7 +104,7 @@ async function convergeOnce(engine: DockerEngine, n: number, timeoutMs: number):
   return (performance.now() - t0) / 1000;
 }
 
-async function removeService(engine: DockerEngine, name: string): Promise<void> {
+export async function removeService(engine: DockerEngine, name: string): Promise<void> {
   const filters = encodeURIComponent(JSON.stringify({ name: [name] }));
   const services = (await engine.api('GET', `/services?filters=${filters}`)) as { ID: string; Spec: { Name: string } }[];
   const service = services.find((s) => s.Spec.Name === name);

@@ -61,7 +61,7 @@ export class RaftClusterLog implements ClusterLog {
     const st = this.node.status();
     if (st.lead === 0) {
       const voters = st.conf.voters.length;
-      return new ControlError(`no quorum: the swarm has no leader, so this ${what} was not served${what === 'write' ? ' (it was not acknowledged)' : ''}; more than half of the ${voters} managers must be reachable (if they are lost for good, run "swarm init --force-new-cluster" on a surviving manager)`, 'unavailable');
+      return new ControlError(`no quorum: the swarm has no leader, so this request was not served${what === 'write' ? ' (the write was not acknowledged)' : ''}; more than half of the ${voters} managers must be reachable (if they are lost for good, run "swarm init --force-new-cluster" on a surviving manager)`, 'unavailable');
     }
     return new ControlError(`${what} failed: ${err.message}`, 'unavailable');
   }

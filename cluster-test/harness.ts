@@ -171,6 +171,25 @@ export class Cluster {
     return this.fabric.cuts();
   }
 
+  /**
+   * A power loss of `h` as the others see it: cut off from every other host (no FIN or RST gets
+   * out), then its daemon and every container on it killed. powerOn() heals and restarts it.
+   */
+  async powerOff(h: Host): Promise<void> {
+    await this.partition(h, this.hosts.filter((x) => x !== h));
+    await h.kill();
+    const killed = killContainers(h.dataDir, h.cgroupParent);
+    const deadline = Date.now() + 5000;
+    while (killed.some(pidAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.log(`${h.name} powered off (cut off, daemon and ${killed.length} container processes killed)`);
+  }
+
+  async powerOn(h: Host): Promise<void> {
+    await this.fabric.unblock(h.index, this.hosts.map((x) => x.index));
+    await h.start();
+    this.log(`${h.name} powered on`);
+  }
+
   /** Polls `probe` until it returns a value (a throw counts as "not yet"), or fails naming `what`. */
   async waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
     const deadline = Date.now() + timeoutMs;

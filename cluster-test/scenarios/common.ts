@@ -36,14 +36,14 @@ export async function withCluster<T>(opts: ScenarioOptions, cluster: ClusterOpti
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Running tasks of a service as a manager reports them: node hostname per running task. */
-export async function runningTasks(via: Host, service: string): Promise<{ id: string; node: string; slot: number }[]> {
-  const [tasks, nodes] = await Promise.all([
-    via.json<any[]>(['service', 'ps', '-f', 'desired-state=running', service]),
-    via.json<any[]>(['node', 'ls']),
+/** Running tasks of a service as a manager reports them (over gRPC: cheap to poll). */
+export async function runningTasks(via: Host, service: string): Promise<{ id: string; node: string; slot: number; containerId: string }[]> {
+  const [{ tasks }, { nodes }] = await Promise.all([
+    via.control<{ tasks: any[] }>('ListTasks', { serviceId: service, desiredState: 'running' }),
+    via.control<{ nodes: any[] }>('ListNodes', {}),
   ]);
   const host = new Map(nodes.map((n) => [n.id, n.description.hostname as string]));
-  return tasks.filter((t) => t.status.state === 'running' && t.desiredState === 'running').map((t) => ({ id: t.id, node: host.get(t.nodeId) ?? t.nodeId, slot: t.slot }));
+  return tasks.filter((t) => t.status.state === 'running').map((t) => ({ id: t.id, node: host.get(t.nodeId) ?? t.nodeId, slot: t.slot, containerId: t.status.containerId }));
 }
 
 /** Containers really running on a host (from its own daemon, not the managers' records). */
@@ -57,7 +57,7 @@ export async function waitConverged(c: Cluster, via: Host, service: string, repl
   return c.waitFor(`${service} to run ${replicas} tasks`, async () => {
     const tasks = await runningTasks(via, service);
     return tasks.length === replicas ? tasks : undefined;
-  }, timeoutMs, 250);
+  }, timeoutMs, 100);
 }
 
 export function verdictFields(v: HistoryVerdict, log: (l: string) => void): Record<string, unknown> {

@@ -42,7 +42,8 @@ export interface ManagerOptions {
 }
 
 export const CLUSTER_OBJECT_ID = 'cluster';
-export const DEFAULT_HEARTBEAT_MS = 5000;
+/** A node is down after 3 missed heartbeats: 6 s by default, so a lost worker's tasks run elsewhere within 10 s (Docker: 5 s, ~15 s). */
+export const DEFAULT_HEARTBEAT_MS = 2000;
 
 export class Manager {
   readonly store = new ClusterStore();

@@ -11,7 +11,7 @@
  *   await c.heal();
  *   await c.destroy();
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Fabric, freeRunId, listNetns, PREFIX, removeRunNamespaces, run } from './fabric.js';
 import { Host, REPO } from './host.js';
@@ -35,6 +35,8 @@ export interface ClusterOptions {
   formSwarm?: boolean;
   /** extra `tsswarm daemon` flags */
   daemonArgs?: string[];
+  /** copy every daemon's log here before teardown (default: $CLUSTER_TEST_LOGS, else not kept) */
+  keepLogs?: string;
   log?: (line: string) => void;
 }
 
@@ -208,6 +210,13 @@ export class Cluster {
     this.destroyed = true;
     for (const h of this.hosts) h.closeClients();
     await Promise.allSettled(this.hosts.map((h) => h.kill()));
+    const keep = this.opts.keepLogs ?? process.env.CLUSTER_TEST_LOGS;
+    if (keep) {
+      const dir = join(keep, `run-${this.runId}`);
+      mkdirSync(dir, { recursive: true });
+      for (const h of this.hosts) if (existsSync(h.logFile)) copyFileSync(h.logFile, join(dir, `${h.name}.log`));
+      this.log(`daemon logs kept in ${dir}`);
+    }
     await teardownRun(this.runId, this.workDir, this.hosts.map((h) => ({ dataDir: h.dataDir, cgroupParent: h.cgroupParent })));
     live.delete(this);
   }

@@ -3,7 +3,9 @@
  * with a clear "no quorum" error and change nothing; the survivor forces a new cluster from its own
  * state, leads alone, and the services, tasks and containers are all still there.
  */
-import { rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxTarball, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 
@@ -34,12 +36,37 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  // The lost managers' containers outlived them: their daemons come back only to remove them.
-  for (const m of managers) if (m.pid === undefined || !m.logs || (await m.cli(['info'])).code !== 0) await m.start().catch(() => {});
-  for (const m of managers) await m.cli(['service', 'rm', 'web']);
-  for (const m of managers) await m.destroy();
+  for (const m of managers) {
+    if ((await m.cli(['info'])).code === 0) {
+      await m.cli(['service', 'rm', 'web']);
+      // let the agent stop and remove the task containers before destroy() removes the rest
+      await waitFor('no task containers', async () => ((await m.ok(['container', 'ps', '-a', '-q'])).trim() === '' ? true : undefined), 30_000).catch(() => {});
+    } else {
+      killOrphanContainers(m.dataDir);
+    }
+    await m.destroy();
+  }
   rmSync(scratch, { recursive: true, force: true });
 });
+
+/** The lost managers' containers outlived their daemons: killed by the pids their shims recorded. */
+function killOrphanContainers(dataDir: string): void {
+  const dir = join(dataDir, 'containers');
+  if (!existsSync(dir)) return;
+  const read = (path: string) => { try { return readFileSync(path, 'utf8'); } catch { return ''; } };
+  for (const id of readdirSync(dir)) {
+    for (const f of ['init.pid', 'shim.pid']) {
+      const pid = Number(read(join(dir, id, f)).trim() || 0);
+      const cmdline = pid ? read(`/proc/${pid}/cmdline`).replace(/\0/g, ' ') : '';
+      // only our own processes: the shim names its container, the init runs the task's command
+      if (cmdline.includes(id) || cmdline.startsWith('sleep 3600')) process.kill(pid, 'SIGKILL');
+    }
+  }
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const target = line.split(' ')[4] ?? '';
+    if (target.startsWith(`${dir}/`)) execFileSync('umount', ['-l', target]);
+  }
+}
 
 const running = async (d: TestDaemon, service: string): Promise<any[]> =>
   JSON.parse(await d.ok(['service', 'ps', '--format', 'json', '-f', 'desired-state=running', service])).filter((t: any) => t.status.state === 'running');

@@ -1,6 +1,6 @@
 /** What every scenario shares: options, the cluster's lifetime, and a few swarm probes. */
 import { createCluster, type Cluster, type ClusterOptions, type Host } from '../harness.js';
-import { checkServiceHistory, type HistoryVerdict } from '../service-model.js';
+import { checkServiceHistory, type HistoryVerdict, type ServiceOp } from '../service-model.js';
 import type { Workload } from '../workload.js';
 
 export interface ScenarioOptions {
@@ -60,13 +60,34 @@ export async function waitConverged(c: Cluster, via: Host, service: string, repl
   }, timeoutMs, 100);
 }
 
-export function verdictFields(v: HistoryVerdict, log: (l: string) => void): Record<string, unknown> {
+/**
+ * The checker must not pass vacuously: into the real history it adds one read, after everything,
+ * of a value that an acknowledged later write replaced (a stale read). It must be caught.
+ */
+export function checkerCatchesStaleRead(history: ServiceOp[]): boolean | undefined {
+  const end = Math.max(...history.map((o) => (o.ret === Infinity ? o.call : o.ret)));
+  for (const later of [...history].reverse()) {
+    if (later.input.op !== 'update' || !later.output?.ok) continue;
+    const name = later.input.name;
+    const earlier = history.find((o) => o.input.name === name && (o.input.op === 'create' || o.input.op === 'update') && o.output?.ok && 'version' in o.output && o.ret < later.call);
+    if (!earlier || !earlier.output?.ok || !('version' in earlier.output)) continue;
+    const token = (earlier.input as { token: string }).token;
+    const stale: ServiceOp = { input: { op: 'read', name }, output: { ok: true, version: earlier.output.version, token }, call: end + 1, ret: end + 2 };
+    return !checkServiceHistory([...history.filter((o) => o.input.name === name), stale]).linearizable;
+  }
+  return undefined;
+}
+
+export function verdictFields(v: HistoryVerdict, log: (l: string) => void, history?: ServiceOp[]): Record<string, unknown> {
+  const selfTest = history ? checkerCatchesStaleRead(history) : undefined;
+  if (selfTest !== undefined) log(`checker self-test: a stale read injected after the real history ${selfTest ? 'is caught' : 'is NOT caught'}`);
   log(`history: ${v.ops} operations (${v.indeterminate} indeterminate); linearizable: ${v.linearizable}; lost acknowledged writes: ${v.lostAcknowledgedWrites}; version anomalies: ${v.versionAnomalies.length}`);
   if (v.failing) log(`NOT LINEARIZABLE: minimal failing history of service ${v.failing.service}:\n  ${v.failing.history.join('\n  ')}`);
   for (const a of v.versionAnomalies.slice(0, 5)) log(`version anomaly: ${a}`);
   return {
     operations: v.ops, indeterminate: v.indeterminate, linearizability_violations: v.violations,
     lost_acknowledged_writes: v.lostAcknowledgedWrites, version_anomalies: v.versionAnomalies.length,
+    ...(selfTest !== undefined ? { checker_catches_injected_stale_read: selfTest } : {}),
     ...(v.failing ? { failing_history: v.failing } : {}),
   };
 }

@@ -48,7 +48,7 @@ export const quorumLoss: Scenario = {
     const managersLeft = nodes.filter((n) => n.managerStatus?.raftId).map((n) => n.description.hostname);
     log(`after: web scaled to ${tasks.length} on ${tasks.map((t) => t.node).sort().join(',')}; managers ${managersLeft.join(',')}; ${readyWorkers} workers ready`);
     const verdict = await finishAndCheck(w, survivor, KEYS, log);
-    const fields = verdictFields(verdict, log);
+    const fields = verdictFields(verdict, log, w.history);
     const stillRunning = await runningTasks(survivor, 'web');
     const pass = clearError && ackedDuringLoss === 0 && sameReplicas && stillRunning.length === replicas + 1 && managersLeft.length === 1
       && readyWorkers === c.workers().length && verdict.linearizable && verdict.lostAcknowledgedWrites === 0 && verdict.versionAnomalies.length === 0;

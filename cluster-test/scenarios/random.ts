@@ -74,7 +74,7 @@ export const random: Scenario = {
     const { nodes } = await leader.control<{ nodes: any[] }>('ListNodes', {});
     const allReady = nodes.length === c.hosts.length && nodes.every((n) => n.status.state === 'ready');
     const verdict = await finishAndCheck(w, leader, KEYS, log);
-    const fields = verdictFields(verdict, log);
+    const fields = verdictFields(verdict, log, w.history);
     log(`${injected.length} faults; converged ${convergedS.toFixed(2)} s after the heal (web on ${tasks.map((t) => t.node).sort().join(',')})`);
     const pass = verdict.linearizable && verdict.lostAcknowledgedWrites === 0 && verdict.versionAnomalies.length === 0 && tasks.length === 4 && allReady;
     return {

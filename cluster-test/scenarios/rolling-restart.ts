@@ -39,7 +39,7 @@ export const rollingRestart: Scenario = {
     const verdict = await finishAndCheck(w, leader, KEYS, log);
     const tasks = await waitConverged(c, leader, 'web', replicas, 60_000);
     log(`web converged to ${tasks.length} tasks on ${tasks.map((t) => t.node).sort().join(',')}`);
-    const fields = verdictFields(verdict, log);
+    const fields = verdictFields(verdict, log, w.history);
     const pass = verdict.linearizable && verdict.lostAcknowledgedWrites === 0 && verdict.versionAnomalies.length === 0 && tasks.length === replicas;
     return {
       scenario: 'rolling-restart', pass, seed, restarts: pauses.length, restart_to_following_s: pauses.map(round), web_replicas: replicas, web_running: tasks.length,

@@ -10,8 +10,7 @@ import { cleanupLeftovers, createCluster, IMAGE, type Cluster, type Host } from 
 
 let c: Cluster;
 
-const connects = (from: Host, to: Host) =>
-  run('nsenter', [`--net=/run/netns/${from.netns}`, 'timeout', '1', 'bash', '-c', `</dev/tcp/${to.ip}/2377`]).then(() => true, () => false);
+const connects = async (from: Host, to: Host) => (await from.exec('timeout', ['1', 'bash', '-c', `</dev/tcp/${to.ip}/2377`])).code === 0;
 
 beforeAll(async () => {
   c = await createCluster({ hosts: 3, managers: 1, heartbeat: '500ms' });
@@ -26,6 +25,10 @@ describe('cluster-test harness', () => {
     const nodes = await c.hosts[0]!.json<any[]>(['node', 'ls']);
     expect(nodes.map((n) => n.description.hostname).sort()).toEqual(['h1', 'h2', 'h3']);
     expect(nodes.map((n) => n.status.addr).sort()).toEqual(c.hosts.map((h) => h.ip).sort());
+    // each host sees only its own fabric address (and loopback)
+    const addrs = (await c.hosts[1]!.exec('ip', ['-4', '-o', 'addr', 'show'])).stdout;
+    expect(addrs).toContain(`${c.hosts[1]!.ip}/24`);
+    expect(addrs).not.toContain(c.hosts[0]!.ip);
     expect(c.hosts.every((h) => h.ip.startsWith(`10.231.${c.runId}.`) && h.netns.startsWith(`tswct${c.runId}-`))).toBe(true);
   });
 

@@ -143,6 +143,17 @@ export class Host {
     });
   }
 
+  /**
+   * Runs a command inside this host's network namespace (only the network namespace: the mounts
+   * and cgroups are the machine's), e.g. `ip -br addr`, or a TCP probe of another host.
+   */
+  exec(cmd: string, args: string[], timeoutMs = 30_000): Promise<CliResult> {
+    return new Promise((resolvePromise) => {
+      execFile('nsenter', [`--net=/run/netns/${this.netns}`, '--', cmd, ...args], { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 16 << 20 },
+        (err, stdout, stderr) => resolvePromise({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+    });
+  }
+
   /** Like cli() but throws with the daemon's words when the command fails. */
   async ok(args: string[], timeoutMs?: number): Promise<string> {
     const r = await this.cli(args, timeoutMs);

@@ -73,7 +73,7 @@ export function checkerCatchesStaleRead(history: ServiceOp[]): boolean | undefin
     if (!earlier || !earlier.output?.ok || !('version' in earlier.output)) continue;
     const token = (earlier.input as { token: string }).token;
     const stale: ServiceOp = { input: { op: 'read', name }, output: { ok: true, version: earlier.output.version, token }, call: end + 1, ret: end + 2 };
-    return !checkServiceHistory([...history.filter((o) => o.input.name === name), stale]).linearizable;
+    return !checkServiceHistory([...history.filter((o) => o.input.name === name), stale], { minimize: false }).linearizable;
   }
   return undefined;
 }

@@ -118,6 +118,22 @@ export class Fabric {
       `add element inet ${NFT_TABLE} blocked_from { ${ips.join(', ')} }\n`)));
   }
 
+  /** Lifts the cuts between host `index` and `others`, both ways. */
+  async unblock(index: number, others: number[]): Promise<void> {
+    const ip = this.host(index).ip;
+    const changes = new Map<number, string[]>();
+    const own = this.blocked.get(index)!;
+    const ownIps = others.map((o) => this.host(o).ip).filter((x) => own.has(x));
+    for (const x of ownIps) own.delete(x);
+    if (ownIps.length) changes.set(index, ownIps);
+    for (const o of others) {
+      const set = this.blocked.get(o)!;
+      if (set.delete(ip)) changes.set(o, [...(changes.get(o) ?? []), ip]);
+    }
+    await Promise.all([...changes].map(([at, ips]) => run('ip', ['netns', 'exec', this.host(at).netns, 'nft', '-f', '-'],
+      `delete element inet ${NFT_TABLE} blocked_from { ${ips.join(', ')} }\n`)));
+  }
+
   /** Lifts every cut. */
   async heal(): Promise<void> {
     const touched = [...this.blocked].filter(([, s]) => s.size > 0);

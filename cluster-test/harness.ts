@@ -11,7 +11,7 @@
  *   await c.heal();
  *   await c.destroy();
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Fabric, freeRunId, listNetns, PREFIX, removeRunNamespaces, run } from './fabric.js';
 import { Host, REPO } from './host.js';
@@ -35,6 +35,8 @@ export interface ClusterOptions {
   formSwarm?: boolean;
   /** extra `tsswarm daemon` flags */
   daemonArgs?: string[];
+  /** copy every daemon's log here before teardown (default: $CLUSTER_TEST_LOGS, else not kept) */
+  keepLogs?: string;
   log?: (line: string) => void;
 }
 
@@ -171,6 +173,25 @@ export class Cluster {
     return this.fabric.cuts();
   }
 
+  /**
+   * A power loss of `h` as the others see it: cut off from every other host (no FIN or RST gets
+   * out), then its daemon and every container on it killed. powerOn() heals and restarts it.
+   */
+  async powerOff(h: Host): Promise<void> {
+    await this.partition(h, this.hosts.filter((x) => x !== h));
+    await h.kill();
+    const killed = killContainers(h.dataDir, h.cgroupParent);
+    const deadline = Date.now() + 5000;
+    while (killed.some(pidAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.log(`${h.name} powered off (cut off, daemon and ${killed.length} container processes killed)`);
+  }
+
+  async powerOn(h: Host): Promise<void> {
+    await this.fabric.unblock(h.index, this.hosts.map((x) => x.index));
+    await h.start();
+    this.log(`${h.name} powered on`);
+  }
+
   /** Polls `probe` until it returns a value (a throw counts as "not yet"), or fails naming `what`. */
   async waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
     const deadline = Date.now() + timeoutMs;
@@ -189,6 +210,13 @@ export class Cluster {
     this.destroyed = true;
     for (const h of this.hosts) h.closeClients();
     await Promise.allSettled(this.hosts.map((h) => h.kill()));
+    const keep = this.opts.keepLogs ?? process.env.CLUSTER_TEST_LOGS;
+    if (keep) {
+      const dir = join(keep, `run-${this.runId}`);
+      mkdirSync(dir, { recursive: true });
+      for (const h of this.hosts) if (existsSync(h.logFile)) copyFileSync(h.logFile, join(dir, `${h.name}.log`));
+      this.log(`daemon logs kept in ${dir}`);
+    }
     await teardownRun(this.runId, this.workDir, this.hosts.map((h) => ({ dataDir: h.dataDir, cgroupParent: h.cgroupParent })));
     live.delete(this);
   }

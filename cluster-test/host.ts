@@ -45,6 +45,7 @@ export class Host {
   private proc?: ChildProcess;
   private exited?: Promise<void>;
   private swarmClient?: grpc.Client & Record<string, Function>;
+  private controlClient?: grpc.Client & Record<string, Function>;
   state: DaemonState = 'stopped';
   /** called whenever the daemon's pid changes, so the run's state file can name it */
   onPid: () => void = () => {};
@@ -151,6 +152,17 @@ export class Host {
     });
   }
 
+  /**
+   * Runs a command inside this host's network namespace (only the network namespace: the mounts
+   * and cgroups are the machine's), e.g. `ip -br addr`, or a TCP probe of another host.
+   */
+  exec(cmd: string, args: string[], timeoutMs = 30_000): Promise<CliResult> {
+    return new Promise((resolvePromise) => {
+      execFile('nsenter', [`--net=/run/netns/${this.netns}`, '--', cmd, ...args], { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 16 << 20 },
+        (err, stdout, stderr) => resolvePromise({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+    });
+  }
+
   /** Like cli() but throws with the daemon's words when the command fails. */
   async ok(args: string[], timeoutMs?: number): Promise<string> {
     const r = await this.cli(args, timeoutMs);
@@ -178,9 +190,23 @@ export class Host {
     });
   }
 
+  /** One ControlAPI call on this host's socket (for probes that poll: no CLI process per call). */
+  control<T = any>(method: string, request: object, timeoutMs = 5000): Promise<T> {
+    if (!this.controlClient) {
+      const Ctor = serviceClient('control.proto', 'tsswarm.swarm.v1.ControlAPI');
+      this.controlClient = new Ctor(`unix:${this.socket}`, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 300 }) as grpc.Client & Record<string, Function>;
+    }
+    const client = this.controlClient;
+    return new Promise((res, rej) => {
+      client[method]!(request, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, out: T) => (err ? rej(new Error(`${this.name} ${method}: ${err.details || err.message}`)) : res(out)));
+    });
+  }
+
   closeClients(): void {
     this.swarmClient?.close();
     this.swarmClient = undefined;
+    this.controlClient?.close();
+    this.controlClient = undefined;
   }
 
   logTail(lines = 20): string {

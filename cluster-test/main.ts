@@ -6,7 +6,7 @@ import { cleanupLeftovers } from './harness.js';
 import { SCENARIOS, type ScenarioOptions } from './scenarios/index.js';
 
 function usage(): never {
-  process.stderr.write(`usage: npm run cluster-test -- SCENARIO|all|cleanup|list [--hosts N] [--seed S]\nscenarios: ${Object.keys(SCENARIOS).join(', ')}\n`);
+  process.stderr.write(`usage: npm run cluster-test -- SCENARIO|all|cleanup|list [--hosts N] [--seed S] [--duration S (random)]\nscenarios: ${Object.keys(SCENARIOS).join(', ')}\n`);
   process.exit(2);
 }
 
@@ -23,7 +23,14 @@ function parseArgs(argv: string[]): { what: string; opts: ScenarioOptions } {
       process.stderr.write(`cluster-test: ${flag} needs a non-negative integer, got "${value ?? ''}"\n`);
       process.exit(2);
     }
-    if (flag === '--hosts') opts.hosts = n;
+    if (flag === '--hosts') {
+      // three managers and at least one worker; addresses are 10.231.<run>.1-254
+      if (n < 4 || n > 64) {
+        process.stderr.write(`cluster-test: --hosts must be between 4 and 64 (3 managers and the rest workers), got ${n}\n`);
+        process.exit(2);
+      }
+      opts.hosts = n;
+    }
     else if (flag === '--seed') opts.seed = n;
     else if (flag === '--duration') opts.durationS = n;
     else {

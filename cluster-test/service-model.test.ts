@@ -48,3 +48,31 @@ describe('service history checker', () => {
     expect(v.versionAnomalies).toHaveLength(1);
   });
 });
+
+describe('minimal failing history of a long run', () => {
+  it('shrinks a 6000-operation compare-and-set chain with one stale read at the end to the three operations that explain it', () => {
+    const ops: ServiceOp[] = [create('s', 'c0', 0, 1, 1)];
+    let t = 2;
+    let token = 'c0';
+    let version = 1;
+    for (let i = 1; i < 6000; i++) {
+      if (i % 2) {
+        ops.push(update('s', token, version, `c${i}`, t, t + 1, 'ok', version + 1));
+        token = `c${i}`;
+        version++;
+      } else {
+        ops.push(read('s', token, version, t, t + 1));
+      }
+      t += 2;
+    }
+    expect(checkServiceHistory(ops).linearizable).toBe(true);
+    ops.push(read('s', 'c0', 1, t, t + 1));
+    const v = checkServiceHistory(ops);
+    expect(v.linearizable).toBe(false);
+    expect(v.failing!.history).toHaveLength(3);
+    expect(v.failing!.history[0]).toMatch(/create s token=c0/);
+    expect(v.failing!.history[1]).toMatch(/update s if version=1 \(token c0\) token=c1/);
+    expect(v.failing!.history[2]).toMatch(/read s -> ok version=1 token=c0/);
+    expect(v.lostAcknowledgedWrites).toBeGreaterThan(0);
+  });
+});

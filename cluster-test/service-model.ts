@@ -86,17 +86,17 @@ export function describeOp(op: ServiceOp, t0: number): string {
 }
 
 /** Checks a history of service operations: linearizability per service, lost writes, versions. */
-export function checkServiceHistory(ops: ServiceOp[]): HistoryVerdict {
+export function checkServiceHistory(ops: ServiceOp[], opts: { minimize?: boolean } = {}): HistoryVerdict {
   // A read that never answered constrains nothing.
   const relevant = ops.filter((op) => !(op.input.op === 'read' && op.output === undefined));
   const t0 = Math.min(...ops.map((o) => o.call));
-  const result = checkPartitioned(serviceModel, relevant, (op) => op.input.name, serviceExplains);
+  const result = checkPartitioned(serviceModel, relevant, (op) => op.input.name, serviceExplains, opts);
   return {
     ops: ops.length,
     indeterminate: ops.filter((o) => o.output === undefined).length,
     linearizable: result.ok,
     violations: result.ok ? 0 : 1,
-    ...(result.ok ? {} : { failing: { service: result.partition!, history: result.minimal!.sort((a, b) => a.call - b.call).map((o) => describeOp(o, t0)) } }),
+    ...(result.ok ? {} : { failing: { service: result.partition!, history: (result.minimal ?? []).sort((a, b) => a.call - b.call).map((o) => describeOp(o, t0)) } }),
     lostAcknowledgedWrites: lostWrites(relevant),
     versionAnomalies: versionAnomalies(relevant),
   };
@@ -108,26 +108,45 @@ export function checkServiceHistory(ops: ServiceOp[]): HistoryVerdict {
  * in time past an acknowledged write.
  */
 function lostWrites(ops: ServiceOp[]): number {
-  const writerOf = new Map<string, ServiceOp>();
+  const byName = new Map<string, ServiceOp[]>();
   for (const op of ops) {
-    const t = written(op);
-    if (t) writerOf.set(t, op);
+    let list = byName.get(op.input.name);
+    if (!list) byName.set(op.input.name, (list = []));
+    list.push(op);
   }
-  const lost = new Set<ServiceOp>();
-  for (const w of ops) {
-    if (!written(w) || !w.output?.ok) continue;
-    for (const r of ops) {
-      if (r.input.op !== 'read' || r.input.name !== w.input.name || !r.output || r.call <= w.ret) continue;
-      if (r.output.ok && 'token' in r.output) {
-        const x = writerOf.get(r.output.token!);
-        if (x && x !== w && x.ret < w.call) lost.add(w);
-      } else if (!r.output.ok && r.output.error === 'not-found') {
-        const removableAfter = ops.some((d) => d.input.op === 'remove' && d.input.name === w.input.name && d.ret > w.call && (!d.output || d.output.ok));
-        if (!removableAfter) lost.add(w);
+  let lost = 0;
+  for (const list of byName.values()) {
+    const writerOf = new Map<string, ServiceOp>();
+    for (const op of list) {
+      const t = written(op);
+      if (t) writerOf.set(t, op);
+    }
+    const reads = list.filter((r) => r.input.op === 'read' && r.output).sort((a, b) => a.call - b.call);
+    const removes = list.filter((d) => d.input.op === 'remove' && (!d.output || d.output.ok));
+    for (const w of list) {
+      if (!written(w) || !w.output?.ok) continue;
+      // reads invoked after w was acknowledged: binary search for the first
+      let lo = 0;
+      let hi = reads.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (reads[mid]!.call <= w.ret) lo = mid + 1;
+        else hi = mid;
+      }
+      const removableAfter = removes.some((d) => d.ret > w.call);
+      for (let i = lo; i < reads.length; i++) {
+        const out = reads[i]!.output!;
+        const stale = out.ok && 'token' in out
+          ? (() => { const x = writerOf.get(out.token!); return x !== undefined && x !== w && x.ret < w.call; })()
+          : !out.ok && out.error === 'not-found' && !removableAfter;
+        if (stale) {
+          lost++;
+          break;
+        }
       }
     }
   }
-  return lost.size;
+  return lost;
 }
 
 function versionAnomalies(ops: ServiceOp[]): string[] {

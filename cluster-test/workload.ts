@@ -64,6 +64,8 @@ export interface WriteAck {
   /** when the write was invoked and when it was acknowledged */
   call: number;
   at: number;
+  /** the manager that acknowledged it */
+  via: string;
 }
 
 export class Workload {
@@ -129,7 +131,7 @@ export class Workload {
     }
     const op: ServiceOp = { input, output, call, ret: output ? ret : Infinity };
     this.history.push(op);
-    if (output?.ok && (input.op === 'create' || input.op === 'update')) this.acks.push({ name: input.name, token: input.token, call, at: ret });
+    if (output?.ok && (input.op === 'create' || input.op === 'update')) this.acks.push({ name: input.name, token: input.token, call, at: ret, via: host.name });
     return op;
   }
 

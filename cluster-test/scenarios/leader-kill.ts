@@ -39,7 +39,7 @@ export const leaderKill: Scenario = {
     const verdict = await finishAndCheck(w, next, KEYS, log);
     const tasks = await waitConverged(c, next, 'web', 3);
     log(`web: ${tasks.length} running tasks on ${tasks.map((t) => t.node).sort().join(',')}`);
-    const fields = verdictFields(verdict, log);
+    const fields = verdictFields(verdict, log, w.history);
     const pass = ackS < TARGETS.failover_to_ack_s && verdict.linearizable && verdict.lostAcknowledgedWrites === 0 && verdict.versionAnomalies.length === 0;
     return {
       scenario: 'leader-kill', pass, seed, killed: leader.name, new_leader: next.name,

@@ -14,7 +14,7 @@ export function swarmCommands(connect: Connect, format: () => OutputFormat): Com
   swarm.addCommand(new Command('init').description('initialise a swarm with this node as its first manager')
     .option('--advertise-addr <ip[:port]>', 'address other nodes use to reach this manager')
     .option('--listen-addr <ip:port>', 'address to listen on for cluster traffic')
-    .option('--dispatcher-heartbeat <duration>', 'dispatcher heartbeat period (default 5s)')
+    .option('--dispatcher-heartbeat <duration>', 'dispatcher heartbeat period (default 2s; a node is down after 3 missed)')
     .option('--cert-expiry <duration>', 'validity of node certificates (default 2160h); nodes renew at 50-80% of it')
     .option('--force-new-cluster', 'recover from lost quorum using this manager\'s state')
     .option('--task-history-limit <n>', 'finished tasks kept per slot (default 5)')

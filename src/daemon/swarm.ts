@@ -221,9 +221,25 @@ export class SwarmNode {
     try { return await fn(); } finally { this.busy = false; }
   }
 
-  /** Recover from lost quorum: restart raft with this manager as the only member, keeping the state. */
-  private async forceNewCluster(_req: { advertiseAddr: string; listenAddr: string }): Promise<never> {
-    throw new SwarmError('--force-new-cluster is not supported yet', 'unavailable');
+  /**
+   * Recover from lost quorum: restart raft with this manager as the only member, from its own log
+   * and snapshot (the store, the node id and the certificates stay); it leads at once, and workers
+   * reconnect to it through their session failover.
+   */
+  private async forceNewCluster(req: { advertiseAddr: string; listenAddr: string }) {
+    const s = this.state;
+    if (!s || s.role !== 'manager') throw new SwarmError('--force-new-cluster recovers a manager of an existing swarm, and this node is not one', 'conflict');
+    if (req.advertiseAddr && normaliseAddr('--advertise-addr', req.advertiseAddr, Number(s.advertiseAddr.split(':')[1])) !== s.advertiseAddr) {
+      throw new SwarmError(`--force-new-cluster keeps this manager's address ${s.advertiseAddr}; it cannot change it`);
+    }
+    const tls = this.certs?.current() ?? await this.readTls();
+    await this.stopRoles(false);
+    const next: SwarmState = { ...s, managers: [s.advertiseAddr] };
+    await this.persist(next, tls);
+    this.state = next;
+    await this.startRoles(next, tls, undefined, true);
+    this.opts.logger.warn({ nodeId: s.nodeId, raftId: s.raftId }, 'forced a new cluster from this manager\'s state');
+    return this.info();
   }
 
   private async persist(state: SwarmState, tls: NodeTls): Promise<void> {
@@ -239,7 +255,7 @@ export class SwarmNode {
     return { caPem: await cert('swarm-root-ca.crt'), certPem: await cert('swarm-node.crt'), keyPem: await cert('swarm-node.key') };
   }
 
-  private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number; certExpiryMs?: number; taskHistoryLimit?: number }): Promise<void> {
+  private async startRoles(state: SwarmState, tls: NodeTls, bootstrap?: { clusterId: string; rootCA: { certPem: string; keyPem: string }; heartbeatMs?: number; certExpiryMs?: number; taskHistoryLimit?: number }, forceNewCluster = false): Promise<void> {
     const certs = new NodeCertificates(tls);
     this.certs = certs;
     const server = new grpc.Server({
@@ -258,6 +274,7 @@ export class SwarmNode {
         ...(bootstrap?.heartbeatMs ? { heartbeatPeriodMs: bootstrap.heartbeatMs } : {}),
         ...(bootstrap?.certExpiryMs ? { certExpiryMs: bootstrap.certExpiryMs } : {}),
         ...(bootstrap?.taskHistoryLimit ? { taskHistoryLimit: Math.max(0, bootstrap.taskHistoryLimit) } : {}),
+        ...(forceNewCluster ? { forceNewCluster: true } : {}),
         ...(bootstrap ? { bootstrap: { clusterId: bootstrap.clusterId, rootCA: bootstrap.rootCA, description: nodeDescription(this.opts.hostname) } } : {}),
       });
     }

@@ -35,6 +35,8 @@ export interface ManagerOptions {
   /** First manager of a new swarm: the cluster to create. Omitted when joining or restarting. */
   bootstrap?: { clusterId: string; rootCA: RootCA; description: NodeObject['description'] };
   heartbeatPeriodMs?: number;
+  /** `swarm init --force-new-cluster`: restart raft with this manager as its only member. */
+  forceNewCluster?: boolean;
   /** Validity of node certificates in a new swarm; nodes renew at 50–80% of it. */
   certExpiryMs?: number;
   /** Finished tasks kept per slot in a new swarm (default 5). */
@@ -44,7 +46,8 @@ export interface ManagerOptions {
 }
 
 export const CLUSTER_OBJECT_ID = 'cluster';
-export const DEFAULT_HEARTBEAT_MS = 5000;
+/** A node is down after 3 missed heartbeats: 6 s by default, so a lost worker's tasks run elsewhere within 10 s (Docker: 5 s, ~15 s). */
+export const DEFAULT_HEARTBEAT_MS = 2000;
 
 export class Manager {
   readonly store = new ClusterStore();
@@ -57,6 +60,8 @@ export class Manager {
   private promoting = new Set<number>();
   private reachabilityCheckedAt = 0;
   private reconcilingManagers = false;
+  /** after --force-new-cluster: the other managers are still in the store until the new leader removes them */
+  private lostManagersToRemove: boolean;
 
   constructor(private readonly opts: ManagerOptions) {
     const sm = new StoreStateMachine(this.store);
@@ -65,17 +70,21 @@ export class Manager {
       dataDir: opts.raftDataDir,
       address: opts.advertiseAddr,
       ...(opts.bootstrap ? { initialMembers: new Map([[opts.raftId, opts.advertiseAddr]]) } : {}),
+      ...(opts.forceNewCluster ? { forceNewCluster: true } : {}),
       stateMachine: sm,
       server: opts.server,
       channelCredentials: opts.channelCredentials,
       tickMs: opts.tickMs ?? 100,
-      electionTicks: opts.electionTicks ?? 10,
+      // 0.7-1.4 s without a heartbeat (every 100 ms) starts an election: a lost leader's
+      // successor acknowledges writes within 2 s (cluster-test leader-kill).
+      electionTicks: opts.electionTicks ?? 7,
       heartbeatTicks: 1,
       snapshotEvery: 10_000,
       log: (level, msg) => opts.logger[level]({ component: 'raft' }, msg),
     });
     this.log = new RaftClusterLog(this.raft, sm);
     this.control = new ControlService(this.store, this.log, opts.checkConstraint);
+    this.lostManagersToRemove = opts.forceNewCluster ?? false;
   }
 
   async start(): Promise<void> {
@@ -252,6 +261,7 @@ export class Manager {
       this.opts.logger.info('lost leadership: dispatcher and orchestrators stopped');
     }
     if (leading) {
+      if (this.lostManagersToRemove) void this.removeLostManagers();
       void this.reconcileManagers();
       void this.promoteCaughtUpLearners();
       if (Date.now() - this.reachabilityCheckedAt > 1000) {
@@ -300,6 +310,27 @@ export class Manager {
     } finally {
       this.reconcilingManagers = false;
     }
+  }
+
+  /**
+   * After --force-new-cluster: the managers raft no longer has are deleted from the node list (their
+   * tasks are then orphaned and replaced, as for any lost node); their certificates can no longer be
+   * renewed. Workers find this manager through their session failover.
+   */
+  private async removeLostManagers(): Promise<void> {
+    if (!this.store.get('cluster', CLUSTER_OBJECT_ID)) return;
+    this.lostManagersToRemove = false;
+    const members = new Set([...this.raft.status().conf.voters, ...this.raft.status().conf.learners]);
+    const lost = this.store.list('node').filter((n) => n.managerStatus && n.id !== this.opts.nodeId && !members.has(n.managerStatus.raftId));
+    const actions: Action[] = lost.map((n) => ({ op: 'delete' as const, kind: 'node' as const, id: n.id, expectVersion: n.meta.version }));
+    if (actions.length === 0) return;
+    const r = await this.log.propose({ actions, time: new Date().toISOString() }).catch((err: Error) => ({ ok: false as const, error: err }));
+    if (!r.ok) {
+      this.lostManagersToRemove = true;
+      this.opts.logger.warn({ err: r.error.message }, 'removing the lost managers failed; will retry');
+      return;
+    }
+    this.opts.logger.warn({ removed: lost.map((n) => n.description.hostname) }, 'new cluster forced: the other managers were removed from the swarm');
   }
 
   /** Records, for `node ls`, which managers follow the leader's log. */

@@ -58,10 +58,16 @@ export class RaftClusterLog implements ClusterLog {
 
   /** A raft request that failed: say plainly when the reason is a lost quorum. */
   private unavailable(err: Error, what: 'read' | 'write'): ControlError {
-    const st = this.node.status();
+    let st: ReturnType<RaftNode['status']>;
+    try {
+      st = this.node.status();
+    } catch {
+      // raft not started yet (the manager role is starting or restarting)
+      return new ControlError(`${what} failed: this manager is starting; try again shortly (${err.message})`, 'unavailable');
+    }
     if (st.lead === 0) {
       const voters = st.conf.voters.length;
-      return new ControlError(`no quorum: the swarm has no leader, so this ${what} was not served${what === 'write' ? ' (it was not acknowledged)' : ''}; more than half of the ${voters} managers must be reachable (if they are lost for good, run "swarm init --force-new-cluster" on a surviving manager)`, 'unavailable');
+      return new ControlError(`no quorum: the swarm has no leader, so this request was not served${what === 'write' ? ' (the write was not acknowledged)' : ''}; more than half of the ${voters} managers must be reachable (if they are lost for good, run "swarm init --force-new-cluster" on a surviving manager)`, 'unavailable');
     }
     return new ControlError(`${what} failed: ${err.message}`, 'unavailable');
   }

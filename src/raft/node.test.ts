@@ -114,3 +114,50 @@ describe('RaftNode over gRPC', () => {
     expect(again.kv.get('new0')).toBeUndefined();
   }, 60_000);
 });
+
+describe('RaftNode when its leader dies', () => {
+  it('fails forwarded proposals at once (not at their timeout), serves reads from the new leader, and force-new-cluster revives a lone survivor', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const members = new Map([31, 32, 33].map((id, i) => [id, `127.0.0.1:${ports[i]}`] as const));
+    // a long request timeout: a proposal that fails quickly failed because the leader changed
+    const nodes = await Promise.all([31, 32, 33].map((id, i) => startNode(id, ports[i]!, members, 30_000)));
+    const leader = await until('a leader', () => nodes.find((n) => n.node.isLeader()));
+    const followers = nodes.filter((n) => n !== leader);
+    await followers[0]!.node.propose(put('a', '1'));
+    // the leader stops answering: gone without a word, as after kill -9
+    leader.server.forceShutdown();
+    await leader.node.stop();
+    const t0 = Date.now();
+    const inFlight = followers[0]!.node.propose(put('b', '2')).then(() => 'committed', (e: Error) => e.message);
+    const outcome = await inFlight;
+    const elapsed = Date.now() - t0;
+    // either it got through to the new leader, or it was failed as indeterminate when the leader changed
+    if (outcome !== 'committed') expect(outcome).toMatch(/leader changed/);
+    expect(elapsed).toBeLessThan(15_000);
+    await until('a new leader', () => followers.find((n) => n.node.isLeader()));
+    await followers[1]!.node.read();
+    expect(followers[1]!.kv.get('a')?.toString()).toBe('1');
+
+    // Lose the second one too: the last is stuck without quorum, then forced into a cluster of its own.
+    const [survivor, lost] = followers[0]!.node.isLeader() ? [followers[0]!, followers[1]!] : [followers[1]!, followers[0]!];
+    await survivor.node.propose(put('c', '3'));
+    lost.server.forceShutdown();
+    await lost.node.stop();
+    survivor.server.forceShutdown();
+    await survivor.node.stop();
+    const idx = ports[nodes.indexOf(survivor)]!;
+    const server = new grpc.Server(serverOptions());
+    const kv = new BinaryKv();
+    const revived = new RaftNode({
+      id: survivor.node.id, address: `127.0.0.1:${idx}`, dataDir: join(dir, `n${survivor.node.id}`), stateMachine: kv, server,
+      tickMs: 20, electionTicks: 10, forceNewCluster: true,
+    });
+    await new Promise<void>((res, rej) => server.bindAsync(`127.0.0.1:${idx}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+    await revived.start();
+    running.push({ node: revived, server });
+    await until('the survivor leads alone', () => revived.isLeader());
+    expect(revived.status().conf.voters).toEqual([survivor.node.id]);
+    await revived.propose(put('d', '4'));
+    expect(['a', 'c', 'd'].map((k) => kv.get(k)?.toString())).toEqual(['1', '3', '4']);
+  }, 60_000);
+});

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { bootstrapEntries, decodeConfChange } from './core/confchange.js';
+import { forceNewCluster } from './core/force-new-cluster.js';
 import { Raft, appliableBeforePersist, sendableBeforePersist, type RaftStatus } from './core/raft.js';
 import { ConfChangeOp, EntryType, Role, type Entry, type Message, type NodeId, type Ready } from './core/types.js';
 import { LevelRaftStorage } from './storage/leveldb.js';
@@ -33,6 +34,8 @@ export interface RaftNodeOptions {
   /** entries kept after a snapshot so slightly slow followers avoid a snapshot transfer */
   snapshotKeep?: number;
   requestTimeoutMs?: number;
+  /** restart as the only voter of the cluster, from this node's own log (quorum lost for good) */
+  forceNewCluster?: boolean;
   log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
 }
 
@@ -123,6 +126,16 @@ export class RaftNode {
       const hard = { term: entries.length > 0 ? 1 : 0, vote: 0, commit: entries.length };
       await this.storage.bootstrap(hard, entries);
       st = { hardState: hard, snapshot: { meta: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: new Uint8Array(0) }, entries };
+    }
+    if (o.forceNewCluster) {
+      if (fresh) throw new Error('--force-new-cluster needs this manager\'s raft log, and there is none');
+      const forced = forceNewCluster(o.id, st.hardState, st.snapshot, st.entries, decodeConfChange, (node) => this.ccContext(0, node === o.id ? o.address : ''));
+      await this.storage.save({
+        hardState: forced.hardState, entries: forced.entries, snapshot: null, snapshotRestore: false,
+        committedEntries: [], messages: [], readStates: [], softState: null,
+      });
+      st = { ...st, hardState: forced.hardState, entries: [...st.entries, ...forced.entries] };
+      this.log('warn', `forced a new cluster: ${o.id} is now the only voter (removed ${forced.removed.join(', ') || 'nobody'}) at term ${forced.hardState.term}`);
     }
     const reserved = await this.storage.reservedProposalIds();
     // a new member starts anywhere: its id may have belonged to a removed node whose proposals are in the log

@@ -129,6 +129,7 @@ export interface CheckResult<I, O> {
  */
 export function checkPartitioned<S, I, O>(
   model: Model<S, I, O>, ops: Operation<I, O>[], partitionOf: (op: Operation<I, O>) => string, explains?: Explains<I, O>,
+  opts: { minimize?: boolean } = {},
 ): CheckResult<I, O> {
   const parts = new Map<string, Operation<I, O>[]>();
   for (const op of ops) {
@@ -138,7 +139,7 @@ export function checkPartitioned<S, I, O>(
     list.push(op);
   }
   for (const [partition, list] of parts) {
-    if (!checkLinearizable(model, list)) return { ok: false, partition, minimal: minimalFailing(model, list, explains) };
+    if (!checkLinearizable(model, list)) return { ok: false, partition, ...(opts.minimize ?? true ? { minimal: minimalFailing(model, list, explains) } : {}) };
   }
   return { ok: true };
 }
@@ -150,17 +151,36 @@ export function checkPartitioned<S, I, O>(
  */
 export type Explains<I, O> = (op: Operation<I, O>, rest: Operation<I, O>[]) => boolean;
 
-/** Shrinks a non-linearizable history until removing any single op makes it linearizable. */
-export function minimalFailing<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[], explains: Explains<I, O> = () => false): Operation<I, O>[] {
+/**
+ * Shrinks a non-linearizable history until removing any single op makes it linearizable (delta
+ * debugging: halves, quarters, ..., single ops). Long histories are shrunk for at most `budgetMs`;
+ * what is returned then still fails, but may not be minimal.
+ */
+export function minimalFailing<S, I, O>(
+  model: Model<S, I, O>, ops: Operation<I, O>[], explains: Explains<I, O> = () => false, budgetMs = 20_000,
+): Operation<I, O>[] {
+  const deadline = Date.now() + budgetMs;
   let current = ops.slice();
+  const tryRemove = (from: number, to: number): boolean => {
+    const candidate = current.slice(0, from).concat(current.slice(to));
+    if (candidate.length === 0 || current.slice(from, to).some((op) => explains(op, candidate))) return false;
+    if (checkLinearizable(model, candidate)) return false;
+    current = candidate;
+    return true;
+  };
   // Big steps first (halves, quarters, ...), then single ops: each removal must keep it failing.
   for (let chunk = Math.max(1, current.length >> 1); chunk >= 1; chunk >>= 1) {
     for (let i = 0; i < current.length;) {
-      const candidate = current.slice(0, i).concat(current.slice(i + chunk));
-      const removed = current.slice(i, i + chunk);
-      const keepsCauses = !removed.some((op) => explains(op, candidate));
-      if (candidate.length > 0 && keepsCauses && !checkLinearizable(model, candidate)) current = candidate;
-      else i += chunk;
+      if (Date.now() > deadline) return current;
+      if (!tryRemove(i, i + chunk)) i += chunk;
+    }
+  }
+  // Single ops again, from the end: an op that explained a later one may be removable now.
+  for (let changed = true; changed;) {
+    changed = false;
+    for (let i = current.length - 1; i >= 0; i--) {
+      if (Date.now() > deadline) return current;
+      if (i < current.length && tryRemove(i, i + 1)) changed = true;
     }
   }
   return current;

@@ -86,7 +86,7 @@ export function describeOp(op: ServiceOp, t0: number): string {
 }
 
 /** Checks a history of service operations: linearizability per service, lost writes, versions. */
-export function checkServiceHistory(ops: ServiceOp[], opts: { minimize?: boolean } = {}): HistoryVerdict {
+export function checkServiceHistory(ops: ServiceOp[], opts: { minimize?: boolean; minimizeBudgetMs?: number } = {}): HistoryVerdict {
   // A read that never answered constrains nothing.
   const relevant = ops.filter((op) => !(op.input.op === 'read' && op.output === undefined));
   const t0 = Math.min(...ops.map((o) => o.call));

@@ -199,10 +199,12 @@ describe('drain', () => {
       await manager.ok(['node', 'update', '--availability', 'active', victim]);
     }
     expect(min).toBeGreaterThanOrEqual(4);
-    // The old tasks stopped only after their successors ran.
-    const old = (await tasks('firm')).filter((t) => t.nodeId === victim);
+    // The old tasks stop only after their successors ran (and may still be stopping when they do).
+    const old = await waitFor('the old tasks shut down', async () => {
+      const o = (await tasks('firm')).filter((t) => t.nodeId === victim);
+      return o.every((t) => t.status.state === 'shutdown') ? o : undefined;
+    }, 30_000);
     expect(old).toHaveLength(hadThere);
-    expect(old.every((t) => t.status.state === 'shutdown')).toBe(true);
   }, 60_000);
 });
 

@@ -129,7 +129,8 @@ export interface CheckResult<I, O> {
  */
 export function checkPartitioned<S, I, O>(
   model: Model<S, I, O>, ops: Operation<I, O>[], partitionOf: (op: Operation<I, O>) => string, explains?: Explains<I, O>,
-  opts: { minimize?: boolean } = {},
+  /** minimizeBudgetMs: how long the failing history may be shrunk (default 20 s; tests pass Infinity). */
+  opts: { minimize?: boolean; minimizeBudgetMs?: number } = {},
 ): CheckResult<I, O> {
   const parts = new Map<string, Operation<I, O>[]>();
   for (const op of ops) {
@@ -139,7 +140,7 @@ export function checkPartitioned<S, I, O>(
     list.push(op);
   }
   for (const [partition, list] of parts) {
-    if (!checkLinearizable(model, list)) return { ok: false, partition, ...(opts.minimize ?? true ? { minimal: minimalFailing(model, list, explains) } : {}) };
+    if (!checkLinearizable(model, list)) return { ok: false, partition, ...(opts.minimize ?? true ? { minimal: minimalFailing(model, list, explains, opts.minimizeBudgetMs) } : {}) };
   }
   return { ok: true };
 }

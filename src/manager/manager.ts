@@ -166,10 +166,33 @@ export class Manager {
       };
       const r = await this.log.propose({ actions: [{ op: 'create', kind: 'node', object: node }], time: new Date().toISOString() });
       if (!r.ok) throw new ControlError(`registering manager ${req.hostname} failed: ${r.error.message}`, 'conflict');
-      await this.raft.addLearner(raftId, req.advertiseAddr);
+      try {
+        await this.addLearnerWhenFree(raftId, req.advertiseAddr);
+      } catch (err) {
+        // Not half-joined: the node record goes with the failed membership change.
+        await this.log.propose({ actions: [{ op: 'delete', kind: 'node', id: nodeId }], time: new Date().toISOString() }).catch(() => {});
+        throw new ControlError(`adding manager ${req.hostname} to raft failed: ${(err as Error).message}`, 'unavailable');
+      }
       this.opts.logger.info({ nodeId, raftId, addr: req.advertiseAddr }, 'manager joining as a raft learner');
     }
     return { nodeId, role, certPem, raftId };
+  }
+
+  /**
+   * Raft takes one membership change at a time: a manager joining while another joins (or a learner
+   * is being promoted) waits for its turn instead of failing.
+   */
+  private async addLearnerWhenFree(raftId: number, addr: string): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+      try {
+        await this.raft.addLearner(raftId, addr);
+        return;
+      } catch (err) {
+        if (!/another conf change is not yet applied/.test((err as Error).message) || Date.now() + delay > deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   /** `swarm update`: a compare-and-set change of the cluster's settings. */

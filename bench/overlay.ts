@@ -7,16 +7,19 @@
  *   - TCP throughput (iperf3, one stream) host → host, kernel-VXLAN container → container, and
  *     tsswarm container → container; latency (ping) on the same paths;
  *   - attach time (driver.attach, measured inside the driver's process) p50 over 50 containers, with
- *     and without a VIP service on the network (which adds the task's nftables table);
+ *     and without a VIP service on the network (which adds the task's nftables table). Host 1's driver
+ *     uses native tsswarm-netattach; host 2's has none and takes the `unshare` + `ip -batch` path, its
+ *     attaches interleaved with host 1's as the anchor (attach_ip_batch_p50_ms);
  *   - VIP spread: 3000 HTTP connections to a VIP with 3 tasks, count per task.
  * Env: OVERLAY_BENCH_SECONDS (iperf3 -t, default 3), OVERLAY_BENCH_REPS (default 5),
  *      OVERLAY_BENCH_ATTACH (default 50), OVERLAY_BENCH_CONNECTIONS (default 3000).
  * Prints a table and, last, `RESULT {json}`.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { runTool } from '../src/worker/network/commands.js';
 import { macForIp } from '../src/worker/network/addresses.js';
 import { TestFabric } from '../src/worker/network/test-fabric.js';
+import { nativeDir } from '../src/worker/runtime/driver.js';
 import type { NodeNetworkState, OverlayNetworkState } from '../src/worker/network/types.js';
 
 const SECONDS = Number(process.env.OVERLAY_BENCH_SECONDS ?? 3);
@@ -106,7 +109,12 @@ async function main(): Promise<void> {
     process.once(signal, () => { void fabric.destroy().finally(() => process.exit(130)); });
   }
   try {
-    const drivers = [fabric.startDriver(0, 'tswb-o1', { upstreams: ['127.0.0.1:53'] }), fabric.startDriver(1, 'tswb-o2', { upstreams: ['127.0.0.1:53'] })];
+    const netattach = `${nativeDir()}/tsswarm-netattach`;
+    if (!existsSync(netattach)) throw new Error(`${netattach} is missing: make -C native`);
+    const drivers = [
+      fabric.startDriver(0, 'tswb-o1', { upstreams: ['127.0.0.1:53'], netattach }),
+      fabric.startDriver(1, 'tswb-o2', { upstreams: ['127.0.0.1:53'] }), // the ip -batch path
+    ];
     let endpoints = [{ ip: '10.61.0.10', vtep: fabric.address(0) }, { ip: '10.61.0.11', vtep: fabric.address(1) }];
     let services: OverlayNetworkState['services'] = [];
     const state = (h: number): NodeNetworkState => ({ vtep: fabric.address(h), networks: [{ ...NET, endpoints, services }], published: [] });
@@ -146,6 +154,7 @@ async function main(): Promise<void> {
     progress('attach times');
     // Attach time: ATTACHES containers on host 1, then again with a VIP service on the network.
     const attachMs: number[] = [];
+    const ipBatchAttachMs: number[] = [];
     const trueMs: number[] = [];
     const ipMs: number[] = [];
     for (let i = 0; i < ATTACHES; i++) {
@@ -155,8 +164,11 @@ async function main(): Promise<void> {
       ipMs.push(floor.ipMs);
       const r = await drivers[0]!.attach(`${String(i).padStart(4, '0')}attach000000`, `a${i}`, [{ networkId: NET.id, ip: `10.61.1.${i + 10}` }]);
       attachMs.push(r.ms);
+      const anchor = await drivers[1]!.attach(`${String(i).padStart(4, '0')}ipbatc000000`, `b${i}`, [{ networkId: NET.id, ip: `10.61.4.${i + 10}` }]);
+      ipBatchAttachMs.push(anchor.ms);
     }
     for (let i = 0; i < ATTACHES; i++) await drivers[0]!.detach(`${String(i).padStart(4, '0')}attach000000`);
+    for (let i = 0; i < ATTACHES; i++) await drivers[1]!.detach(`${String(i).padStart(4, '0')}ipbatc000000`);
 
     // VIP spread: three tasks (one on host 1, two on host 2) serving their own name.
     const web = [
@@ -204,6 +216,8 @@ async function main(): Promise<void> {
       rtt_ms: { underlay: rtt.get('underlay'), kernel_vxlan: rtt.get('kernel_vxlan'), tsswarm: rtt.get('tsswarm') },
       attach_p50_ms: round(median(attachMs)),
       attach_p95_ms: round([...attachMs].sort((a, b) => a - b)[Math.floor(attachMs.length * 0.95)] ?? NaN),
+      attach_ip_batch_p50_ms: round(median(ipBatchAttachMs)),
+      attach_speedup_vs_ip_batch: round(median(ipBatchAttachMs) / median(attachMs)),
       spawn_true_p50_ms: round(median(trueMs)),
       spawn_ip_batch_p50_ms: round(median(ipMs)),
       attach_with_vip_p50_ms: round(median(vipAttachMs)),
@@ -225,7 +239,7 @@ async function main(): Promise<void> {
     console.log(`ratio tsswarm / kernel VXLAN (median of paired reps): ${result.ratio_vs_kernel_vxlan}  (target >= 0.95); per busy core: ${result.ratio_vs_kernel_vxlan_per_core}`);
     console.log(`machine load (other work shares these 2 vCPUs): before ${loadBefore}, after ${result.loadavg_after}`);
     console.log(`attach p50 over ${ATTACHES} containers: ${result.attach_p50_ms} ms (p95 ${result.attach_p95_ms}); with a VIP service on the network: ${result.attach_with_vip_p50_ms} ms  (target p50 <= 5)`);
-    console.log(`  one process tree per attach (unshare -> ip -batch); at the same moments a bare spawn of /bin/true took p50 ${result.spawn_true_p50_ms} ms and of ip -batch ${result.spawn_ip_batch_p50_ms} ms`);
+    console.log(`  one tsswarm-netattach process per attach (rtnetlink); interleaved, the unshare -> ip -batch path on host 2: p50 ${result.attach_ip_batch_p50_ms} ms (${result.attach_speedup_vs_ip_batch}x); a bare spawn of /bin/true took p50 ${result.spawn_true_p50_ms} ms and of ip -batch ${result.spawn_ip_batch_p50_ms} ms`);
     console.log(`VIP spread over ${CONNECTIONS} connections to 3 tasks (${round(spreadSeconds, 1)} s): ${perTask.join(' / ')}, max deviation from even ${round(spreadDeviation * 100, 2)}%  (target <= 10%)`);
     console.log(`RESULT ${JSON.stringify(result)}`);
     void c2;

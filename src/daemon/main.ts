@@ -89,6 +89,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const network = o.networkDriver === 'none' ? undefined : createNetworkDriver({
     prefix: networkPrefix,
     resolverPath: join(nativeDir(), 'tsswarm-resolver'),
+    netattachPath: join(nativeDir(), 'tsswarm-netattach'),
     dnsUpstreams: o.dnsUpstream ?? [],
     log: { info: (msg) => log.info({ component: 'network' }, msg), warn: (msg) => log.warn({ component: 'network' }, msg) },
   });

@@ -99,11 +99,17 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 5_000):
 const resolverPath = (() => {
   try { return `${nativeDir()}/tsswarm-resolver`; } catch { return ''; }
 })();
+/** Hosts 1 and 2 attach tasks with native tsswarm-netattach; host 3 keeps the `ip -batch` fallback. */
+const netattachPath = (h: number) => {
+  if (h === HOSTS - 1) return undefined;
+  try { return `${nativeDir()}/tsswarm-netattach`; } catch { return undefined; }
+};
 
 beforeAll(async () => {
   fabric = await TestFabric.create('tswt-nd', HOSTS);
   for (let h = 0; h < HOSTS; h++) drivers.push(fabric.startDriver(h, `tswt-n${h + 1}`, {
     resolver: resolverPath,
+    netattach: netattachPath(h),
     // Names outside the cluster go to the host namespace's own loopback, where nothing answers: a
     // test never reaches the machine's real resolvers.
     upstreams: ['127.0.0.1:53'],
@@ -252,7 +258,7 @@ describe('overlay network driver', () => {
 
   it('a restarted driver adopts what its predecessor made: traffic goes on, and changes apply to adopted peers and tasks', async () => {
     await drivers[0]!.kill();
-    drivers[0] = fabric.startDriver(0, 'tswt-n1', { resolver: resolverPath, upstreams: ['127.0.0.1:53'] });
+    drivers[0] = fabric.startDriver(0, 'tswt-n1', { resolver: resolverPath, netattach: netattachPath(0), upstreams: ['127.0.0.1:53'] });
     const client = `/run/netns/${taskNetns(0, 'aaaaaaaaaaaa0001')}`;
     expect(await ping(client, '10.60.0.12')).toBe(true); // the kernel kept it all
     await drivers[0]!.apply(stateFor(0, cluster));

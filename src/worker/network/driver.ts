@@ -13,6 +13,7 @@ import { bridgeBatch, ipBatch, nftApply, runTool } from './commands.js';
 import { networkDnsRecords } from './dns-records.js';
 import { daemonMeshRuleset, ingressSandboxRuleset, meshPorts, removeTable } from './mesh-rules.js';
 import { BRIDGE_INDEX, DriverNames, netnsPath, taskVethName } from './names.js';
+import { netattachArgs } from './netattach.js';
 import { UNKNOWN_VTEP, peerChanges, remotePeers, type PeerTable } from './peers.js';
 import { ResolverProcess } from './resolver-process.js';
 import { parseOrThrow, taskIdSchema, validAttachment, validState } from './state-schema.js';
@@ -36,6 +37,11 @@ export interface NetworkDriverOptions {
   resolverPath?: string;
   /** Where names outside the cluster go (IP:PORT each); empty: such names fail. */
   dnsUpstreams?: string[];
+  /**
+   * native/build/tsswarm-netattach: when the file exists, a task's namespace is made by it in one
+   * process (rtnetlink); otherwise by `unshare` + `ip -batch`.
+   */
+  netattachPath?: string;
   log?: NetworkDriverLog;
 }
 
@@ -84,6 +90,8 @@ class OverlayNetworkDriver implements NetworkDriver {
   private adopted = false;
   private queue: Promise<unknown> = Promise.resolve();
   private resolverWarned = false;
+  /** Which attach path was last logged (undefined: none yet). */
+  private nativeAttachLogged: boolean | undefined;
 
   constructor(private readonly options: NetworkDriverOptions) {
     this.names = new DriverNames(options.prefix);
@@ -337,9 +345,49 @@ class OverlayNetworkDriver implements NetworkDriver {
       return known.sandbox;
     }
     if (known || existsSync(path)) await this.removeTaskNamespace(netns, Math.max(attachments.length, known?.attachments.length ?? 0));
-    // One process for the whole namespace: unshare creates it (bound at `path`) and runs one ip batch
-    // inside; each veth is created from there straight into its sandbox, enslaved by the bridge's index.
+    const record: TaskRecord = { key, netns, attachments: attachments.map((a) => ({ networkId: a.networkId, ip: a.ip })) };
+    const ruleset = taskVipRuleset(networks);
+    const freshRuleset = taskVipRuleset(networks, true);
+    const rulesFile = join(this.runDir(), `${key}.nft`);
+    const gateway = primary >= 0 ? networks[primary]!.gateway : undefined;
+    try {
+      if (ruleset) writeFileSync(rulesFile, freshRuleset);
+      await this.createTaskNamespace(taskId, netns, attachments, sandboxes, gateway, ruleset ? rulesFile : undefined);
+      record.vipRuleset = ruleset;
+    } catch (err) {
+      await this.removeTaskNamespace(netns, attachments.length).catch(() => {});
+      throw err;
+    } finally {
+      if (ruleset) rmSync(rulesFile, { force: true });
+    }
+    record.sandbox = this.taskSandbox(path, hostname, attachments, gateway);
+    this.tasks.set(key, record);
+    return record.sandbox;
+  }
+
+  /**
+   * One process for the whole namespace, with its VIP rules (`rulesFile`) when there are any: the
+   * native tsswarm-netattach when it is built, else unshare running one ip batch. Either way each
+   * veth is created from inside the task's namespace straight into its sandbox, enslaved to the
+   * bridge by its fixed index.
+   */
+  private async createTaskNamespace(
+    taskId: string, netns: string, attachments: TaskAttachmentRequest[], sandboxes: Sandbox[], gateway: string | undefined, rulesFile: string | undefined,
+  ): Promise<void> {
+    const context = `task ${taskId}: create its network namespace${rulesFile ? ' with its VIP rules' : ''}`;
     const veth = taskVethName(taskId);
+    const binary = this.options.netattachPath;
+    const native = binary !== undefined && existsSync(binary);
+    if (native !== this.nativeAttachLogged) {
+      this.nativeAttachLogged = native;
+      this.log.info(native ? `tasks attach with ${binary}` : `tasks attach with unshare + ip -batch (no tsswarm-netattach at ${binary ?? '(not configured)'})`);
+    }
+    if (native) {
+      const links = attachments.map((a, i) => ({ sandbox: sandboxes[i]!.netns, ip: a.ip, prefixLength: sandboxes[i]!.prefixLength, mtu: sandboxes[i]!.mtu }));
+      await runTool(context, binary, netattachArgs({ netns, veth, links, gateway, rulesFile }));
+      return;
+    }
+    const path = netnsPath(netns);
     const lines = ['link set lo up'];
     attachments.forEach((attachment, i) => {
       const sandbox = sandboxes[i]!;
@@ -351,33 +399,16 @@ class OverlayNetworkDriver implements NetworkDriver {
         `link set ${eth} up`,
       );
     });
-    if (primary >= 0) lines.push(`route add default via ${networks[primary]!.gateway}`);
+    if (gateway) lines.push(`route add default via ${gateway}`);
     mkdirSync(NETNS_DIR, { recursive: true });
     closeSync(openSync(path, 'wx'));
-    const record: TaskRecord = { key, netns, attachments: attachments.map((a) => ({ networkId: a.networkId, ip: a.ip })) };
-    const ruleset = taskVipRuleset(networks);
-    const freshRuleset = taskVipRuleset(networks, true);
-    const rulesFile = join(this.runDir(), `${key}.nft`);
-    try {
-      const context = `task ${taskId}: create its network namespace`;
-      const batch = `${lines.join('\n')}\n`;
-      if (!ruleset) {
-        await runTool(context, 'unshare', [`--net=${path}`, 'ip', '-batch', '-'], batch);
-      } else {
-        // The VIP table goes in with the same process tree: a shell is cheaper than another spawn.
-        writeFileSync(rulesFile, freshRuleset);
-        await runTool(`${context} with its VIP rules`, 'unshare', [`--net=${path}`, 'sh', '-ec', 'ip -batch -; exec nft -f "$1"', 'sh', rulesFile], batch);
-      }
-      record.vipRuleset = ruleset;
-    } catch (err) {
-      await this.removeTaskNamespace(netns, attachments.length).catch(() => {});
-      throw err;
-    } finally {
-      if (ruleset) rmSync(rulesFile, { force: true });
+    const batch = `${lines.join('\n')}\n`;
+    if (!rulesFile) {
+      await runTool(context, 'unshare', [`--net=${path}`, 'ip', '-batch', '-'], batch);
+    } else {
+      // The VIP table goes in with the same process tree: a shell is cheaper than another spawn.
+      await runTool(context, 'unshare', [`--net=${path}`, 'sh', '-ec', 'ip -batch -; exec nft -f "$1"', 'sh', rulesFile], batch);
     }
-    record.sandbox = this.taskSandbox(path, hostname, attachments, primary >= 0 ? networks[primary]!.gateway : undefined);
-    this.tasks.set(key, record);
-    return record.sandbox;
   }
 
   /** The first (non-ingress) network's resolver listens on its gateway. */

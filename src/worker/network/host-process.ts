@@ -1,7 +1,7 @@
 /**
  * The network driver behind a line protocol, for tests and benchmarks that run one driver per test
  * host: started inside the host's network namespace (`nsenter --net=/run/netns/HOST node host-process.js
- * --prefix P [--resolver PATH] [--upstream IP:PORT]...`), it reads one JSON request per line on stdin,
+ * --prefix P [--resolver PATH] [--netattach PATH] [--upstream IP:PORT]...`), it reads one JSON request per line on stdin,
  * `{"id":1,"op":"apply","state":{...}}` (ops: apply, attach, detach, close, and bridge.connect,
  * bridge.disconnect, bridge.close for a single-host bridge network) and answers
  * `{"id":1,"ok":true,"result":...}` or `{"id":1,"ok":false,"error":"..."}`. It closes the driver and
@@ -17,6 +17,7 @@ const { values } = parseArgs({
   options: {
     prefix: { type: 'string' },
     resolver: { type: 'string' },
+    netattach: { type: 'string' },
     upstream: { type: 'string', multiple: true },
   },
 });
@@ -28,6 +29,7 @@ if (!values.prefix) {
 const driver = createNetworkDriver({
   prefix: values.prefix,
   resolverPath: values.resolver,
+  netattachPath: values.netattach,
   dnsUpstreams: values.upstream ?? [],
   log: { info: (m) => process.stderr.write(`info: ${m}\n`), warn: (m) => process.stderr.write(`warn: ${m}\n`) },
 });

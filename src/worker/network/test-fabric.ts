@@ -158,10 +158,11 @@ export class TestFabric {
   }
 
   /** Starts a driver inside host i (same mount namespace as ours, so its namespaces are visible here). */
-  startDriver(i: number, prefix: string, options: { resolver?: string; upstreams?: string[] } = {}): DriverClient {
+  startDriver(i: number, prefix: string, options: { resolver?: string; netattach?: string; upstreams?: string[] } = {}): DriverClient {
     this.ownedPrefixes.push(`${prefix}-`);
     const args = [`--net=/run/netns/${this.host(i)}`, process.execPath, hostProcessScript(), '--prefix', prefix];
     if (options.resolver) args.push('--resolver', options.resolver);
+    if (options.netattach) args.push('--netattach', options.netattach);
     for (const u of options.upstreams ?? []) args.push('--upstream', u);
     const child = spawn('nsenter', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.processes.push(child);

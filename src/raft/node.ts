@@ -84,6 +84,8 @@ export class RaftNode {
   private readsWaitingApply: ReadWait[] = [];
   private leaderWaiters: (() => void)[] = [];
   private applied = 0;
+  /** the leader as last reported by the core */
+  private knownLead: NodeId = 0;
   private lastSnapshotIndex = 0;
   private running = false;
   private scheduled = false;
@@ -279,7 +281,7 @@ export class RaftNode {
         this.flushResolved();
         this.serveReads();
         this.maybeSnapshot();
-        if (rd.softState) for (const w of this.leaderWaiters.splice(0)) w();
+        if (rd.softState) this.onLeaderChange(rd.softState.lead);
       }
     } catch (e) {
       // storage failures leave us unable to promise durability: stop rather than diverge
@@ -289,6 +291,27 @@ export class RaftNode {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Proposals handed to a leader that is gone may be lost with it: their callers learn it now (the
+   * outcome is unknown, as on a timeout) instead of waiting out their deadline, so a client retries
+   * against the new leader as soon as there is one. Proposals still queued here for want of a
+   * leader are kept: they go to the next one.
+   */
+  private onLeaderChange(lead: NodeId): void {
+    const was = this.knownLead;
+    this.knownLead = lead;
+    if (was !== 0 && was !== lead && this.pending.size > 0) {
+      const queued = new Set(this.proposeQueueSeqs.map((s) => s >>> 0));
+      const err = new Error(`leader changed (${was} -> ${lead || 'none'}): proposal outcome unknown, it may still commit`);
+      for (const [seq, p] of this.pending) {
+        if (queued.has(seq)) continue;
+        this.pending.delete(seq);
+        p.reject(err);
+      }
+    }
+    for (const w of this.leaderWaiters.splice(0)) w();
   }
 
   private flushRequests(): void {
@@ -342,17 +365,24 @@ export class RaftNode {
     }
     if (e.data.length < HEADER) return; // leader no-op
     this.sm.apply(e.index, e.data.subarray(HEADER));
-    this.resolveHeader(e.data, e.index);
+    // a normal entry changes nothing in the core: its proposer may hear now, even while this
+    // turn's write is still in flight (the entry itself is committed, so durable on a majority)
+    const p = this.takePending(e.data);
+    if (p) p.resolve(e.index);
   }
 
   private resolveHeader(h: Uint8Array, index: number): void {
-    const dv = new DataView(h.buffer, h.byteOffset, HEADER);
-    if (dv.getUint32(0, true) !== this.id) return;
-    const id = dv.getUint32(4, true);
+    const p = this.takePending(h);
+    if (p) this.resolved.push(p, index);
+  }
+
+  /** The pending request of this node that proposed an entry with header `h`, removed from the table. */
+  private takePending(h: Uint8Array): Pending | undefined {
+    if ((h[0]! | (h[1]! << 8) | (h[2]! << 16)) + h[3]! * 0x1000000 !== this.id) return undefined;
+    const id = (h[4]! | (h[5]! << 8) | (h[6]! << 16)) + h[7]! * 0x1000000;
     const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    this.resolved.push(p, index);
+    if (p) this.pending.delete(id);
+    return p;
   }
 
   /** Proposals answer after the core has advanced, so callers see the effects (e.g. membership) in status(). */

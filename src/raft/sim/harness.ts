@@ -71,6 +71,8 @@ class SimNode {
   readsPending = new Map<string, ClientOp>();
   readsReady: { index: number; op: ClientOp }[] = [];
   restarts = 0;
+  /** a ready batch whose write is in flight: the node keeps stepping messages meanwhile */
+  writing: Ready | null = null;
   nextTick = 0;
   started = false;
 
@@ -283,6 +285,7 @@ class Simulation {
 
   private crash(n: SimNode): void {
     n.raft = null;
+    n.writing = null; // lost with the process
     n.restarts++;
     n.waiting.clear();
     n.readsPending.clear();
@@ -293,8 +296,18 @@ class Simulation {
     this.boot(n);
   }
 
-  /** Persist, then send, then apply: the order a real node must follow. */
+  /**
+   * Persist, then send, then apply: the order a real node must follow. As in the real node loop, a
+   * write takes time: it starts (a leader's appends leave, already-durable commits are applied) and
+   * completes some steps later, while the node keeps receiving and stepping messages; a crash in
+   * between loses it.
+   */
   private drain(n: SimNode): void {
+    if (n.writing) {
+      if (!this.quiet && this.rnd() < 0.5) return; // still being written
+      this.finishWrite(n, n.writing);
+      if (!n.raft) return;
+    }
     const raft = n.raft!;
     if (!raft.hasReady()) return;
     const rd: Ready = raft.ready();
@@ -308,6 +321,13 @@ class Simulation {
       this.crash(n);
       return;
     }
+    if (this.quiet || this.rnd() < 0.5) this.finishWrite(n, rd);
+    else n.writing = rd;
+  }
+
+  private finishWrite(n: SimNode, rd: Ready): void {
+    const raft = n.raft!;
+    n.writing = null;
     if (rd.snapshot) {
       n.snap = rd.snapshot;
       if (rd.snapshotRestore) n.log = [];
@@ -348,6 +368,7 @@ class Simulation {
     if (known) {
       if (!sameEntry(known, e)) throw new InvariantError(`node ${n.id} applied a different entry at ${e.index}`);
     } else {
+      this.checkDurableOnQuorum(n, e);
       this.committed[e.index] = e;
     }
     n.applied = e.index;
@@ -359,6 +380,29 @@ class Simulation {
     if (op) {
       n.waiting.delete(c.id);
       this.complete(op, c.op === 'get' ? out : null);
+    }
+  }
+
+  /**
+   * Durability of commits: when an entry is applied for the first time anywhere (the leader that
+   * committed it, usually), a majority of the voters must already hold it in what survives a crash
+   * (their persisted log or snapshot). Guards the leader writing its log in parallel with sending it.
+   */
+  private checkDurableOnQuorum(n: SimNode, e: Entry): void {
+    const voters = n.raft!.confState().voters;
+    if (voters.length === 0) return; // the bootstrap membership entries, committed by construction
+    let holders = 0;
+    for (const id of voters) {
+      const v = this.nodes.get(id)!;
+      if (v.snap.meta.index >= e.index) {
+        holders++;
+        continue;
+      }
+      const d = v.log[e.index - v.snap.meta.index - 1];
+      if (d && d.index === e.index && d.term === e.term) holders++;
+    }
+    if (holders < (voters.length >> 1) + 1) {
+      throw new InvariantError(`node ${n.id} applied entry ${e.index} (term ${e.term}) held durably by only ${holders} of ${voters.length} voters`);
     }
   }
 

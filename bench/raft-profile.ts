@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   const specs: NodeSpec[] = [];
   for (let id = 1; id <= 3; id++) specs.push({ id, port: await freePort(), dataDir: join(root, `n${id}`) });
   const flags = [...(process.env.RAFT_PROFILE_FLAGS ?? '--optimize-for-size').split(' ').filter(Boolean)];
-  const args = ['--tick-ms', '50', '--election-ticks', '10', '--snapshot-every', '10000'];
+  const args = ['--tick-ms', '50', '--election-ticks', '10', '--snapshot-every', process.env.RAFT_PROFILE_SNAPSHOT_EVERY ?? '10000'];
   const procs = await Promise.all(specs.map((s) => startKvNode(KVNODE, s, specs, args, flags)));
   const kv = new KvClient(specs.map((s) => `127.0.0.1:${s.port}`));
   let leader = -1;

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { KvClient } from '../src/raft/tools/kvclient.js';
+import { KvStreamClient } from '../src/raft/tools/kvstream.js';
 import { freePort, killHard, startKvNode, type NodeSpec } from '../src/raft/tools/procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -104,7 +105,8 @@ class EtcdClient implements PutClient {
   }
 }
 
-class TsswarmPut implements PutClient {
+/** tsswarm's unary Put: one gRPC call per write, like etcd's KV.Put. */
+class TsswarmUnaryPut implements PutClient {
   private readonly c: KvClient;
   constructor(address: string) {
     this.c = new KvClient([address]);
@@ -117,8 +119,27 @@ class TsswarmPut implements PutClient {
   }
 }
 
+/**
+ * tsswarm's PutStream: the same concurrent, individually acknowledged 100-byte puts, but the
+ * client's concurrent requests share one stream (requests and answers batched per event-loop turn)
+ * instead of one HTTP/2 stream per write.
+ */
+class TsswarmStreamPut implements PutClient {
+  private readonly c: KvStreamClient;
+  constructor(address: string) {
+    this.c = new KvStreamClient(address);
+  }
+  async put(key: string, timeoutMs: number): Promise<void> {
+    await this.c.put(key, VALUE, timeoutMs);
+  }
+  close(): void {
+    this.c.close();
+  }
+}
+
 function makeClient(kind: string, address: string): PutClient {
-  return kind === 'etcd' ? new EtcdClient(address) : new TsswarmPut(address);
+  if (kind === 'etcd') return new EtcdClient(address);
+  return kind === 'tsswarm-unary' ? new TsswarmUnaryPut(address) : new TsswarmStreamPut(address);
 }
 
 // ------------------------------------------------------------------ load driver (runs in its own process)
@@ -350,7 +371,7 @@ async function main(): Promise<void> {
     clusters.push(ours);
     const etcd = await etcdCluster(root);
     clusters.push(etcd);
-    const results: Record<string, Record<string, LevelResult>> = { tsswarm: {}, etcd: {} };
+    const results: Record<string, Record<string, LevelResult>> = { tsswarm: {}, etcd: {}, 'tsswarm-unary': {} };
     let oursWritten = 0;
     // alternate systems per level so background load on the machine hits both alike
     for (const [conc, n] of LEVELS) {
@@ -360,6 +381,14 @@ async function main(): Promise<void> {
         results[c.kind]![`c${conc}`] = r;
         if (c === ours) oursWritten += n + 20;
         console.log(`${c.kind.padEnd(8)} c=${String(conc).padEnd(4)} ${String(r.ops_s).padStart(6)} ops/s  p50 ${r.p50_ms} ms  p99 ${r.p99_ms} ms  errors ${r.errors}`);
+      }
+      if (conc === 64) {
+        // for reference: the same load through tsswarm's unary Put (one gRPC call per write, as etcd's)
+        const l = await ours.leader();
+        const r = await runDriver('tsswarm-unary', ours.addresses[l]!, conc, n, `u${conc}`);
+        results['tsswarm-unary']![`c${conc}`] = r;
+        oursWritten += n + 20;
+        console.log(`tsswarm (unary Put) c=${conc} ${r.ops_s} ops/s  p50 ${r.p50_ms} ms  p99 ${r.p99_ms} ms  errors ${r.errors}`);
       }
     }
     const failOurs = await failover(ours, 5);
@@ -386,6 +415,8 @@ async function main(): Promise<void> {
     console.log(`| failover median | ${median(failOurs)} ms | | | ${median(failEtcd)} ms | | | |`);
     const o64 = results.tsswarm!['c64']!;
     const e64 = results.etcd!['c64']!;
+    const u64 = results['tsswarm-unary']!['c64']!;
+    console.log(`| 64, tsswarm unary Put | ${u64.ops_s} | ${u64.p50_ms} | ${u64.p99_ms} | ${e64.ops_s} | ${e64.p50_ms} | ${e64.p99_ms} | ${(u64.ops_s / e64.ops_s).toFixed(2)} |`);
     const result = {
       tsswarm: results.tsswarm,
       etcd: results.etcd,
@@ -395,7 +426,10 @@ async function main(): Promise<void> {
       failover_ms: { tsswarm: failOurs.map((x) => +x.toFixed(0)), etcd: failEtcd.map((x) => +x.toFixed(0)) },
       failover_median_ms: { tsswarm: median(failOurs), etcd: median(failEtcd) },
       rss_mib_after_writes: { writes: FILL_TOTAL, tsswarm_max: Math.max(...rss), etcd_max: Math.max(...etcdRss) },
+      tsswarm_client: 'Kv.PutStream (concurrent puts share one stream, each acknowledged after its own commit)',
+      tsswarm_unary_c64: u64,
       ratio_vs_etcd_c64: +(o64.ops_s / e64.ops_s).toFixed(3),
+      unary_ratio_vs_etcd_c64: +(u64.ops_s / e64.ops_s).toFixed(3),
       p99_ratio_vs_etcd_c64: +(o64.p99_ms / e64.p99_ms).toFixed(3),
     };
     await cleanup();

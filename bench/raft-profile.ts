@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   }
   const before = procs.map((p) => cpuSeconds(p.pid!));
   const t0 = performance.now();
-  const driver = spawn(process.execPath, [BENCH, '--driver', 'tsswarm', `127.0.0.1:${specs[leader]!.port}`, String(conc), String(n), 'p'], {
+  const driver = spawn(process.execPath, [BENCH, '--driver', process.env.RAFT_PROFILE_CLIENT ?? 'tsswarm', `127.0.0.1:${specs[leader]!.port}`, String(conc), String(n), 'p'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';

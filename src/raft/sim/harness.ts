@@ -71,6 +71,9 @@ class SimNode {
   readsPending = new Map<string, ClientOp>();
   readsReady: { index: number; op: ClientOp }[] = [];
   restarts = 0;
+  /** voters after the last advance, and before the last membership change (for the durability check) */
+  voters: NodeId[] | null = null;
+  prevVoters: NodeId[] | null = null;
   /** a ready batch whose write is in flight: the node keeps stepping messages meanwhile */
   writing: Ready | null = null;
   nextTick = 0;
@@ -286,6 +289,7 @@ class Simulation {
   private crash(n: SimNode): void {
     n.raft = null;
     n.writing = null; // lost with the process
+    n.voters = n.prevVoters = null;
     n.restarts++;
     n.waiting.clear();
     n.readsPending.clear();
@@ -357,6 +361,9 @@ class Simulation {
       n.readsReady.push({ index: rs.index, op });
     }
     raft.advance(rd);
+    const voters = raft.confState().voters;
+    if (n.voters && voters.join() !== n.voters.join()) n.prevVoters = n.voters;
+    n.voters = voters;
     this.serveReads(n);
   }
 
@@ -391,19 +398,20 @@ class Simulation {
   private checkDurableOnQuorum(n: SimNode, e: Entry): void {
     const voters = n.raft!.confState().voters;
     if (voters.length === 0) return; // the bootstrap membership entries, committed by construction
-    let holders = 0;
-    for (const id of voters) {
-      const v = this.nodes.get(id)!;
-      if (v.snap.meta.index >= e.index) {
-        holders++;
-        continue;
+    const held = (vs: NodeId[]): number => {
+      let holders = 0;
+      for (const id of vs) {
+        const v = this.nodes.get(id)!;
+        const d = v.log[e.index - v.snap.meta.index - 1];
+        if (v.snap.meta.index >= e.index || (d && d.index === e.index && d.term === e.term)) holders++;
       }
-      const d = v.log[e.index - v.snap.meta.index - 1];
-      if (d && d.index === e.index && d.term === e.term) holders++;
-    }
-    if (holders < (voters.length >> 1) + 1) {
-      throw new InvariantError(`node ${n.id} applied entry ${e.index} (term ${e.term}) held durably by only ${holders} of ${voters.length} voters`);
-    }
+      return holders;
+    };
+    const majority = (vs: NodeId[]): boolean => held(vs) >= (vs.length >> 1) + 1;
+    // membership takes effect when applied, one voter at a time: the entry may have committed under
+    // the membership before the latest change (whose majorities intersect every current majority)
+    if (majority(voters) || (n.prevVoters && majority(n.prevVoters))) return;
+    throw new InvariantError(`node ${n.id} applied entry ${e.index} (term ${e.term}) held durably by only ${held(voters)} of voters ${voters}`);
   }
 
   private serveReads(n: SimNode): void {

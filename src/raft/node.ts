@@ -234,6 +234,9 @@ export class RaftNode {
   private receive(m: Message): void {
     if (!this.started || this.stopped) return;
     this.raft.step(m);
+    // a commit learned while this turn's write is in flight (acknowledgements of earlier batches)
+    // is applied and answered now rather than after that write
+    if (this.running) for (const e of this.raft.takeStableCommitted()) this.applyEntry(e);
     this.kick();
   }
 

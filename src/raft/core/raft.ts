@@ -343,6 +343,26 @@ export class Raft {
     }
   }
 
+  /**
+   * Committed entries this node holds durably, past what was applied, that may be applied now,
+   * outside ready()/advance(): a commit learned while a ready batch is being written (acknowledged
+   * appends of earlier batches) need not wait for that write. Stops before a membership change,
+   * which only advance() applies. The entries count as applied from here on.
+   */
+  takeStableCommitted(): Entry[] {
+    const log = this.log;
+    const upTo = Math.min(log.committed, log.stableTo);
+    if (upTo <= log.applied) return EMPTY_ENTRIES;
+    const out: Entry[] = [];
+    for (let i = log.applied + 1; i <= upTo; i++) {
+      const e = log.entry(i);
+      if (!e || e.type === EntryType.ConfChange) break;
+      out.push(e);
+    }
+    if (out.length > 0) log.applied = out[out.length - 1]!.index;
+    return out;
+  }
+
   status(): RaftStatus {
     const progress = new Map<NodeId, { match: number; next: number; state: number; inflight: number; probeSent: boolean }>();
     if (this.role === Role.Leader) {

@@ -200,6 +200,8 @@ class Simulation {
     if (this.rnd() < this.loss) return;
     if (this.rnd() < this.p.dup && !this.quiet) this.enqueue({ ...m });
     dst.raft.step(m);
+    // as the node loop does: commits learned during a write apply without waiting for it
+    if (dst.writing) for (const e of dst.raft.takeStableCommitted()) this.apply(dst, e);
   }
 
   private enqueue(m: Message): void {

@@ -7,8 +7,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../../log.js';
 import { RaftNode } from '../node.js';
-import { loadRaftProto } from '../transport/proto.js';
 import { serverOptions } from '../transport/grpc.js';
+import { kvService } from './kvcodec.js';
 import { BinaryKv } from './kvmachine.js';
 
 function arg(name: string, def?: string): string {
@@ -36,8 +36,7 @@ async function main(): Promise<void> {
     snapshotKeep: Number(arg('snapshot-keep', '1000')),
     log: (level, msg) => logger[level](msg),
   });
-  const proto = loadRaftProto();
-  server.addService(proto.Kv.service, {
+  server.addService(kvService(), {
     put: (call: grpc.ServerUnaryCall<{ key: string; value: Buffer }, object>, cb: grpc.sendUnaryData<object>) => {
       node.propose(BinaryKv.encodePut(call.request.key, call.request.value)).then(
         (index) => cb(null, { index }),

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { KvClient } from '../src/raft/tools/kvclient.js';
+import { KvStreamClient } from '../src/raft/tools/kvstream.js';
 import { freePort, killHard, startKvNode, type NodeSpec } from '../src/raft/tools/procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -33,11 +34,13 @@ const LEVELS: [number, number][] = [
 const FILL_TOTAL = Math.round(100_000 * Math.min(1, SCALE));
 const VALUE = Buffer.alloc(100, 0x61);
 /**
- * V8 flags for the raft node processes. --optimize-for-size keeps V8 from growing the heap far past
- * the live set (a node holds ~30 MiB live after 100k writes, but default heuristics let RSS reach
- * ~200 MiB); override with RAFT_BENCH_NODE_FLAGS ('' for V8 defaults).
+ * V8 flags for the raft node processes: a node holds ~30 MiB live after 100k writes, but V8's default
+ * heuristics let the leader's RSS reach ~230 MiB. A young generation of 8 MiB semi-spaces and an old
+ * generation grown by 20% at a time keep it near 135 MiB. (--optimize-for-size keeps it near 120 MiB
+ * but doubles the leader's CPU per write: measured 205 vs 106 us with bench/raft-profile.ts.)
+ * Override with RAFT_BENCH_NODE_FLAGS ('' for V8 defaults).
  */
-const NODE_FLAGS = (process.env.RAFT_BENCH_NODE_FLAGS ?? '--optimize-for-size').split(' ').filter(Boolean);
+const NODE_FLAGS = (process.env.RAFT_BENCH_NODE_FLAGS ?? '--max-semi-space-size=8 --heap-growing-percent=20').split(' ').filter(Boolean);
 
 // ------------------------------------------------------------------ clients (one interface, two systems)
 
@@ -102,7 +105,8 @@ class EtcdClient implements PutClient {
   }
 }
 
-class TsswarmPut implements PutClient {
+/** tsswarm's unary Put: one gRPC call per write, like etcd's KV.Put. */
+class TsswarmUnaryPut implements PutClient {
   private readonly c: KvClient;
   constructor(address: string) {
     this.c = new KvClient([address]);
@@ -115,8 +119,27 @@ class TsswarmPut implements PutClient {
   }
 }
 
+/**
+ * tsswarm's PutStream: the same concurrent, individually acknowledged 100-byte puts, but the
+ * client's concurrent requests share one stream (requests and answers batched per event-loop turn)
+ * instead of one HTTP/2 stream per write.
+ */
+class TsswarmStreamPut implements PutClient {
+  private readonly c: KvStreamClient;
+  constructor(address: string) {
+    this.c = new KvStreamClient(address);
+  }
+  async put(key: string, timeoutMs: number): Promise<void> {
+    await this.c.put(key, VALUE, timeoutMs);
+  }
+  close(): void {
+    this.c.close();
+  }
+}
+
 function makeClient(kind: string, address: string): PutClient {
-  return kind === 'etcd' ? new EtcdClient(address) : new TsswarmPut(address);
+  if (kind === 'etcd') return new EtcdClient(address);
+  return kind === 'tsswarm-unary' ? new TsswarmUnaryPut(address) : new TsswarmStreamPut(address);
 }
 
 // ------------------------------------------------------------------ load driver (runs in its own process)
@@ -348,7 +371,7 @@ async function main(): Promise<void> {
     clusters.push(ours);
     const etcd = await etcdCluster(root);
     clusters.push(etcd);
-    const results: Record<string, Record<string, LevelResult>> = { tsswarm: {}, etcd: {} };
+    const results: Record<string, Record<string, LevelResult>> = { tsswarm: {}, etcd: {}, 'tsswarm-unary': {} };
     let oursWritten = 0;
     // alternate systems per level so background load on the machine hits both alike
     for (const [conc, n] of LEVELS) {
@@ -358,6 +381,14 @@ async function main(): Promise<void> {
         results[c.kind]![`c${conc}`] = r;
         if (c === ours) oursWritten += n + 20;
         console.log(`${c.kind.padEnd(8)} c=${String(conc).padEnd(4)} ${String(r.ops_s).padStart(6)} ops/s  p50 ${r.p50_ms} ms  p99 ${r.p99_ms} ms  errors ${r.errors}`);
+      }
+      if (conc === 64) {
+        // for reference: the same load through tsswarm's unary Put (one gRPC call per write, as etcd's)
+        const l = await ours.leader();
+        const r = await runDriver('tsswarm-unary', ours.addresses[l]!, conc, n, `u${conc}`);
+        results['tsswarm-unary']![`c${conc}`] = r;
+        oursWritten += n + 20;
+        console.log(`tsswarm (unary Put) c=${conc} ${r.ops_s} ops/s  p50 ${r.p50_ms} ms  p99 ${r.p99_ms} ms  errors ${r.errors}`);
       }
     }
     const failOurs = await failover(ours, 5);
@@ -384,6 +415,8 @@ async function main(): Promise<void> {
     console.log(`| failover median | ${median(failOurs)} ms | | | ${median(failEtcd)} ms | | | |`);
     const o64 = results.tsswarm!['c64']!;
     const e64 = results.etcd!['c64']!;
+    const u64 = results['tsswarm-unary']!['c64']!;
+    console.log(`| 64, tsswarm unary Put | ${u64.ops_s} | ${u64.p50_ms} | ${u64.p99_ms} | ${e64.ops_s} | ${e64.p50_ms} | ${e64.p99_ms} | ${(u64.ops_s / e64.ops_s).toFixed(2)} |`);
     const result = {
       tsswarm: results.tsswarm,
       etcd: results.etcd,
@@ -393,7 +426,10 @@ async function main(): Promise<void> {
       failover_ms: { tsswarm: failOurs.map((x) => +x.toFixed(0)), etcd: failEtcd.map((x) => +x.toFixed(0)) },
       failover_median_ms: { tsswarm: median(failOurs), etcd: median(failEtcd) },
       rss_mib_after_writes: { writes: FILL_TOTAL, tsswarm_max: Math.max(...rss), etcd_max: Math.max(...etcdRss) },
+      tsswarm_client: 'Kv.PutStream (concurrent puts share one stream, each acknowledged after its own commit)',
+      tsswarm_unary_c64: u64,
       ratio_vs_etcd_c64: +(o64.ops_s / e64.ops_s).toFixed(3),
+      unary_ratio_vs_etcd_c64: +(u64.ops_s / e64.ops_s).toFixed(3),
       p99_ratio_vs_etcd_c64: +(o64.p99_ms / e64.p99_ms).toFixed(3),
     };
     await cleanup();

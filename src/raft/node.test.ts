@@ -113,6 +113,25 @@ describe('RaftNode over gRPC', () => {
     expect(results.map((r) => r.status)).toEqual(Array(5).fill('rejected'));
     expect(again.kv.get('new0')).toBeUndefined();
   }, 60_000);
+
+  it('fails proposals handed to a leader that died as soon as the leader changes, not at their deadline', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const members = new Map([21, 22, 23].map((id, i) => [id, `127.0.0.1:${ports[i]}`] as const));
+    const nodes = await Promise.all([21, 22, 23].map((id, i) => startNode(id, ports[i]!, members, 30_000)));
+    const leader = await until('a leader', () => nodes.find((n) => n.node.isLeader()));
+    const follower = nodes.find((n) => n !== leader)!;
+    await follower.node.propose(put('before', 'v'));
+    await leader.node.stop();
+    leader.server.forceShutdown();
+    // forwarded to the dead leader: lost with it; the caller hears when the survivors elect anew
+    const t0 = Date.now();
+    const lost = await follower.node.propose(put('lost?', 'v')).then(() => null, (e: Error) => e);
+    expect(lost?.message).toMatch(/leader changed/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    // and a retry goes to the new leader
+    await until('a new leader', () => nodes.find((n) => n !== leader && n.node.isLeader()));
+    expect(await follower.node.propose(put('after', 'v'))).toBeGreaterThan(0);
+  }, 60_000);
 });
 
 describe('RaftNode when its leader dies', () => {

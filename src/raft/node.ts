@@ -86,11 +86,9 @@ export class RaftNode {
   private readsInFlight = new Map<string, Pending[]>();
   private readsWaitingApply: ReadWait[] = [];
   private leaderWaiters: (() => void)[] = [];
-  /** proposals handed to the core (and so maybe forwarded to a leader), by proposal id */
-  private handedOff = new Set<number>();
-  /** the leader as of the last soft state: when it changes, forwarded requests may be lost */
-  private lastLead = 0;
   private applied = 0;
+  /** the leader as last reported by the core */
+  private knownLead: NodeId = 0;
   private lastSnapshotIndex = 0;
   private running = false;
   private scheduled = false;
@@ -249,6 +247,9 @@ export class RaftNode {
   private receive(m: Message): void {
     if (!this.started || this.stopped) return;
     this.raft.step(m);
+    // a commit learned while this turn's write is in flight (acknowledgements of earlier batches)
+    // is applied and answered now rather than after that write
+    if (this.running) for (const e of this.raft.takeStableCommitted()) this.applyEntry(e);
     this.kick();
   }
 
@@ -296,10 +297,7 @@ export class RaftNode {
         this.flushResolved();
         this.serveReads();
         this.maybeSnapshot();
-        if (rd.softState) {
-          if (rd.softState.lead !== this.lastLead) this.leaderChanged(rd.softState.lead);
-          for (const w of this.leaderWaiters.splice(0)) w();
-        }
+        if (rd.softState) this.onLeaderChange(rd.softState.lead);
       }
     } catch (e) {
       // storage failures leave us unable to promise durability: stop rather than diverge
@@ -309,6 +307,32 @@ export class RaftNode {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Proposals handed to a leader that is gone may be lost with it: their callers learn it now (the
+   * outcome is unknown, as on a timeout) instead of waiting out their deadline, so a client retries
+   * against the new leader as soon as there is one. Proposals still queued here for want of a
+   * leader are kept: they go to the next one.
+   */
+  private onLeaderChange(lead: NodeId): void {
+    const was = this.knownLead;
+    this.knownLead = lead;
+    if (was !== 0 && was !== lead && this.pending.size > 0) {
+      const queued = new Set(this.proposeQueueSeqs.map((s) => s >>> 0));
+      const err = new Error(`leader changed (${was} -> ${lead || 'none'}): proposal outcome unknown, it may still commit`);
+      for (const [seq, p] of this.pending) {
+        if (queued.has(seq)) continue;
+        this.pending.delete(seq);
+        p.reject(err);
+      }
+    }
+    if (was !== 0 && was !== lead) {
+      // reads are idempotent: those the old leader never answered are asked of the new one
+      for (const ws of this.readsInFlight.values()) this.readQueue.push(...ws);
+      this.readsInFlight.clear();
+    }
+    for (const w of this.leaderWaiters.splice(0)) w();
   }
 
   private flushRequests(): void {
@@ -325,7 +349,6 @@ export class RaftNode {
         this.proposeQueueSeqs = this.proposeQueueSeqs.slice(n);
         const r = this.raft.proposeBatch(datas);
         if (!r.ok) this.failSeqs(seqs, r.reason);
-        else for (const seq of seqs) this.handedOff.add(seq >>> 0);
       }
     }
     if (this.readQueue.length > 0) {
@@ -363,18 +386,24 @@ export class RaftNode {
     }
     if (e.data.length < HEADER) return; // leader no-op
     this.sm.apply(e.index, e.data.subarray(HEADER));
-    this.resolveHeader(e.data, e.index);
+    // a normal entry changes nothing in the core: its proposer may hear now, even while this
+    // turn's write is still in flight (the entry itself is committed, so durable on a majority)
+    const p = this.takePending(e.data);
+    if (p) p.resolve(e.index);
   }
 
   private resolveHeader(h: Uint8Array, index: number): void {
-    const dv = new DataView(h.buffer, h.byteOffset, HEADER);
-    if (dv.getUint32(0, true) !== this.id) return;
-    const id = dv.getUint32(4, true);
-    this.handedOff.delete(id);
+    const p = this.takePending(h);
+    if (p) this.resolved.push(p, index);
+  }
+
+  /** The pending request of this node that proposed an entry with header `h`, removed from the table. */
+  private takePending(h: Uint8Array): Pending | undefined {
+    if ((h[0]! | (h[1]! << 8) | (h[2]! << 16)) + h[3]! * 0x1000000 !== this.id) return undefined;
+    const id = (h[4]! | (h[5]! << 8) | (h[6]! << 16)) + h[7]! * 0x1000000;
     const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    this.resolved.push(p, index);
+    if (p) this.pending.delete(id);
+    return p;
   }
 
   /** Proposals answer after the core has advanced, so callers see the effects (e.g. membership) in status(). */
@@ -416,7 +445,6 @@ export class RaftNode {
     }
     const r = this.raft.proposeConfChange({ op, node, context: this.ccContext(seq, address) });
     if (!r.ok) this.failSeqs([seq], r.reason);
-    else this.handedOff.add(seq >>> 0);
     this.kick();
     return p;
   }
@@ -492,27 +520,6 @@ export class RaftNode {
     }
   }
 
-  /**
-   * A new leader (or none): a proposal forwarded to the old one may be lost with it, or may still
-   * commit through the new one. Its caller learns that now, as an indeterminate failure, rather
-   * than at the timeout; reads are idempotent and simply go to the new leader.
-   */
-  private leaderChanged(lead: NodeId): void {
-    const before = this.lastLead;
-    this.lastLead = lead;
-    if (before === 0) return;
-    const err = new Error('the leader changed while the proposal was in flight: it may or may not commit');
-    for (const seq of this.handedOff) {
-      const p = this.pending.get(seq);
-      if (!p) continue;
-      this.pending.delete(seq);
-      p.reject(err);
-    }
-    this.handedOff.clear();
-    for (const ws of this.readsInFlight.values()) this.readQueue.push(...ws);
-    this.readsInFlight.clear();
-  }
-
   /** Requests are tracked in insertion order, so expiry only looks at the oldest. */
   private expire(): void {
     const now = Date.now();
@@ -523,7 +530,6 @@ export class RaftNode {
     for (const [seq, p] of this.pending) {
       if (p.deadline > now) break;
       this.pending.delete(seq);
-      this.handedOff.delete(seq);
       p.reject(new Error('proposal timed out (not committed; it may still commit later)'));
     }
     // proposals still queued for want of a leader and now expired are never proposed

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KvClient as KvClientT } from './tools/kvclient.js';
+import type { KvStreamClient as KvStreamClientT } from './tools/kvstream.js';
 import { freePort, killHard, startKvNode, type NodeSpec } from './tools/procs.js';
 
 /**
@@ -20,6 +21,7 @@ let out = '';
 let specs: NodeSpec[] = [];
 const procs = new Map<number, ChildProcess>();
 let client: KvClientT | null = null;
+let streams: KvStreamClientT[] = [];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'tsswarm-test-raftproc-'));
@@ -37,6 +39,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   client?.close();
+  for (const s of streams) s.close();
   for (const p of procs.values()) await killHard(p).catch(() => {});
   procs.clear();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -53,11 +56,18 @@ async function start(spec: NodeSpec): Promise<void> {
 describe('raft over real processes', () => {
   it('loses no acknowledged write across kill -9 and restarts, and converges', async () => {
     const { KvClient } = await import('./tools/kvclient.js');
+    const { KvStreamClient } = await import('./tools/kvstream.js');
     specs = [];
     for (let id = 1; id <= 3; id++) specs.push({ id, port: await freePort(), dataDir: join(dir, `n${id}`) });
     await Promise.all(specs.map(start));
     client = new KvClient(specs.map((s) => `127.0.0.1:${s.port}`));
     const c = client;
+    // half the writers use the pipelined PutStream: its acknowledgements must be just as durable
+    streams = specs.map((s) => new KvStreamClient(`127.0.0.1:${s.port}`));
+    const put = (w: number, key: string, value: string): Promise<number> => {
+      const node = Math.floor(Math.random() * 3);
+      return w % 2 === 0 ? c.put(node, key, Buffer.from(value), 2000) : streams[node]!.put(key, Buffer.from(value), 2000);
+    };
 
     const acked = new Map<string, string>();
     let attempts = 0;
@@ -68,7 +78,7 @@ describe('raft over real processes', () => {
         const value = `${key}-${Math.random().toString(36).slice(2)}`;
         attempts++;
         try {
-          await c.put(Math.floor(Math.random() * 3), key, Buffer.from(value), 2000);
+          await put(w, key, value);
           acked.set(key, value);
         } catch {
           await sleep(20); // unacknowledged: may or may not be in the log

@@ -47,6 +47,33 @@ describe('raft core', () => {
     for (const n of nodes.values()) expect(n.log.committed).toBe(4);
   });
 
+  it('counts the leader\'s own copy only once persisted, and hands out commits learned during a write', () => {
+    const nodes = cluster();
+    const l = nodes.get(1)!;
+    const f2 = nodes.get(2)!;
+    // batch A (entry 5) is persisted; batch B (entry 6) is taken and its write is in flight
+    l.propose(new Uint8Array([5]));
+    const a = l.ready();
+    l.advance(a);
+    l.propose(new Uint8Array([6]));
+    const b = l.ready();
+    expect(b.entries.map((e) => e.index)).toEqual([6]);
+    // follower 2 persisted and acknowledges both entries while B is being written
+    for (const m of [...a.messages, ...b.messages].filter((x) => x.to === 2)) f2.step(m);
+    const fr = f2.ready();
+    f2.advance(fr);
+    for (const m of fr.messages) if (m.to === 1) l.step(m);
+    // 5 is on the leader's disk and on 2's: committed and appliable now; 6 only on 2's: not committed
+    expect(l.log.committed).toBe(5);
+    expect(l.takeStableCommitted().map((e) => e.index)).toEqual([5]);
+    expect(l.takeStableCommitted()).toEqual([]);
+    l.advance(b); // B persisted: 6 now counts the leader's copy
+    expect(l.log.committed).toBe(6);
+    const c = l.ready();
+    expect(c.committedEntries.map((e) => e.index)).toEqual([6]);
+    l.advance(c);
+  });
+
   it('replicates proposals, and followers forward theirs to the leader', () => {
     const nodes = cluster();
     const res = nodes.get(1)!.propose(new Uint8Array([1]));

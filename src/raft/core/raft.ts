@@ -67,10 +67,10 @@ interface IncomingSnapshot {
 
 /**
  * Messages of a ready batch that may leave before the batch is persisted: a leader's appends
- * (Raft thesis 10.2.1, the leader writes its log in parallel with replicating it). Counting the
- * leader's own unpersisted entries toward a commit is still safe because nothing derived from that
- * commit (applying, answering clients, telling followers) happens before the batch carrying the
- * entries has been persisted: later batches are persisted strictly after earlier ones.
+ * (Raft thesis 10.2.1, the leader writes its log in parallel with replicating it). The leader counts
+ * its own copy of an entry toward a commit only once advance() reports it persisted, so the commit
+ * index never runs ahead of what a majority holds durably; followers that persisted first may
+ * commit an entry before the leader's own write completes.
  */
 export function sendableBeforePersist(m: Message): boolean {
   return m.type === MsgType.App;
@@ -327,6 +327,11 @@ export class Raft {
       // a truncation after ready() may have replaced these entries: only then they are not stable
       if (this.log.matchTerm(last.index, last.term) && last.index > this.log.stableTo) this.log.stableTo = last.index;
     }
+    // the leader's own copy counts toward a commit from now on
+    if (this.role === Role.Leader) {
+      const self = this.prs.get(this.id);
+      if (self && self.maybeUpdate(this.durableLast()) && this.maybeCommit()) this.markAllAppend();
+    }
     const c = rd.committedEntries.length;
     if (c > 0) {
       const lastApplied = rd.committedEntries[c - 1]!.index;
@@ -336,6 +341,26 @@ export class Raft {
       }
       if (lastApplied > this.log.applied) this.log.applied = lastApplied;
     }
+  }
+
+  /**
+   * Committed entries this node holds durably, past what was applied, that may be applied now,
+   * outside ready()/advance(): a commit learned while a ready batch is being written (acknowledged
+   * appends of earlier batches) need not wait for that write. Stops before a membership change,
+   * which only advance() applies. The entries count as applied from here on.
+   */
+  takeStableCommitted(): Entry[] {
+    const log = this.log;
+    const upTo = Math.min(log.committed, log.stableTo);
+    if (upTo <= log.applied) return EMPTY_ENTRIES;
+    const out: Entry[] = [];
+    for (let i = log.applied + 1; i <= upTo; i++) {
+      const e = log.entry(i);
+      if (!e || e.type === EntryType.ConfChange) break;
+      out.push(e);
+    }
+    if (out.length > 0) log.applied = out[out.length - 1]!.index;
+    return out;
   }
 
   status(): RaftStatus {
@@ -380,8 +405,9 @@ export class Raft {
     this.appendPending.clear();
     this.appendForced.clear();
     const last = this.log.lastIndex();
+    const durable = this.durableLast();
     for (const [id, pr] of this.prs) {
-      pr.match = id === this.id ? last : 0;
+      pr.match = id === this.id ? durable : 0;
       pr.next = last + 1;
       pr.state = ProgressState.Probe;
       pr.probeSent = false;
@@ -670,11 +696,14 @@ export class Raft {
       idx++;
       this.log.append({ term: this.term, index: idx, type: e.type, data: e.data });
     }
-    const self = this.prs.get(this.id);
-    if (self) self.maybeUpdate(idx);
-    this.maybeCommit();
+    // our own copy counts toward a commit once persisted (advance); a single voter commits then
     this.markAllAppend();
     return first;
+  }
+
+  /** The last index this node holds in stable storage. */
+  private durableLast(): number {
+    return Math.min(this.log.stableTo, this.log.lastIndex());
   }
 
   private markAllAppend(): void {
@@ -1065,7 +1094,7 @@ export class Raft {
         continue;
       }
       const np = new Progress(last + 1, this.maxInflight, isLearner);
-      if (id === this.id) np.match = last;
+      if (id === this.id) np.match = this.durableLast();
       this.prs.set(id, np);
       if (this.role === Role.Leader && id !== this.id) this.appendPending.add(id);
     }

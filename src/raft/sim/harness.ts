@@ -71,6 +71,11 @@ class SimNode {
   readsPending = new Map<string, ClientOp>();
   readsReady: { index: number; op: ClientOp }[] = [];
   restarts = 0;
+  /** voters after the last advance, and before the last membership change (for the durability check) */
+  voters: NodeId[] | null = null;
+  prevVoters: NodeId[] | null = null;
+  /** a ready batch whose write is in flight: the node keeps stepping messages meanwhile */
+  writing: Ready | null = null;
   nextTick = 0;
   started = false;
 
@@ -195,6 +200,8 @@ class Simulation {
     if (this.rnd() < this.loss) return;
     if (this.rnd() < this.p.dup && !this.quiet) this.enqueue({ ...m });
     dst.raft.step(m);
+    // as the node loop does: commits learned during a write apply without waiting for it
+    if (dst.writing) for (const e of dst.raft.takeStableCommitted()) this.apply(dst, e);
   }
 
   private enqueue(m: Message): void {
@@ -283,6 +290,8 @@ class Simulation {
 
   private crash(n: SimNode): void {
     n.raft = null;
+    n.writing = null; // lost with the process
+    n.voters = n.prevVoters = null;
     n.restarts++;
     n.waiting.clear();
     n.readsPending.clear();
@@ -293,8 +302,18 @@ class Simulation {
     this.boot(n);
   }
 
-  /** Persist, then send, then apply: the order a real node must follow. */
+  /**
+   * Persist, then send, then apply: the order a real node must follow. As in the real node loop, a
+   * write takes time: it starts (a leader's appends leave, already-durable commits are applied) and
+   * completes some steps later, while the node keeps receiving and stepping messages; a crash in
+   * between loses it.
+   */
   private drain(n: SimNode): void {
+    if (n.writing) {
+      if (!this.quiet && this.rnd() < 0.5) return; // still being written
+      this.finishWrite(n, n.writing);
+      if (!n.raft) return;
+    }
     const raft = n.raft!;
     if (!raft.hasReady()) return;
     const rd: Ready = raft.ready();
@@ -308,6 +327,13 @@ class Simulation {
       this.crash(n);
       return;
     }
+    if (this.quiet || this.rnd() < 0.5) this.finishWrite(n, rd);
+    else n.writing = rd;
+  }
+
+  private finishWrite(n: SimNode, rd: Ready): void {
+    const raft = n.raft!;
+    n.writing = null;
     if (rd.snapshot) {
       n.snap = rd.snapshot;
       if (rd.snapshotRestore) n.log = [];
@@ -337,6 +363,9 @@ class Simulation {
       n.readsReady.push({ index: rs.index, op });
     }
     raft.advance(rd);
+    const voters = raft.confState().voters;
+    if (n.voters && voters.join() !== n.voters.join()) n.prevVoters = n.voters;
+    n.voters = voters;
     this.serveReads(n);
   }
 
@@ -348,6 +377,7 @@ class Simulation {
     if (known) {
       if (!sameEntry(known, e)) throw new InvariantError(`node ${n.id} applied a different entry at ${e.index}`);
     } else {
+      this.checkDurableOnQuorum(n, e);
       this.committed[e.index] = e;
     }
     n.applied = e.index;
@@ -360,6 +390,30 @@ class Simulation {
       n.waiting.delete(c.id);
       this.complete(op, c.op === 'get' ? out : null);
     }
+  }
+
+  /**
+   * Durability of commits: when an entry is applied for the first time anywhere (the leader that
+   * committed it, usually), a majority of the voters must already hold it in what survives a crash
+   * (their persisted log or snapshot). Guards the leader writing its log in parallel with sending it.
+   */
+  private checkDurableOnQuorum(n: SimNode, e: Entry): void {
+    const voters = n.raft!.confState().voters;
+    if (voters.length === 0) return; // the bootstrap membership entries, committed by construction
+    const held = (vs: NodeId[]): number => {
+      let holders = 0;
+      for (const id of vs) {
+        const v = this.nodes.get(id)!;
+        const d = v.log[e.index - v.snap.meta.index - 1];
+        if (v.snap.meta.index >= e.index || (d && d.index === e.index && d.term === e.term)) holders++;
+      }
+      return holders;
+    };
+    const majority = (vs: NodeId[]): boolean => held(vs) >= (vs.length >> 1) + 1;
+    // membership takes effect when applied, one voter at a time: the entry may have committed under
+    // the membership before the latest change (whose majorities intersect every current majority)
+    if (majority(voters) || (n.prevVoters && majority(n.prevVoters))) return;
+    throw new InvariantError(`node ${n.id} applied entry ${e.index} (term ${e.term}) held durably by only ${held(voters)} of voters ${voters}`);
   }
 
   private serveReads(n: SimNode): void {

@@ -75,6 +75,34 @@ describe('LevelDB raft storage', () => {
     await s.close();
   });
 
+  it('writes local snapshots in the background, in order, never over a newer one', async () => {
+    const dir = tmp();
+    let s = await LevelRaftStorage.open(dir);
+    await s.bootstrap({ term: 1, vote: 0, commit: 3 }, bootstrapEntries([1, 2, 3]));
+    await s.save(ready({ entries: [4, 5, 6, 7, 8, 9, 10].map((i) => ent(i, 2, `a${i}`)) }));
+    const conf = { voters: [1, 2, 3], learners: [] };
+    // two compactions queued back to back while the log keeps growing
+    await s.save(ready({ snapshot: { meta: { index: 5, term: 2, conf }, data: Buffer.alloc(4 << 20, 5) } }));
+    await s.save(ready({ snapshot: { meta: { index: 7, term: 2, conf }, data: Buffer.from('S7') } }));
+    await s.save(ready({ entries: [ent(11, 2, 'a11')] }));
+    await s.close();
+    s = await LevelRaftStorage.open(dir);
+    let st = (await s.load())!;
+    expect(st.snapshot.meta.index).toBe(7);
+    expect(Buffer.from(st.snapshot.data).toString()).toBe('S7');
+    expect(st.entries.map((e) => e.index)).toEqual([8, 9, 10, 11]);
+    // a compaction still being written when the leader's snapshot arrives does not land after it
+    await s.save(ready({ snapshot: { meta: { index: 9, term: 2, conf }, data: Buffer.alloc(4 << 20, 9) } }));
+    await s.save(ready({ snapshot: { meta: { index: 12, term: 3, conf }, data: Buffer.from('S12') }, snapshotRestore: true, entries: [ent(13, 3, 'b13')] }));
+    await s.close();
+    s = await LevelRaftStorage.open(dir);
+    st = (await s.load())!;
+    expect(st.snapshot.meta.index).toBe(12);
+    expect(Buffer.from(st.snapshot.data).toString()).toBe('S12');
+    expect(st.entries.map((e) => e.index)).toEqual([13]);
+    await s.close();
+  });
+
   it('refuses to load a corrupted entry with a clear error', async () => {
     const dir = tmp();
     let s = await LevelRaftStorage.open(dir);

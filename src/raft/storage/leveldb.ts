@@ -33,6 +33,11 @@ export class LevelRaftStorage {
   private syncedVote = -1;
 
   private snapFile = '';
+  /** index of the snapshot the stored pointer names */
+  private snapIndex = 0;
+  /** local snapshots being written in the background, in order */
+  private snapChain: Promise<void> = Promise.resolve();
+  private snapError: Error | null = null;
 
   private constructor(
     private readonly db: Level<Buffer, Buffer>,
@@ -61,6 +66,7 @@ export class LevelRaftStorage {
         : { meta: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: new Uint8Array(0) };
       await this.removeSnapshotFilesExcept(this.snapFile);
       const snapIndex = snapshot.meta.index;
+      this.snapIndex = snapIndex;
       let entries: Entry[] = [];
       this.segments = [];
       for await (const [k, v] of this.db.iterator({ gte: ENTRY_KEY_MIN, lt: ENTRY_KEY_MAX })) {
@@ -99,24 +105,30 @@ export class LevelRaftStorage {
     });
   }
 
-  /** Persists one ready batch atomically and durably. */
+  /**
+   * Persists one ready batch atomically and durably. A local snapshot (log compaction) is the
+   * exception: it is written in the background (see persistLocalSnapshot), so the log keeps moving
+   * while a large snapshot file is written and synced.
+   */
   async save(rd: Ready): Promise<void> {
+    if (this.snapError) throw this.snapError;
     const ops: Op[] = [];
     let oldSnapFile = '';
-    if (rd.snapshot) {
+    if (rd.snapshot && !rd.snapshotRestore) {
+      this.persistLocalSnapshot(rd.snapshot);
+    } else if (rd.snapshot) {
+      await this.snapChain; // a local snapshot still being written must not land after this one
+      if (this.snapError) throw this.snapError;
       const s = rd.snapshot;
+      this.snapIndex = s.meta.index;
       // the file is durable before the batch that points to it
       const name = await this.writeSnapshotFile(s);
       oldSnapFile = this.snapFile;
       this.snapFile = name;
       ops.push({ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(s.meta, Buffer.from(name, 'utf8')) });
-      // a received snapshot replaces the whole log; a local one covers the prefix up to its index
-      const keep: { first: number; last: number }[] = [];
-      for (const seg of this.segments) {
-        if (rd.snapshotRestore || seg.last <= s.meta.index) ops.push({ type: 'del', key: segmentKey(seg.first) });
-        else keep.push(seg);
-      }
-      this.segments = keep;
+      // a snapshot received from the leader replaces the whole log
+      for (const seg of this.segments) ops.push({ type: 'del', key: segmentKey(seg.first) });
+      this.segments = [];
     }
     const n = rd.entries.length;
     if (n > 0) {
@@ -149,6 +161,34 @@ export class LevelRaftStorage {
       this.syncedVote = hs.vote;
     }
     if (oldSnapFile && oldSnapFile !== this.snapFile) await unlink(join(this.snapDir, oldSnapFile)).catch(() => {});
+  }
+
+  /**
+   * Compaction is only an optimisation of what is stored: until its pointer is written, the previous
+   * snapshot and the whole log are still on disk and load as before, so the file can be written and
+   * synced off the critical path. Then one batch points to it and deletes the segments it covers
+   * (no new entry can land in those: they are committed). Snapshots are written in order; one that a
+   * newer snapshot overtook is skipped. A failure surfaces on the next save().
+   */
+  private persistLocalSnapshot(s: Snapshot): void {
+    this.snapChain = this.snapChain.then(async () => {
+      if (this.snapError || s.meta.index <= this.snapIndex) return;
+      const name = await this.writeSnapshotFile(s);
+      const ops: Op[] = [{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(s.meta, Buffer.from(name, 'utf8')) }];
+      const keep: { first: number; last: number }[] = [];
+      for (const seg of this.segments) {
+        if (seg.last <= s.meta.index) ops.push({ type: 'del', key: segmentKey(seg.first) });
+        else keep.push(seg);
+      }
+      this.segments = keep;
+      await this.db.batch(ops, { sync: true });
+      this.snapIndex = s.meta.index;
+      const old = this.snapFile;
+      this.snapFile = name;
+      if (old && old !== name) await unlink(join(this.snapDir, old)).catch(() => {});
+    }).catch((e: unknown) => {
+      this.snapError = new Error(`raft storage at ${this.dir}: writing snapshot ${s.meta.index} failed: ${(e as Error).message}`);
+    });
   }
 
   private async writeSnapshotFile(s: Snapshot): Promise<string> {
@@ -224,6 +264,7 @@ export class LevelRaftStorage {
   }
 
   async close(): Promise<void> {
+    await this.snapChain;
     await this.db.close();
   }
 }

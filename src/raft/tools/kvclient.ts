@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { loadRaftProto } from '../transport/proto.js';
+import { kvService } from './kvcodec.js';
 
 export interface KvStatus {
   id: number; role: string; term: number; leader: number; commit: number; applied: number;
@@ -19,7 +19,7 @@ export class KvClient {
   private readonly stubs: KvStub[];
 
   constructor(readonly addresses: string[]) {
-    const Ctor = loadRaftProto().Kv;
+    const Ctor = grpc.makeGenericClientConstructor(kvService(), 'Kv');
     this.stubs = addresses.map((a) => new Ctor(a, grpc.credentials.createInsecure()) as unknown as KvStub);
   }
 

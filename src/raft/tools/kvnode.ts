@@ -7,8 +7,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../../log.js';
 import { RaftNode } from '../node.js';
-import { loadRaftProto } from '../transport/proto.js';
 import { serverOptions } from '../transport/grpc.js';
+import { kvService } from './kvcodec.js';
 import { BinaryKv } from './kvmachine.js';
 
 function arg(name: string, def?: string): string {
@@ -36,14 +36,14 @@ async function main(): Promise<void> {
     snapshotKeep: Number(arg('snapshot-keep', '1000')),
     log: (level, msg) => logger[level](msg),
   });
-  const proto = loadRaftProto();
-  server.addService(proto.Kv.service, {
+  server.addService(kvService(), {
     put: (call: grpc.ServerUnaryCall<{ key: string; value: Buffer }, object>, cb: grpc.sendUnaryData<object>) => {
       node.propose(BinaryKv.encodePut(call.request.key, call.request.value)).then(
         (index) => cb(null, { index }),
         (e: Error) => cb({ code: grpc.status.UNAVAILABLE, message: e.message }),
       );
     },
+    putStream: (call: grpc.ServerDuplexStream<PutBatch, PutAnswers>) => servePutStream(node, call),
     get: (call: grpc.ServerUnaryCall<{ key: string }, object>, cb: grpc.sendUnaryData<object>) => {
       node.read().then(
         () => {
@@ -75,6 +75,54 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+}
+
+interface PutBatch {
+  puts: { key: string; value: Buffer }[];
+  ids: number[];
+}
+interface PutAnswers {
+  ids: number[];
+  indexes: number[];
+  failedIds: number[];
+  errors: string[];
+}
+
+/** Each put is proposed on its own; answers that accumulate within one turn go back as one message. */
+function servePutStream(node: RaftNode, call: grpc.ServerDuplexStream<PutBatch, PutAnswers>): void {
+  let out: PutAnswers | null = null;
+  const pending = (): PutAnswers => {
+    if (!out) {
+      out = { ids: [], indexes: [], failedIds: [], errors: [] };
+      setImmediate(() => {
+        const a = out!;
+        out = null;
+        if (!call.cancelled) call.write(a);
+      });
+    }
+    return out;
+  };
+  call.on('data', (b: PutBatch) => {
+    const n = Math.min(b.puts.length, b.ids.length);
+    for (let i = 0; i < n; i++) {
+      const id = b.ids[i]!;
+      const put = b.puts[i]!;
+      node.propose(BinaryKv.encodePut(put.key, put.value)).then(
+        (index) => {
+          const a = pending();
+          a.ids.push(id);
+          a.indexes.push(index);
+        },
+        (e: Error) => {
+          const a = pending();
+          a.failedIds.push(id);
+          a.errors.push(e.message);
+        },
+      );
+    }
+  });
+  call.on('end', () => call.end());
+  call.on('error', () => {});
 }
 
 function memory(): { rssBytes: number; heapUsedBytes: number; externalBytes: number } {

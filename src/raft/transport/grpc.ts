@@ -1,7 +1,22 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Message, NodeId } from '../core/types.js';
-import { approxSize, fromWire, type WireMessage } from './convert.js';
-import { loadRaftProto } from './proto.js';
+import { decodeBatch, encodeBatch, type RaftBatch } from './codec.js';
+import { approxSize } from './convert.js';
+
+/** The Raft service of proto/raft.proto, with the batch codec written for the core's types. */
+const RAFT_SERVICE: grpc.ServiceDefinition = {
+  stream: {
+    path: '/tsswarm.raft.Raft/Stream',
+    requestStream: true,
+    responseStream: false,
+    requestSerialize: encodeBatch,
+    requestDeserialize: decodeBatch,
+    responseSerialize: () => Buffer.alloc(0),
+    responseDeserialize: () => ({}),
+    originalName: 'stream',
+  },
+};
+const RaftClient = grpc.makeGenericClientConstructor(RAFT_SERVICE, 'Raft');
 
 export interface TransportOptions {
   id: NodeId;
@@ -19,11 +34,7 @@ export interface TransportOptions {
   maxMessageBytes?: number;
 }
 
-interface Batch {
-  from: number;
-  messages: Message[];
-  address: string;
-}
+type Batch = RaftBatch;
 
 /**
  * Sends to one peer over one long-lived client stream. Messages queue while a write is pending and
@@ -134,12 +145,6 @@ class PeerSender {
   }
 }
 
-interface WireBatch {
-  from: number;
-  messages: WireMessage[];
-  address: string;
-}
-
 /** The gRPC transport between raft peers. Credentials come from the caller (mutual TLS later). */
 export class GrpcTransport {
   readonly id: NodeId;
@@ -147,7 +152,7 @@ export class GrpcTransport {
   readonly maxMessageBytes: number;
   readonly maxBatchBytes: number;
   readonly credentials: grpc.ChannelCredentials;
-  readonly RaftClient: grpc.ServiceClientConstructor;
+  readonly RaftClient: grpc.ServiceClientConstructor = RaftClient;
   readonly address: string;
   private readonly peers = new Map<NodeId, PeerSender>();
   private readonly onMessage: (m: Message) => void;
@@ -162,18 +167,17 @@ export class GrpcTransport {
     this.onMessage = opts.onMessage;
     this.address = opts.address ?? '';
     this.onDrop = opts.onDrop ?? (() => {});
-    this.RaftClient = loadRaftProto().Raft;
   }
 
   /** Adds the Raft service to a server the caller owns (and binds with its own ServerCredentials). */
   register(server: grpc.Server): void {
-    server.addService(this.RaftClient.service, {
-      stream: (call: grpc.ServerReadableStream<WireBatch, object>, cb: grpc.sendUnaryData<object>) => {
-        call.on('data', (b: WireBatch) => {
+    server.addService(RAFT_SERVICE, {
+      stream: (call: grpc.ServerReadableStream<Batch, object>, cb: grpc.sendUnaryData<object>) => {
+        call.on('data', (b: Batch) => {
           // answers need a route back even to a sender our membership does not name yet
           if (b.address && b.from > 0 && !this.peers.has(b.from)) this.setPeer(b.from, b.address);
           const ms = b.messages;
-          for (let i = 0; i < ms.length; i++) this.onMessage(fromWire(ms[i]!));
+          for (let i = 0; i < ms.length; i++) this.onMessage(ms[i]!);
         });
         call.on('end', () => cb(null, {}));
         call.on('error', () => {});

@@ -33,3 +33,21 @@ export function truncate(text: string, max: number): string {
 export function capitalise(s: string): string {
   return s ? s[0]!.toUpperCase() + s.slice(1) : s;
 }
+
+/**
+ * docker's `rm` of several objects: each one removed is printed, each failure gets its own line on
+ * stderr, and the command fails if any did.
+ */
+export async function removeEach(command: string, refs: string[], remove: (ref: string) => Promise<unknown>): Promise<void> {
+  let failed = false;
+  for (const ref of refs) {
+    try {
+      await remove(ref);
+      process.stdout.write(`${ref}\n`);
+    } catch (err) {
+      failed = true;
+      process.stderr.write(`tsswarm: ${command} ${ref}: ${(err as Error).message}\n`);
+    }
+  }
+  if (failed) process.exitCode = 1;
+}

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import type { NetworkObject } from '../manager/objects.js';
 import type { DaemonClient, SERVICES } from './client.js';
-import { printJson, printTable, type OutputFormat } from './format.js';
+import { printJson, printTable, removeEach, type OutputFormat } from './format.js';
 
 type Connect = (service: keyof typeof SERVICES) => DaemonClient;
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -42,18 +42,6 @@ export function networkCommands(connect: Connect, format: () => OutputFormat): C
     }));
 
   network.addCommand(new Command('rm').alias('remove').description('remove networks').argument('<networks...>')
-    .action(async (refs: string[]) => {
-      let failed = false;
-      for (const id of refs) {
-        try {
-          await connect('control').call('RemoveNetwork', { id });
-          process.stdout.write(`${id}\n`);
-        } catch (err) {
-          failed = true;
-          process.stderr.write(`tsswarm: network rm ${id}: ${(err as Error).message}\n`);
-        }
-      }
-      if (failed) process.exitCode = 1;
-    }));
+    .action((refs: string[]) => removeEach('network rm', refs, (id) => connect('control').call('RemoveNetwork', { id }))));
   return [network];
 }

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import type { ServiceObject, ServiceSpec, TaskObject } from '../manager/objects.js';
 import type { DaemonClient, SERVICES } from './client.js';
-import { capitalise as cap, printJson, printTable, truncate, type OutputFormat } from './format.js';
+import { capitalise as cap, printJson, printTable, removeEach, truncate, type OutputFormat } from './format.js';
 import { ProgressPrinter, progressOf, renderProgress } from './progress.js';
 import { parsePublish } from './publish.js';
 import { serviceLogsCommand } from './service-logs.js';
@@ -248,19 +248,7 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
     }));
 
   service.addCommand(new Command('rm').alias('remove').description('remove services').argument('<services...>')
-    .action(async (refs: string[]) => {
-      let failed = false;
-      for (const id of refs) {
-        try {
-          await connect('control').call('RemoveService', { id });
-          process.stdout.write(`${id}\n`);
-        } catch (err) {
-          failed = true;
-          process.stderr.write(`tsswarm: service rm ${id}: ${(err as Error).message}\n`);
-        }
-      }
-      if (failed) process.exitCode = 1;
-    }));
+    .action((refs: string[]) => removeEach('service rm', refs, (id) => connect('control').call('RemoveService', { id }))));
   for (const c of serviceUpdateCommands(connect)) service.addCommand(c);
   service.addCommand(serviceLogsCommand(connect));
   return [service];

@@ -83,6 +83,8 @@ async function main(): Promise<void> {
   if (names.length > 1) {
     const summary = {
       scenarios: outcomes.length, passed: outcomes.filter((o) => o.ok).map((o) => o.name), failed: outcomes.filter((o) => !o.ok).map((o) => o.name),
+      // Timing targets missed on this run (a loaded machine can miss them; they do not fail the run).
+      targets_missed: outcomes.filter((o) => o.result.targets_met === false).map((o) => o.name),
       lost_acknowledged_writes: outcomes.reduce((s, o) => s + (Number(o.result.lost_acknowledged_writes) || 0), 0),
       linearizability_violations: outcomes.reduce((s, o) => s + (Number(o.result.linearizability_violations) || 0), 0),
       seconds: Math.round((Date.now() - t0) / 1000),

@@ -40,9 +40,10 @@ export const leaderKill: Scenario = {
     const tasks = await waitConverged(c, next, 'web', 3);
     log(`web: ${tasks.length} running tasks on ${tasks.map((t) => t.node).sort().join(',')}`);
     const fields = verdictFields(verdict, log, w.history);
-    const pass = ackS < TARGETS.failover_to_ack_s && verdict.linearizable && verdict.lostAcknowledgedWrites === 0 && verdict.versionAnomalies.length === 0;
+    // Pass is about correctness; how fast is measured and compared with the target, not asserted.
+    const pass = verdict.linearizable && verdict.lostAcknowledgedWrites === 0 && verdict.versionAnomalies.length === 0;
     return {
-      scenario: 'leader-kill', pass, seed, killed: leader.name, new_leader: next.name,
+      scenario: 'leader-kill', pass, targets_met: ackS < TARGETS.failover_to_ack_s, seed, killed: leader.name, new_leader: next.name,
       leader_elected_s: round(electedS), failover_to_ack_s: round(ackS), acknowledged_writes: w.acks.length, ...fields,
       targets: { failover_to_ack_s: `< ${TARGETS.failover_to_ack_s}`, lost_acknowledged_writes: 0, linearizability_violations: 0 },
     };

@@ -53,10 +53,12 @@ export const leaderPartition: Scenario = {
     const tasks = await waitConverged(c, next, 'web', 3);
     const fields = verdictFields(verdict, log, w.history);
     const failoverS = (ack.at - tCut) / 1000;
-    const pass = failoverS < TARGETS.failover_to_ack_s && stepDownS <= CHECK_QUORUM_TIMEOUT_S + 0.5 && oldAcks === 0
-      && verdict.linearizable && verdict.lostAcknowledgedWrites === 0 && verdict.versionAnomalies.length === 0 && tasks.length === 3;
+    // Pass is about correctness (no write acknowledged by the cut-off leader, no split brain); the
+    // times are measured against their targets, not asserted.
+    const pass = oldAcks === 0 && verdict.linearizable && verdict.lostAcknowledgedWrites === 0 && verdict.versionAnomalies.length === 0 && tasks.length === 3;
+    const targetsMet = failoverS < TARGETS.failover_to_ack_s && stepDownS <= CHECK_QUORUM_TIMEOUT_S + 0.5;
     return {
-      scenario: 'leader-partition', pass, seed, old_leader: old.name, new_leader: next.name,
+      scenario: 'leader-partition', pass, targets_met: targetsMet, seed, old_leader: old.name, new_leader: next.name,
       leader_elected_s: round(electedS), failover_to_ack_s: round(failoverS), old_leader_stepped_down_s: round(stepDownS),
       old_leader_acks_after_cut: oldAcks, rejoined_as_follower_s: round(rejoinS), ...fields,
       targets: { failover_to_ack_s: `< ${TARGETS.failover_to_ack_s}`, old_leader_stepped_down_s: `<= ${CHECK_QUORUM_TIMEOUT_S} (check quorum) + 0.5`, old_leader_acks_after_cut: 0, lost_acknowledged_writes: 0, linearizability_violations: 0 },

@@ -126,3 +126,36 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** Starts `count` daemons on 127.0.0.1 (`addr(i)`), each named `${name}${i}` with the given images imported. */
+export async function startDaemons(
+  name: string, count: number, addr: (i: number) => string, tarball: string, images: string[], hostname = (i: number) => `${name}${i}`,
+): Promise<TestDaemon[]> {
+  const daemons: TestDaemon[] = [];
+  for (let i = 0; i < count; i++) {
+    const d = new TestDaemon(`${name}${i}`, 'tsswarm', ['--listen-addr', addr(i), '--hostname', hostname(i)]);
+    daemons.push(d);
+    await d.start();
+    for (const image of images) await d.ok(['image', 'import', tarball, image]);
+  }
+  return daemons;
+}
+
+/**
+ * `swarm init` on the first daemon, then the others join as managers one at a time, each waited for
+ * until it is a reachable voter. Returns what each `swarm join` printed.
+ */
+export async function formManagerSwarm(daemons: TestDaemon[], addr: (i: number) => string, heartbeat = '500ms'): Promise<string[]> {
+  const [first, ...rest] = daemons;
+  await first!.ok(['swarm', 'init', '--advertise-addr', addr(0), '--dispatcher-heartbeat', heartbeat]);
+  const token = (await first!.ok(['swarm', 'join-token', '-q', 'manager'])).trim();
+  const joined: string[] = [];
+  for (const [j, d] of rest.entries()) {
+    joined.push(await d.ok(['swarm', 'join', '--token', token, '--listen-addr', addr(j + 1), addr(0)]));
+    await waitFor(`${d.name} to be a reachable manager`, async () => {
+      const nodes = JSON.parse(await first!.ok(['node', 'ls', '--format', 'json']));
+      return nodes.filter((n: any) => n.managerStatus && (n.managerStatus.leader || n.managerStatus.reachability === 'reachable')).length === j + 2 ? true : undefined;
+    }, 30_000);
+  }
+  return joined;
+}

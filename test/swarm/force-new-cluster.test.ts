@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxTarball, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
+import { busyboxTarball, formManagerSwarm, startDaemons, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 
 const IMAGE = 'demo/busybox:latest';
 const BASE_PORT = 28000 + (process.pid % 500) * 4;
@@ -17,22 +17,8 @@ const addr = (i: number) => `127.0.0.1:${BASE_PORT + i}`;
 
 beforeAll(async () => {
   scratch = tempDir('fnc');
-  const tarball = await busyboxTarball(scratch);
-  for (let i = 0; i < 3; i++) {
-    const d = new TestDaemon(`fnc${i}`, 'tsswarm', ['--listen-addr', addr(i), '--hostname', `manager${i}`]);
-    managers.push(d);
-    await d.start();
-    await d.ok(['image', 'import', tarball, IMAGE]);
-  }
-  await managers[0]!.ok(['swarm', 'init', '--advertise-addr', addr(0), '--dispatcher-heartbeat', '500ms']);
-  const token = (await managers[0]!.ok(['swarm', 'join-token', '-q', 'manager'])).trim();
-  for (let i = 1; i < 3; i++) {
-    await managers[i]!.ok(['swarm', 'join', '--token', token, '--listen-addr', addr(i), addr(0)]);
-    await waitFor(`manager${i} to be a voter`, async () => {
-      const ns = JSON.parse(await managers[0]!.ok(['node', 'ls', '--format', 'json']));
-      return ns.find((n: any) => n.description.hostname === `manager${i}` && n.managerStatus?.reachability === 'reachable') ? true : undefined;
-    });
-  }
+  managers.push(...await startDaemons('fnc', 3, addr, await busyboxTarball(scratch), [IMAGE], (i) => `manager${i}`));
+  await formManagerSwarm(managers, addr);
 }, 120_000);
 
 afterAll(async () => {

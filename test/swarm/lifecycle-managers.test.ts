@@ -4,7 +4,7 @@
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxTarball, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
+import { busyboxTarball, formManagerSwarm, startDaemons, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 
 const IMAGE = 'demo/busybox:latest';
 const IMAGE2 = 'demo/busybox:v2';
@@ -15,17 +15,8 @@ const addr = (i: number) => `127.0.0.1:${BASE_PORT + i}`;
 
 beforeAll(async () => {
   scratch = tempDir('lifecycle-managers');
-  const tarball = await busyboxTarball(scratch);
-  for (let i = 0; i < 3; i++) {
-    const d = new TestDaemon(`lm${i}`, 'tsswarm', ['--listen-addr', addr(i), '--hostname', `lmanager${i}`]);
-    managers.push(d);
-    await d.start();
-    await d.ok(['image', 'import', tarball, IMAGE]);
-    await d.ok(['image', 'import', tarball, IMAGE2]);
-  }
-  await managers[0]!.ok(['swarm', 'init', '--advertise-addr', addr(0), '--dispatcher-heartbeat', '500ms']);
-  const token = (await managers[0]!.ok(['swarm', 'join-token', '-q', 'manager'])).trim();
-  for (let i = 1; i < 3; i++) await managers[i]!.ok(['swarm', 'join', '--token', token, '--listen-addr', addr(i), addr(0)]);
+  managers.push(...await startDaemons('lm', 3, addr, await busyboxTarball(scratch), [IMAGE, IMAGE2], (i) => `lmanager${i}`));
+  await formManagerSwarm(managers, addr);
   await waitFor('three ready, reachable managers', async () => {
     const ns = JSON.parse(await managers[0]!.ok(['node', 'ls', '--format', 'json']));
     return ns.length === 3 && ns.every((n: any) => n.status.state === 'ready' && (n.managerStatus.leader || n.managerStatus.reachability === 'reachable')) ? true : undefined;

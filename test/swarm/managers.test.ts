@@ -5,7 +5,7 @@
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxTarball, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
+import { busyboxTarball, formManagerSwarm, startDaemons, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 
 const IMAGE = 'demo/busybox:latest';
 const BASE_PORT = 26000 + (process.pid % 500) * 4;
@@ -15,16 +15,8 @@ const addr = (i: number) => `127.0.0.1:${BASE_PORT + i}`;
 
 beforeAll(async () => {
   scratch = tempDir('managers');
-  const tarball = await busyboxTarball(scratch);
-  for (let i = 0; i < 3; i++) {
-    const d = new TestDaemon(`mg${i}`, 'tsswarm', ['--listen-addr', addr(i), '--hostname', `manager${i}`]);
-    managers.push(d);
-    await d.start();
-    await d.ok(['image', 'import', tarball, IMAGE]);
-  }
-  await managers[0]!.ok(['swarm', 'init', '--advertise-addr', addr(0), '--dispatcher-heartbeat', '500ms']);
-  const token = (await managers[0]!.ok(['swarm', 'join-token', '-q', 'manager'])).trim();
-  for (let i = 1; i < 3; i++) expect(await managers[i]!.ok(['swarm', 'join', '--token', token, '--listen-addr', addr(i), addr(0)])).toMatch(/as a manager/);
+  managers.push(...await startDaemons('mg', 3, addr, await busyboxTarball(scratch), [IMAGE], (i) => `manager${i}`));
+  for (const out of await formManagerSwarm(managers, addr)) expect(out).toMatch(/as a manager/);
 }, 120_000);
 
 afterAll(async () => {

@@ -15,7 +15,7 @@ import { ControlError, ControlService, newObjectId, type ConstraintCheck } from 
 import { Dispatcher } from './dispatcher.js';
 import { LeaderDuties, type Placer } from './leader.js';
 import { INGRESS_GATEWAY, INGRESS_NETWORK_NAME, INGRESS_SUBNET, INGRESS_VNI } from './network/allocator.js';
-import { nodeNetworkState } from './network/node-state.js';
+import { nodeNetworkState, type NetworkStateSource } from './network/node-state.js';
 import type { ClusterObject, NetworkObject, NodeObject, NodeRole } from './objects.js';
 import { RaftClusterLog, StoreStateMachine } from './raft-log.js';
 import { ClusterStore, type Action } from './store/store.js';
@@ -259,6 +259,20 @@ export class Manager {
     }
   }
 
+  private networkSourceCache?: { index: number; source: NetworkStateSource };
+
+  /** The objects every node's network view is made from, listed once per store change, not once per node. */
+  private networkSource(): NetworkStateSource {
+    const index = this.store.appliedIndex;
+    if (this.networkSourceCache?.index !== index) {
+      this.networkSourceCache = {
+        index,
+        source: { networks: this.store.list('network'), services: this.store.list('service'), tasks: this.store.list('task'), nodes: this.store.list('node') },
+      };
+    }
+    return this.networkSourceCache.source;
+  }
+
   /** Starts the leader's duties on election and stops them on losing it. */
   private followLeadership(): void {
     const leading = this.raft.isLeader();
@@ -267,9 +281,7 @@ export class Manager {
       this.dispatcher = new Dispatcher({
         store: this.store, log: this.log, logger: this.opts.logger.child({ component: 'dispatcher' }),
         heartbeatPeriodMs: cluster.spec.heartbeatPeriodMs, missedHeartbeats: 3, managers: () => this.managerAddrs(),
-        networkStateOf: (nodeId) => nodeNetworkState(nodeId, {
-          networks: this.store.list('network'), services: this.store.list('service'), tasks: this.store.list('task'), nodes: this.store.list('node'),
-        }),
+        networkStateOf: (nodeId) => nodeNetworkState(nodeId, this.networkSource()),
       });
       this.duties = new LeaderDuties({
         store: this.store, log: this.log, dispatcher: this.dispatcher, placer: this.opts.placer,

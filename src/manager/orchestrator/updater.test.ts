@@ -18,6 +18,8 @@ class Sim {
   now = Date.parse('2026-11-23T00:00:00.000Z');
   /** Images whose containers exit 1 as soon as they start. */
   failing = new Set<string>();
+  /** Images whose containers run for a while (ms), then exit 1. */
+  crashAfter = new Map<string, number>();
   /** Images no node has room for: the scheduler leaves their tasks pending, with its reason. */
   unplaceable = new Set<string>();
 
@@ -105,6 +107,8 @@ class Sim {
           ? { ...s, state: 'failed', timestamp: at, startedAt: at, exitCode: 1, error: 'task: non-zero exit (1)' }
           : { ...s, state: 'running', timestamp: at, startedAt: at };
         actions.push({ op: 'update', kind: 'task', object: { ...t, status }, expectVersion: t.meta.version });
+      } else if (s.state === 'running' && this.crashAfter.has(t.spec.image) && this.now - Date.parse(s.startedAt!) >= this.crashAfter.get(t.spec.image)!) {
+        actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...s, state: 'failed', timestamp: at, exitCode: 1, error: 'task: non-zero exit (1)' } }, expectVersion: t.meta.version });
       } else if (t.desiredState !== 'running' && ['assigned', 'running'].includes(s.state)) {
         actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...s, state: 'shutdown', timestamp: at } }, expectVersion: t.meta.version });
       }
@@ -173,22 +177,63 @@ describe('rolling update (pure planning against a simulated cluster)', () => {
     ), { numRuns: 150 });
   });
 
-  it('batches wait for the delay between them, and each new task is monitored first', () => {
+  it('batches wait for the delay after the last one came up; the update completes once the last task was monitored', () => {
     const sim = new Sim();
     sim.create(4, { parallelism: 2, delayMs: 10_000, monitorMs: 3000 });
     sim.settle();
     sim.updateImage('v2');
-    const startedAt = sim.now;
+    let firstUpAt = 0;
     let secondBatchAt = 0;
     sim.settle(2000, () => {
-      const v2 = sim.tasks().filter((t) => t.spec.image === 'v2').length;
-      if (v2 > 2 && !secondBatchAt) secondBatchAt = sim.now;
+      const v2 = sim.tasks().filter((t) => t.spec.image === 'v2');
+      if (!firstUpAt && v2.filter(isUp).length === 2) firstUpAt = sim.now;
+      if (v2.length > 2 && !secondBatchAt) secondBatchAt = sim.now;
       // Never more than one batch in flight.
-      expect(sim.tasks().filter((t) => t.spec.image === 'v2' && t.desiredState === 'running').length).toBeLessThanOrEqual(v2 > 2 ? 4 : 2);
+      expect(v2.filter((t) => t.desiredState === 'running').length).toBeLessThanOrEqual(v2.length > 2 ? 4 : 2);
     });
-    expect(sim.service().updateStatus?.state).toBe('completed');
-    // The first batch's tasks ran for the monitor period, then the delay passed.
-    expect(secondBatchAt - startedAt).toBeGreaterThanOrEqual(13_000);
+    const s = sim.service();
+    expect(s.updateStatus?.state).toBe('completed');
+    expect(secondBatchAt - firstUpAt).toBeGreaterThanOrEqual(10_000);
+    const lastStart = Math.max(...sim.tasks().filter((t) => t.spec.image === 'v2').map((t) => Date.parse(t.status.startedAt!)));
+    expect(Date.parse(s.updateStatus!.completedAt)).toBeGreaterThanOrEqual(lastStart + 3000);
+  });
+
+  it('without a delay, a slot is taken up as soon as one has come up: the monitor period overlaps the next slots', () => {
+    fc.assert(fc.property(fc.integer({ min: 2, max: 8 }), fc.integer({ min: 1, max: 3 }), (replicas, parallelism) => {
+      const sim = new Sim();
+      sim.create(replicas, { parallelism, monitorMs: 5000 });
+      sim.settle();
+      sim.updateImage('v2');
+      const begun = sim.now;
+      sim.settle(2000, () => {
+        // At most `parallelism` slots are being replaced (not yet up) at any time.
+        const notUp = sim.tasks().filter((t) => t.desiredState === 'running' && !isUp(t)).length;
+        const stopping = sim.tasks().filter((t) => t.desiredState !== 'running' && t.status.state === 'running').length;
+        expect(notUp + stopping).toBeLessThanOrEqual(parallelism);
+      });
+      const s = sim.service();
+      expect(s.updateStatus?.state).toBe('completed');
+      expect(sim.runningImages()).toEqual(Array(replicas).fill('v2'));
+      // One monitor period in all, at the end, not one per batch.
+      const took = Date.parse(s.updateStatus!.completedAt) - begun;
+      expect(took).toBeGreaterThanOrEqual(5000);
+      expect(took).toBeLessThan(5000 * 2);
+    }), { numRuns: 40 });
+  });
+
+  it('a task that fails within its monitor period counts, even after later slots were taken up', () => {
+    const sim = new Sim();
+    sim.create(6, { parallelism: 1, monitorMs: 4000, failureAction: 'rollback' });
+    sim.settle();
+    sim.crashAfter.set('v2', 2000);
+    sim.updateImage('v2');
+    sim.settle();
+    const s = sim.service();
+    expect(s.updateStatus?.state).toBe('rollback_completed');
+    expect(s.updateStatus?.message).toMatch(/update rolled back due to failure or early termination of task \S+: task: non-zero exit \(1\)/);
+    // The first new task was still in its monitor period when the next slots were taken up.
+    expect(new Set(sim.tasks().filter((t) => t.spec.image === 'v2').map((t) => t.slot)).size).toBeGreaterThan(1);
+    expect(sim.runningImages()).toEqual(Array(6).fill('v1'));
   });
 
   it('a failing new image with failure action rollback rolls back and leaves the old version running', () => {

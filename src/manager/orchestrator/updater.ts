@@ -6,14 +6,20 @@
  *
  * A slot (replicated) or node (global) is
  * - dirty: its live task was made from an older spec version;
- * - in flight: its new task has not been up (running, and healthy when checked) for `monitor`
- *   yet, or its old task is still stopping (stop-first), or it waits for the orchestrator to fill it;
+ * - starting: its new task is not up yet (running, and healthy when checked), or its old task is
+ *   still stopping (stop-first), or it waits for the orchestrator to fill it;
+ * - monitoring: its new task is up but has not been up for `monitor` yet;
  * - done: its task is of the current version and has been up for `monitor`.
- * A batch of `parallelism` dirty slots starts when none is in flight and the delay after the last
- * batch has passed. Start-first adds the new task beside the old one (the orchestrator stops the
- * old one once the new is up); stop-first stops the old one (the orchestrator starts the new one
- * once the old has stopped). New tasks that fail within their monitor period are failures; above
- * `maxFailureRatio` of the slots, the failure action applies.
+ * As in SwarmKit, at most `parallelism` slots are starting at once, and the monitor period overlaps
+ * the next slots: without a delay a slot is taken up as soon as one finishes starting; with a delay,
+ * slots go in batches, the next one `delay` after the last has come up. A new task that fails
+ * within its monitor period counts as a failure whenever that happens; above `maxFailureRatio` of
+ * the slots the failure action applies. The update completes once the last new task has been up
+ * for `monitor`. (Holding every batch for the whole monitor period would make an update of N slots
+ * cost N / parallelism monitor periods; Docker pays it once, at the end.)
+ * Start-first adds the new task beside the old one (the orchestrator stops the old one once the
+ * new is up); stop-first stops the old one (the orchestrator starts the new one once the old has
+ * stopped).
  */
 import { isTerminal, type NodeObject, type ServiceObject, type TaskObject, type UpdateConfig } from '../objects.js';
 import type { Action } from '../store/store.js';
@@ -32,7 +38,7 @@ export interface UpdatePass {
 }
 
 type UpdateStatus = NonNullable<ServiceObject['updateStatus']>;
-export type SlotPhase = 'dirty' | 'inflight' | 'done';
+export type SlotPhase = 'dirty' | 'starting' | 'monitoring' | 'done';
 
 /** A task counts as up once running and, when a health check applies, healthy. */
 export function isUp(t: TaskObject): boolean {
@@ -66,16 +72,16 @@ export function slotPhase(service: ServiceObject, group: TaskObject[], monitorMs
   const fresh = live.filter((t) => t.specVersion === version).sort(byRecency)[0];
   const stale = live.filter((t) => t.specVersion !== version);
   if (fresh) {
-    if (!isUp(fresh) || stale.length > 0) return { phase: 'inflight' };
+    if (!isUp(fresh) || stale.length > 0) return { phase: 'starting' };
     const doneAt = startedMs(fresh) + monitorMs;
-    return doneAt <= now ? { phase: 'done' } : { phase: 'inflight', doneAt };
+    return doneAt <= now ? { phase: 'done' } : { phase: 'monitoring', doneAt };
   }
   if (stale.length > 0) return { phase: 'dirty' };
   // A finished task still holding its slot (its restart policy does not replace it).
   const held = wanted.filter((t) => isTerminal(t.status.state)).sort(byRecency)[0];
   if (held) return { phase: held.specVersion === version ? 'done' : 'dirty' };
   // Empty: an old task stopping (stop-first), or the orchestrator is about to fill the slot.
-  return { phase: 'inflight' };
+  return { phase: 'starting' };
 }
 
 /** New tasks that ended within their monitor period: what the failure ratio counts. */
@@ -195,11 +201,12 @@ function planSlots(service: ServiceObject, tasks: TaskObject[], nodes: NodeObjec
   const changedStatus = st !== status;
 
   const dirty = phases.filter((p) => p.phase === 'dirty');
-  const inflight = phases.filter((p) => p.phase === 'inflight');
-  const wakeAt = Math.min(...inflight.map((p) => p.doneAt ?? Infinity));
+  const starting = phases.filter((p) => p.phase === 'starting');
+  const monitoring = phases.filter((p) => p.phase === 'monitoring');
+  const wakeAt = Math.min(...monitoring.map((p) => p.doneAt ?? Infinity));
   const wake = Number.isFinite(wakeAt) ? { wakeAt } : {};
 
-  if (dirty.length === 0 && inflight.length === 0) {
+  if (dirty.length === 0 && starting.length === 0 && monitoring.length === 0) {
     const next: ServiceObject = {
       ...service,
       updateStatus: {
@@ -209,28 +216,30 @@ function planSlots(service: ServiceObject, tasks: TaskObject[], nodes: NodeObjec
     };
     return { actions: [serviceUpdate(service, next)] };
   }
-  if (inflight.length > 0 || dirty.length === 0) {
+  const limit = cfg.parallelism > 0 ? cfg.parallelism : slots.size;
+  // With a delay, slots go in batches: the next one only once the last batch is all up.
+  const room = dirty.length === 0 ? 0 : cfg.delayMs > 0 ? (starting.length === 0 ? limit : 0) : limit - starting.length;
+  if (room <= 0) {
     // An update never hangs without a reason: a new task the scheduler cannot place is named.
-    const stuck = inflight.flatMap((p) => p.group).find((t) => t.specVersion === service.specVersion && t.desiredState === 'running' && t.status.state === 'pending' && t.status.error);
+    const stuck = starting.flatMap((p) => p.group).find((t) => t.specVersion === service.specVersion && t.desiredState === 'running' && t.status.state === 'pending' && t.status.error);
     const base = rollingBack ? 'rollback in progress' : 'update in progress';
     const message = stuck ? `${base}: waiting for task ${taskLabel(stuck)}: ${stuck.status.error}` : st.message.startsWith(`${base}: waiting`) ? base : st.message;
     if (message !== st.message) return { actions: [serviceUpdate(service, { ...service, updateStatus: { ...st, message } })], ...wake };
     return { actions: changedStatus ? [serviceUpdate(service, service)] : [], ...wake };
   }
 
-  // Nothing in flight: the next batch, after the delay that follows a batch (not before the first).
-  const anyUpdated = phases.some((p) => p.phase === 'done');
+  // The delay follows a batch (not before the first).
+  const anyUpdated = phases.some((p) => p.phase === 'done' || p.phase === 'monitoring');
   if (cfg.delayMs > 0 && anyUpdated) {
     if (!st.nextBatchAt) {
       const at = new Date(now + cfg.delayMs).toISOString();
-      return { actions: [serviceUpdate(service, { ...service, updateStatus: { ...st, nextBatchAt: at } })], wakeAt: now + cfg.delayMs };
+      return { actions: [serviceUpdate(service, { ...service, updateStatus: { ...st, nextBatchAt: at } })], wakeAt: Math.min(now + cfg.delayMs, wakeAt) };
     }
     const at = Date.parse(st.nextBatchAt);
-    if (at > now) return { actions: changedStatus ? [serviceUpdate(service, service)] : [], wakeAt: at };
+    if (at > now) return { actions: changedStatus ? [serviceUpdate(service, service)] : [], wakeAt: Math.min(at, wakeAt) };
   }
-  const size = cfg.parallelism > 0 ? cfg.parallelism : dirty.length;
-  const batch = dirty.sort((a, b) => a.key.localeCompare(b.key, undefined, { numeric: true })).slice(0, size);
-  const actions: Action[] = [serviceUpdate(service, { ...service, updateStatus: { ...st, nextBatchAt: '' } })];
+  const batch = dirty.sort((a, b) => a.key.localeCompare(b.key, undefined, { numeric: true })).slice(0, room);
+  const actions: Action[] = st.nextBatchAt || changedStatus ? [serviceUpdate(service, { ...service, updateStatus: { ...st, nextBatchAt: '' } })] : [];
   for (const p of batch) {
     const old = p.group.filter((t) => t.desiredState === 'running' && t.specVersion !== service.specVersion);
     if (cfg.order === 'start-first' && old.some((t) => !isTerminal(t.status.state))) {
@@ -241,7 +250,7 @@ function planSlots(service: ServiceObject, tasks: TaskObject[], nodes: NodeObjec
       for (const t of old) actions.push({ op: 'update', kind: 'task', object: { ...t, desiredState: 'shutdown', status: { ...t.status, message: 'shut down by the rolling update' } }, expectVersion: t.meta.version });
     }
   }
-  return { actions };
+  return { actions, ...wake };
 }
 
 /** The rolling-update pass over every service whose update is in progress. */

@@ -24,7 +24,7 @@ function addRunOptions(cmd: Command): Command {
     .option('-h, --hostname <name>', 'container host name')
     .option('--restart <policy>', 'restart policy: no, on-failure[:N], always, unless-stopped')
     .option('-v, --volume <SRC:DST[:ro]>', 'bind-mount a host path', collect, [])
-    .addOption(new Option('--network <mode>', 'network: none, host, or bridge (default: none; bridge with -p)').choices(['none', 'host', 'bridge']))
+    .option('--network <name>', 'network: none, host, bridge, or an attachable swarm network (default: none; bridge with -p)')
     .option('-p, --publish <HOST:CONTAINER[/udp]>', 'publish a container port on the bridge network', collect, [])
     .option('--entrypoint <cmd>', 'override the image entrypoint ("" clears it)')
     .option('-w, --workdir <dir>', 'working directory inside the container')
@@ -77,7 +77,7 @@ export function specFromFlags(image: string, command: string[], o: RunFlags): Pa
     restart,
     mounts,
     // As docker: publishing a port implies the bridge network.
-    network: (o.network as ContainerSpec['network']) ?? (o.publish.length > 0 ? 'bridge' : 'none'),
+    network: o.network ?? (o.publish.length > 0 ? 'bridge' : 'none'),
     ports: o.publish.map(parsePortMapping),
     autoRemove: o.rm ?? false,
     readOnly: o.readOnly ?? false,

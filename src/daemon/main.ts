@@ -82,7 +82,13 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const images = await ImageStore.open(join(dataDir, 'images'), log);
   const networkPrefix = o.networkPrefix || `t${createHash('sha256').update(dataDir).digest('hex').slice(0, 5)}`;
   const bridge = o.networkDriver === 'none' ? undefined : new BridgeNetwork({ prefix: networkPrefix, index: 0, subnet: o.bridgeSubnet ?? DEFAULT_BRIDGE_SUBNET });
-  const containers = await ContainerManager.open({ dataDir, images, runtime, cgroupParent: o.cgroupParent, log, bridge });
+  // Containers on swarm networks go through the swarm role, made below (it needs the containers first).
+  let swarm: SwarmNode | undefined;
+  const swarmNetworks = o.networkDriver === 'none' ? undefined : {
+    connect: (req: Parameters<SwarmNode['attachContainer']>[0]) => swarm!.attachContainer(req),
+    disconnect: (a: Parameters<SwarmNode['detachContainer']>[0]) => swarm!.detachContainer(a),
+  };
+  const containers = await ContainerManager.open({ dataDir, images, runtime, cgroupParent: o.cgroupParent, log, bridge, swarmNetworks });
 
   // Overlay networks live in this daemon's network namespace, named with a prefix of its own, so that
   // several daemons on one machine (test hosts) never touch each other's.
@@ -94,7 +100,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     log: { info: (msg) => log.info({ component: 'network' }, msg), warn: (msg) => log.warn({ component: 'network' }, msg) },
   });
 
-  const swarm = new SwarmNode({
+  swarm = new SwarmNode({
     dataDir, localNodeId: id, hostname: o.hostname || hostname(), defaultListenAddr: o.listenAddr, logger: log, network,
     containers: {
       create: (spec) => containers.create(spec), start: (ref) => containers.start(ref), stop: (ref, t) => containers.stop(ref, t),

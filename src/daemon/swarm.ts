@@ -21,6 +21,7 @@ import {
   anonymousClientCredentials, CHANNEL_OPTIONS, clientCredentials, NodeCertificates, requireRole, serverCredentials, unverifiedClientCredentials, type NodeTls,
 } from '../security/tls-credentials.js';
 import { Agent, nodeDescription } from '../worker/agent/agent.js';
+import { ContainerAttachments, type ContainerAttachment, type ContainerSandbox } from '../worker/agent/container-attachments.js';
 import { TaskExecutor, type Containers } from '../worker/agent/task-executor.js';
 import type { NetworkDriver } from '../worker/network/types.js';
 import { TASK_LOGS_PATH, taskLogsHandlers, taskLogsService } from '../worker/task-logs.js';
@@ -71,6 +72,7 @@ export class SwarmNode {
   private managerRole?: Manager;
   private agent?: Agent;
   private executor?: TaskExecutor;
+  private attachments?: ContainerAttachments;
   private readonly dir: string;
   private busy = false;
   private certs?: NodeCertificates;
@@ -89,6 +91,18 @@ export class SwarmNode {
   /** Handlers the daemon serves on its local socket. */
   controlHandlers() {
     return controlHandlers(() => this.managerRole, this.opts.logger);
+  }
+
+  /** A standalone container joins a swarm network (`container run --network NAME`). */
+  attachContainer(req: { containerId: string; containerName: string; hostname: string; network: string }): Promise<ContainerSandbox> {
+    if (!this.state) return Promise.reject(new Error(`network ${req.network} not found: this node is not part of a swarm`));
+    if (!this.attachments) return Promise.reject(new Error(`network ${req.network} not found: this node's swarm role is not running`));
+    return this.attachments.connect(req);
+  }
+
+  detachContainer(attachment: ContainerAttachment): Promise<void> {
+    if (!this.attachments) return Promise.reject(new Error('this node\'s swarm role is not running: the attachment is released once it is'));
+    return this.attachments.disconnect(attachment);
   }
 
   /** After a daemon restart: rejoin with the state and certificates on disk. */
@@ -289,8 +303,15 @@ export class SwarmNode {
       credentials: clientCredentials(certs), addr: state.advertiseAddr.split(':')[0]!, logger: logger.child({ role: 'agent' }),
       hostname: this.opts.hostname, advertiseAddr: state.advertiseAddr,
       onRole: (role, raftId) => this.followRole(role, raftId), network: this.opts.network,
+      onAttachments: (assignments) => this.attachments?.reconcile(assignments),
     });
     this.agent = agent;
+    if (this.opts.network) {
+      this.attachments = new ContainerAttachments({
+        managers: agent, driver: this.opts.network, log: logger.child({ role: 'attachments' }),
+        containerIds: () => new Set(this.opts.containers.list(true).map((c) => c.id)),
+      });
+    }
     this.executor = new TaskExecutor(this.opts.containers, agent.report, logger.child({ role: 'executor' }), this.opts.network);
     agent.start(this.executor);
     this.scheduleRenewal();
@@ -371,6 +392,7 @@ export class SwarmNode {
     this.certs = undefined;
     this.agent?.stop();
     this.agent = undefined;
+    this.attachments = undefined;
     if (removeTasks && this.executor) await this.executor.assign([], true).catch(() => {});
     await this.executor?.settle();
     this.executor = undefined;

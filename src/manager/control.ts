@@ -248,6 +248,10 @@ export class ControlService {
       throw new ControlError(`network ${network.spec.name} is in use by service${users.length > 1 ? 's' : ''} ${users.map((s) => s.spec.name).join(', ')}`, 'conflict');
     }
     const attached = this.store.list('task').filter((t) => !isTerminal(t.status.state) && t.networks.some((a) => a.networkId === network.id));
+    const containers = attached.filter((t) => t.attachment).map((t) => t.attachment!.containerName);
+    if (containers.length > 0) {
+      throw new ControlError(`network ${network.spec.name} is in use by container${containers.length > 1 ? 's' : ''} ${containers.join(', ')}`, 'conflict');
+    }
     if (attached.length > 0) throw new ControlError(`network ${network.spec.name} is in use by ${attached.length} task(s) still stopping: try again in a moment`, 'conflict');
     await this.write([{ op: 'delete', kind: 'network', id: network.id, expectVersion: network.meta.version }]);
   }

@@ -10,6 +10,10 @@ import type { ClusterLog } from './cluster-log.js';
 import {
   isTerminal, taskStateRank, type NodeObject, type NodeRole, type TaskObject, type TaskState,
 } from './objects.js';
+import { newObjectId } from './control.js';
+import {
+  attachableNetwork, AttachmentError, attachmentTask, existingAttachment, isAttachment, type AttachmentRequest,
+} from './network/attachment.js';
 import type { NodeNetworkView } from './network/node-state.js';
 import type { Action, ClusterStore, StoreEvent } from './store/store.js';
 
@@ -162,6 +166,77 @@ export class Dispatcher {
         this.flushing = this.flushing.then(() => this.flush());
       }, this.opts.batchMs ?? 20);
     }
+  }
+
+  /**
+   * A standalone container on `nodeId` joins an attachable network: its attachment task, once the
+   * leader has given it an address. A retried request gets the attachment made the first time.
+   */
+  async attachNetwork(nodeId: string, sessionId: string, req: AttachmentRequest, timeoutMs = 10_000): Promise<TaskObject> {
+    this.session(nodeId, sessionId);
+    const { store, log } = this.opts;
+    let network;
+    try {
+      network = attachableNetwork(store.list('network'), req);
+    } catch (err) {
+      throw err instanceof AttachmentError ? new DispatcherError(err.message, 'invalid') : err;
+    }
+    const fail = (why: string) => new DispatcherError(`cannot attach container ${req.containerName} to network ${network.spec.name}: ${why}`, 'invalid');
+    let task = existingAttachment(store.tasksOfNode(nodeId), network.id, req.containerId);
+    if (!task) {
+      task = attachmentTask(newObjectId(), nodeId, network, req, new Date(this.now()).toISOString());
+      const r = await log.propose({ actions: [{ op: 'create', kind: 'task', object: task }], time: new Date(this.now()).toISOString() });
+      if (!r.ok) throw fail(r.error.message);
+    }
+    const id = task.id;
+    const done = await this.waitForTask(id, (t) => !t || isTerminal(t.status.state) || !!t.status.error
+      || (t.status.state === 'assigned' && (t.networks[0]?.addresses.length ?? 0) > 0), timeoutMs);
+    if (done && done.status.state === 'assigned' && done.networks[0]?.addresses.length) return done;
+    // Nothing half-made: an attachment that got no address goes away again.
+    await this.removeAttachment(nodeId, id);
+    throw fail(done?.status.error || (done ? `no address within ${timeoutMs} ms` : 'the attachment was removed'));
+  }
+
+  /** The container left the network (or is gone): its attachment and address are released. */
+  async detachNetwork(nodeId: string, sessionId: string, taskId: string): Promise<void> {
+    this.session(nodeId, sessionId);
+    const t = this.opts.store.get('task', taskId);
+    if (t && (t.nodeId !== nodeId || !isAttachment(t))) throw new DispatcherError(`task ${taskId} is not a network attachment of node ${nodeId}`, 'invalid');
+    await this.removeAttachment(nodeId, taskId);
+  }
+
+  private async removeAttachment(nodeId: string, taskId: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const t = this.opts.store.get('task', taskId);
+      if (!t || t.nodeId !== nodeId || !isAttachment(t)) return;
+      const r = await this.opts.log.propose({ actions: [{ op: 'delete', kind: 'task', id: t.id, expectVersion: t.meta.version }], time: new Date(this.now()).toISOString() });
+      if (r.ok) return;
+    }
+    throw new DispatcherError(`cannot remove network attachment ${taskId}: it kept changing`, 'invalid');
+  }
+
+  /** The task once `done` holds for it (undefined: deleted), or as it is when the time is up. */
+  private waitForTask(id: string, done: (t: TaskObject | undefined) => boolean, timeoutMs: number): Promise<TaskObject | undefined> {
+    const { store } = this.opts;
+    return new Promise((resolve) => {
+      let unwatch: (() => void) | undefined;
+      let settled = false;
+      const finish = (t: TaskObject | undefined) => {
+        if (settled) return;
+        settled = true;
+        unwatch?.();
+        clearTimeout(timer);
+        resolve(t);
+      };
+      const timer = setTimeout(() => finish(store.get('task', id)), timeoutMs);
+      const check = () => {
+        const t = store.get('task', id);
+        if (done(t)) finish(t);
+      };
+      unwatch = store.watch((events) => { if (events.some((e) => e.kind === 'task' && e.object.id === id)) check(); });
+      check();
+      if (settled) unwatch();
+    });
   }
 
   /** Marks down every node whose session missed its heartbeats; called on a timer by the leader. */

@@ -173,6 +173,18 @@ export function dispatcherHandlers(manager: () => Manager | undefined, logger: L
       dispatcher.updateTaskStatus(who.nodeId, call.request.sessionId, call.request.updates);
       return {};
     }),
+    AttachNetwork: unary(logger, 'AttachNetwork', async (call) => {
+      const { who, dispatcher } = await leader(call);
+      const r = call.request as { sessionId: string; network: string; containerId: string; containerName: string };
+      const task = await dispatcher.attachNetwork(who.nodeId, r.sessionId, { network: r.network, containerId: r.containerId, containerName: r.containerName });
+      const network = manager()!.store.get('network', task.networks[0]!.networkId);
+      return { taskId: task.id, networkId: task.networks[0]!.networkId, networkName: network?.spec.name ?? '', address: task.networks[0]!.addresses[0]!.split('/')[0] };
+    }),
+    DetachNetwork: unary(logger, 'DetachNetwork', async (call) => {
+      const { who, dispatcher } = await leader(call);
+      await dispatcher.detachNetwork(who.nodeId, call.request.sessionId, call.request.taskId);
+      return {};
+    }),
   };
 }
 

@@ -8,6 +8,7 @@ import type { ClusterLog } from './cluster-log.js';
 import { newObjectId } from './control.js';
 import type { Dispatcher } from './dispatcher.js';
 import { AllocationError, addressesInUse, attachedNetworkIds, ingressNetwork, NetworkAllocator } from './network/allocator.js';
+import { isAttachment } from './network/attachment.js';
 import type { NodeObject, TaskObject } from './objects.js';
 import { reconcile } from './orchestrator/reconcile.js';
 import { planUpdates } from './orchestrator/updater.js';
@@ -151,12 +152,16 @@ export class LeaderDuties {
         continue;
       }
       if (t.status.state === 'new' || t.status.state === 'pending') toPlace.push(t);
-      else if (t.nodeId) running.push(t);
+      else if (t.nodeId && !isAttachment(t)) running.push(t);
     }
     if (toPlace.length === 0) return actions;
     const allocated = this.allocateTasks(toPlace, now, actions);
     toPlace.length = 0;
-    toPlace.push(...allocated);
+    for (const t of allocated) {
+      // A container's network attachment is on its container's node already: addressed is placed.
+      if (isAttachment(t)) actions.push({ op: 'update', kind: 'task', object: { ...t, status: { ...t.status, state: 'assigned', timestamp: now, message: 'network attachment allocated' } }, expectVersion: t.meta.version });
+      else toPlace.push(t);
+    }
     const { assignments, unplaced } = this.opts.placer.place(nodes, running, toPlace);
     for (const t of toPlace) {
       const nodeId = assignments.get(t.id);
@@ -184,7 +189,8 @@ export class LeaderDuties {
     const ready: TaskObject[] = [];
     for (const t of tasks) {
       const service = store.get('service', t.serviceId);
-      if (t.networks.length > 0 || !service || attachedNetworkIds(service.spec, ingress).length === 0) {
+      const wanted = service ? attachedNetworkIds(service.spec, ingress) : isAttachment(t) ? t.spec.networks : [];
+      if (t.networks.length > 0 || wanted.length === 0) {
         ready.push(t);
         continue;
       }

@@ -142,6 +142,12 @@ export interface TaskObject {
   networks: { networkId: string; addresses: string[] }[];
   /** Restart policy: when this slot was restarted within the policy's window, this task's start included. */
   restarts?: string[];
+  /**
+   * Set on a network attachment: not a service's task but a standalone container's place on an
+   * attachable network (`container run --network NAME`). The node it is on runs nothing for it; it
+   * holds the container's address, its DNS name, and the network on that node.
+   */
+  attachment?: { containerId: string; containerName: string };
 }
 
 export interface NetworkObject {

@@ -131,6 +131,57 @@ describe('overlay networks on a swarm of test hosts', () => {
     expect(ok.code).toBe(0);
   });
 
+  it('runs a standalone container on an attachable network: reachable by name, refused elsewhere, released on removal', async () => {
+    await manager.ok(['network', 'create', '--driver', 'overlay', '--attachable', 'attnet']);
+    await manager.ok(['service', 'create', '--name', 'svc', '--network', 'attnet', '--max-replicas-per-node', '1', '--replicas', '2', IMAGE, 'sleep', '3600'], 120_000);
+    const svcTasks = await runningTasks('svc');
+    // A host with one of the service's tasks: the other task is on another host.
+    const host = cluster.workers().find((w) => svcTasks.some((t) => nodeNames.get(t.nodeId) === w.name))!;
+
+    // Refusals, one line each, and nothing left half-made.
+    const notAttachable = await host.cli(['container', 'run', '--rm', '--network', 'appnet', IMAGE, 'true']);
+    expect(notAttachable.code).not.toBe(0);
+    expect(notAttachable.stderr.trim()).toMatch(/^tsswarm: .*network appnet is not manually attachable/);
+    expect(notAttachable.stderr.trim().split('\n')).toHaveLength(1);
+    const missing = await host.cli(['container', 'run', '--rm', '--network', 'nosuch', IMAGE, 'true']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim()).toMatch(/network nosuch not found/);
+    const ingress = await host.cli(['container', 'run', '--rm', '--network', 'ingress', IMAGE, 'true']);
+    expect(ingress.stderr.trim()).toMatch(/routing mesh/);
+
+    await host.ok(['container', 'run', '-d', '--name', 'solo', '--network', 'attnet', IMAGE, 'sleep', '3600']);
+    const solo = (JSON.parse(await host.ok(['container', 'inspect', 'solo'])) as { networkSettings: { ipAddress: string } }[])[0]!;
+    const soloIp = solo.networkSettings.ipAddress;
+    expect(soloIp).toMatch(/^10\.\d+\.\d+\.\d+$/);
+
+    // The service's tasks, on this host and others, reach the container by name and by address.
+    for (const t of svcTasks) {
+      const byName = await execIn(t, ['ping', '-c', '1', '-W', '3', 'solo']);
+      expect(byName.code, byName.stderr + byName.stdout).toBe(0);
+      expect(byName.stdout).toContain(soloIp);
+    }
+    // And the container finds the service by name and reaches a task on another host.
+    const service = JSON.parse(await manager.ok(['service', 'inspect', 'svc']))[0] as { endpoint: { virtualIps: { addr: string }[] } };
+    const lookup = await host.cli(['container', 'exec', 'solo', 'nslookup', 'svc']);
+    expect(lookup.stdout).toContain(service.endpoint.virtualIps[0]!.addr.split('/')[0]);
+    const remote = svcTasks.find((t) => nodeNames.get(t.nodeId) !== host.name)!;
+    const ping = await host.cli(['container', 'exec', 'solo', 'ping', '-c', '1', '-W', '3', remote.networks[0]!.addresses[0]!]);
+    expect(ping.code, ping.stderr + ping.stdout).toBe(0);
+    // A foreground --rm container on the network, as `docker run --rm --network`.
+    const once = await host.cli(['container', 'run', '--rm', '--network', 'attnet', IMAGE, 'nslookup', 'solo']);
+    expect(once.code, once.stderr).toBe(0);
+    expect(once.stdout).toContain(soloIp);
+
+    await manager.ok(['service', 'rm', 'svc']);
+    const inUse = await manager.cli(['network', 'rm', 'attnet']);
+    expect(inUse.code).not.toBe(0);
+    expect(inUse.stderr.trim()).toMatch(/network attnet is in use by container solo/);
+    await host.ok(['container', 'rm', '-f', 'solo']);
+    // The container's removal released its attachment: once the service's tasks have stopped too,
+    // nothing holds the network.
+    await cluster.waitFor('attnet removable', async () => ((await manager.cli(['network', 'rm', 'attnet'])).code === 0 ? true : undefined), 60_000);
+  });
+
   it('leaves no namespace, link or rule behind once the services and the network are gone', async () => {
     await manager.ok(['service', 'rm', 'web', 'client']);
     await cluster.waitFor('appnet removable', async () => ((await manager.cli(['network', 'rm', 'appnet'])).code === 0 ? true : undefined), 60_000);

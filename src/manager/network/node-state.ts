@@ -69,12 +69,14 @@ export function nodeNetworkState(nodeId: string, src: NetworkStateSource): NodeN
     if (!local.has(n.id)) continue;
     const endpoints: { ip: string; vtep: string }[] = [];
     const backends = new Map<string, { name: string; ip: string }[]>();
+    const containers: { name: string; ip: string }[] = [];
     for (const t of src.tasks) {
       const ip = addressOn(t, n.id);
       if (!ip || !hasEndpoint(t)) continue;
       const vtep = vtepOf(t.nodeId);
       if (vtep) endpoints.push({ ip, vtep });
-      if (isBackend(t)) {
+      if (t.attachment) containers.push({ name: t.attachment.containerName, ip });
+      else if (isBackend(t)) {
         const list = backends.get(t.serviceId) ?? [];
         list.push({ name: taskName(t), ip });
         backends.set(t.serviceId, list);
@@ -95,6 +97,13 @@ export function nodeNetworkState(nodeId: string, src: NetworkStateSource): NodeN
           vip: s.endpoint.virtualIps.find((v) => v.networkId === n.id)?.addr.split('/')[0] ?? '',
           tasks: (backends.get(s.id) ?? []).sort((a, b) => a.name.localeCompare(b.name)),
         });
+      }
+      // A standalone container answers to its name, as on Docker's attachable networks: a name
+      // with the addresses of the containers that have it (names are unique per node, not per swarm).
+      const byName = new Map<string, { name: string; ip: string }[]>();
+      for (const c of containers) byName.set(c.name, [...(byName.get(c.name) ?? []), c]);
+      for (const [name, tasks] of [...byName].sort((a, b) => a[0].localeCompare(b[0]))) {
+        services.push({ name, mode: 'dnsrr', vip: '', tasks: tasks.sort((a, b) => a.ip.localeCompare(b.ip)) });
       }
     }
     endpoints.sort((a, b) => a.ip.localeCompare(b.ip));

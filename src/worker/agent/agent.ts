@@ -11,7 +11,7 @@ import { CHANNEL_OPTIONS } from '../../security/tls-credentials.js';
 import type { NetworkDriver } from '../network/types.js';
 import { networkStateFromWire } from '../network/wire-state.js';
 import type { TaskExecutor } from './task-executor.js';
-import type { WireSessionMessage, WireTaskStatus } from './wire.js';
+import type { WireAssignment, WireNetworkAttachment, WireSessionMessage, WireTaskStatus } from './wire.js';
 
 export interface AgentOptions {
   managers: string[];
@@ -28,6 +28,8 @@ export interface AgentOptions {
   onRole?: (role: 'manager' | 'worker', raftId: number) => void;
   /** Builds the overlay networks the managers describe; without it, the node joins none. */
   network?: Pick<NetworkDriver, 'apply'>;
+  /** Told the node's standalone-container network attachments (they run nothing on the executor). */
+  onAttachments?: (assignments: WireAssignment[], full: boolean) => void;
 }
 
 type DispatcherClient = grpc.Client & Record<string, Function>;
@@ -56,6 +58,9 @@ export class Agent {
   private failures = 0;
   /** Session messages are applied in order: a network's state before the tasks that join it. */
   private applying = Promise.resolve();
+  /** The networks of the last network state applied, and who waits for one of them. */
+  private appliedNetworks = new Set<string>();
+  private networkWaiters = new Set<() => void>();
   executor!: TaskExecutor;
 
   constructor(private readonly opts: AgentOptions) {
@@ -88,6 +93,46 @@ export class Agent {
 
   knownManagers(): string[] {
     return [...this.managers];
+  }
+
+  /** Asks the managers for a standalone container's place on an attachable network. */
+  attachNetwork(req: { network: string; containerId: string; containerName: string }): Promise<WireNetworkAttachment> {
+    return this.dispatcherCall('AttachNetwork', req);
+  }
+
+  detachNetwork(taskId: string): Promise<void> {
+    return this.dispatcherCall('DetachNetwork', { taskId });
+  }
+
+  /** Resolves once the network state applied on this node includes `networkId`. */
+  async networkReady(networkId: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.appliedNetworks.has(networkId)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`network ${networkId} was not set up on this node within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, left);
+        function done() { clearTimeout(timer); waiters.delete(done); resolve(); }
+        const waiters = this.networkWaiters;
+        waiters.add(done);
+      });
+    }
+  }
+
+  private networksApplied(ids: string[]): void {
+    this.appliedNetworks = new Set(ids);
+    for (const wake of [...this.networkWaiters]) wake();
+  }
+
+  private dispatcherCall<T>(method: string, request: object): Promise<T> {
+    const client = this.client;
+    if (!client || !this.sessionId) return Promise.reject(new Error('this node has no session with a manager (is it in a swarm, and is a manager reachable?)'));
+    return new Promise((resolve, reject) => {
+      client[method]!({ ...request, sessionId: this.sessionId }, { deadline: Date.now() + 15_000 }, (err: grpc.ServiceError | null, res: T) => {
+        if (err) reject(new Error(err.details || err.message));
+        else resolve(res);
+      });
+    });
   }
 
   private pickManager(): string {
@@ -127,10 +172,14 @@ export class Agent {
       const networkState = msg.networkState;
       this.applying = this.applying.then(async () => {
         if (networkState && this.opts.network) {
-          await this.opts.network.apply(networkStateFromWire(networkState))
+          const state = networkStateFromWire(networkState);
+          await this.opts.network.apply(state)
+            .then(() => this.networksApplied(state.networks.map((n) => n.id)))
             .catch((err) => this.opts.logger.warn({ err: (err as Error).message }, 'applying the network state failed'));
         }
-        await this.executor.assign(msg.assignments, msg.full);
+        const attachments = msg.assignments.filter((a) => a.task.attachment);
+        if (attachments.length > 0 || msg.full) this.opts.onAttachments?.(attachments, msg.full);
+        await this.executor.assign(attachments.length > 0 ? msg.assignments.filter((a) => !a.task.attachment) : msg.assignments, msg.full);
       }).catch((err) => this.opts.logger.warn({ err }, 'applying assignments failed'));
       if (msg.nodeRole) this.opts.onRole?.(msg.nodeRole, msg.raftId);
     });

@@ -48,6 +48,16 @@ export interface WireTask {
   status: WireTaskStatus;
   /** The task's addresses on the overlay networks it joins (the first gives its default route). */
   networks?: { networkId: string; addresses: string[] }[];
+  /** Set on a standalone container's network attachment: the node runs nothing for it. */
+  attachment?: { containerId: string; containerName: string } | null;
+}
+
+/** proto AttachNetworkResponse. */
+export interface WireNetworkAttachment {
+  taskId: string;
+  networkId: string;
+  networkName: string;
+  address: string;
 }
 
 export interface WireAssignment {

@@ -35,7 +35,18 @@ export interface ContainerManagerOptions {
     connect(containerId: string, hostname: string, ports: PortMapping[]): Promise<{ netnsPath: string; resolvConf: string; hosts: string }>;
     disconnect(containerId: string): Promise<void>;
   };
+  /**
+   * Swarm networks (`--network NAME` of an attachable overlay): the managers give the container an
+   * address and the node's network driver a namespace for it. Without it such containers are refused.
+   */
+  swarmNetworks?: {
+    connect(request: { containerId: string; containerName: string; hostname: string; network: string }): Promise<NonNullable<ContainerSpec['sandbox']>>;
+    disconnect(attachment: NonNullable<NonNullable<ContainerSpec['sandbox']>['attachment']>): Promise<void>;
+  };
 }
+
+/** The networks a container can name that are this node's own rather than the swarm's. */
+const LOCAL_NETWORKS = new Set(['none', 'host', 'bridge']);
 
 interface Live {
   record: ContainerRecord;
@@ -112,6 +123,13 @@ export class ContainerManager {
     if (spec.network === 'bridge' && !this.opts.bridge) {
       throw new ContainerError('the bridge network is off on this daemon (it runs with --network-driver none)', 'invalid');
     }
+    const onSwarmNetwork = !LOCAL_NETWORKS.has(spec.network);
+    if (onSwarmNetwork && !this.opts.swarmNetworks) {
+      throw new ContainerError(`network ${spec.network} not found: this daemon joins no swarm networks (it runs with --network-driver none)`, 'not-found');
+    }
+    if (onSwarmNetwork && spec.ports.length > 0) {
+      throw new ContainerError('ports can only be published on the bridge network: publish a service\'s ports on a swarm network (service create --publish)', 'invalid');
+    }
     const lowerDirs = this.opts.images.lowerDirs(image);
     const identity = resolveIdentity(full.user || image.config.user, lowerDirs);
     const cdir = join(this.dir, id);
@@ -130,6 +148,10 @@ export class ContainerManager {
         });
         // As docker's bridge: the host's resolvers, reached through the masquerading gateway.
         full.sandbox = { ...endpoint, resolvConf: await hostResolvConf('host') };
+      } else if (onSwarmNetwork) {
+        full.sandbox = await this.opts.swarmNetworks!.connect({ containerId: id, containerName: name, hostname, network: spec.network }).catch((err: Error) => {
+          throw new ContainerError(err.message, /not found/.test(err.message) ? 'not-found' : 'invalid');
+        });
       }
       await mkdir(join(cdir, 'rootfs'), { recursive: true });
       await Promise.all([mkdir(join(cdir, 'upper')), mkdir(join(cdir, 'work'))]);
@@ -149,6 +171,7 @@ export class ContainerManager {
     } catch (err) {
       this.containers.delete(id);
       if (full.network === 'bridge') await this.opts.bridge!.disconnect(id).catch(() => {});
+      if (full.sandbox?.attachment) await this.opts.swarmNetworks!.disconnect(full.sandbox.attachment).catch(() => {});
       await rm(cdir, { recursive: true, force: true });
       throw err;
     }
@@ -447,6 +470,10 @@ export class ContainerManager {
     await rm(r.bundle, { recursive: true, force: true });
     if (r.spec.network === 'bridge') {
       await this.opts.bridge?.disconnect(r.id).catch((err) => this.opts.log.warn({ id: r.id, err: (err as Error).message }, 'leaving the bridge network failed'));
+    }
+    const attachment = r.spec.sandbox?.attachment;
+    if (attachment) {
+      await this.opts.swarmNetworks?.disconnect(attachment).catch((err) => this.opts.log.warn({ id: r.id, network: attachment.networkName, err: (err as Error).message }, 'leaving the swarm network failed'));
     }
     this.containers.delete(r.id);
     this.opts.log.info({ id: r.id, name: r.name }, 'container removed');

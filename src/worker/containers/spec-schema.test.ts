@@ -15,7 +15,7 @@ describe('container spec schema', () => {
     [{ memoryBytes: 1024 }, 'memoryBytes: the minimum memory limit is 6 MiB'],
     [{ name: '-bad name' }, 'name: only'],
     [{ mounts: [{ source: 'relative', target: '/x', readOnly: false }] }, 'mounts.0.source: must be an absolute path'],
-    [{ network: 'overlay' }, 'network'],
+    [{ network: 'bad name!' }, 'network: expected none, host, bridge or a network name'],
     [{ network: 'none', ports: [{ protocol: 'tcp', hostPort: 80, containerPort: 80 }] }, 'ports'],
     [{ restart: { name: 'sometimes', maxRetries: 0 } }, 'restart.name'],
     [{ workingDir: 'rel' }, 'workingDir: must be an absolute path'],

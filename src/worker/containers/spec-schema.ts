@@ -29,7 +29,8 @@ export const containerSpecSchema = z.object({
     maxRetries: z.number().int().nonnegative(),
   }),
   mounts: z.array(z.object({ source: absolutePath, target: absolutePath, readOnly: z.boolean() })),
-  network: z.union([z.literal(''), z.enum(['none', 'host', 'bridge'])]).transform((n) => n || 'none'),
+  // none, host, bridge, or a swarm network's name or id (an attachable overlay).
+  network: z.string().max(128).regex(/^([a-zA-Z0-9][a-zA-Z0-9_.-]*)?$/, 'expected none, host, bridge or a network name').transform((n) => n || 'none'),
   ports: z.array(z.object({
     protocol: z.union([z.literal(''), z.enum(['tcp', 'udp'])]).transform((p) => p || 'tcp'),
     hostPort: z.number().int().min(1).max(65535),

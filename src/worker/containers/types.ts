@@ -14,14 +14,19 @@ export interface ContainerSpec {
   pidsLimit: number;
   restart: RestartPolicy;
   mounts: BindMount[];
-  network: 'none' | 'host' | 'bridge';
+  /** none, host, bridge, or the name of an attachable swarm network. */
+  network: string;
   /** `-p HOST:CONTAINER[/udp]`: published on the daemon's addresses (bridge network only). */
   ports: PortMapping[];
   /**
    * A network namespace prepared for the container (an overlay attachment): it joins it instead of
    * `network`, and gets the name service files made for it.
    */
-  sandbox?: { netnsPath: string; resolvConf: string; hosts: string; ip?: string };
+  sandbox?: {
+    netnsPath: string; resolvConf: string; hosts: string; ip?: string;
+    /** On a swarm network: the attachment the managers made for the container (its address's holder). */
+    attachment?: { taskId: string; networkId: string; networkName: string };
+  };
   autoRemove: boolean;
   readOnly: boolean;
   stopSignal: string;

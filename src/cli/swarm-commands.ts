@@ -35,10 +35,11 @@ export function swarmCommands(connect: Connect, format: () => OutputFormat): Com
 
   swarm.addCommand(new Command('update').description('update the swarm\'s settings')
     .option('--task-history-limit <n>', 'finished tasks kept per slot')
-    .action(async (o: { taskHistoryLimit?: string }) => {
-      if (o.taskHistoryLimit === undefined) throw new UsageError('nothing to update: give --task-history-limit');
-      const n = parseInteger('--task-history-limit', o.taskHistoryLimit, 0);
-      await connect('swarm').call('Update', { taskHistoryLimit: n === 0 ? -1 : n });
+    .addOption(new Option('--auto-rebalance <bool>', 'spread services onto nodes that join or come back from drain or failure').choices(['true', 'false']))
+    .action(async (o: { taskHistoryLimit?: string; autoRebalance?: string }) => {
+      if (o.taskHistoryLimit === undefined && o.autoRebalance === undefined) throw new UsageError('nothing to update: give --task-history-limit or --auto-rebalance');
+      const n = o.taskHistoryLimit === undefined ? 0 : parseInteger('--task-history-limit', o.taskHistoryLimit, 0);
+      await connect('swarm').call('Update', { taskHistoryLimit: o.taskHistoryLimit === undefined ? 0 : n === 0 ? -1 : n, autoRebalance: o.autoRebalance ?? '' });
       process.stdout.write('Swarm updated.\n');
     }));
 

@@ -26,6 +26,6 @@ export function swarmApiHandlers(swarm: SwarmNode, logger: Logger): grpc.Untyped
     Leave: unary('Leave', async (r) => { await swarm.leave(r.force); return {}; }),
     Inspect: unary('Inspect', async () => swarm.info()),
     JoinToken: unary('JoinToken', (r) => swarm.joinToken(r.role, r.rotate)),
-    Update: unary('Update', async (r) => { await swarm.update({ taskHistoryLimit: r.taskHistoryLimit }); return {}; }),
+    Update: unary('Update', async (r) => { await swarm.update({ taskHistoryLimit: r.taskHistoryLimit, autoRebalance: r.autoRebalance }); return {}; }),
   };
 }

@@ -217,12 +217,18 @@ export class SwarmNode {
   }
 
   /** `swarm update`: changes the cluster's settings (on a manager). */
-  async update(req: { taskHistoryLimit?: number }): Promise<void> {
+  async update(req: { taskHistoryLimit?: number; autoRebalance?: string }): Promise<void> {
     const m = this.managerRole;
     if (!m) throw new SwarmError('this node is not a swarm manager: run swarm update on a manager', 'unavailable');
     const limit = req.taskHistoryLimit;
     if (limit && (!Number.isInteger(limit) || limit < -1 || limit > 10_000)) throw new SwarmError('--task-history-limit must be between 0 and 10000');
-    if (limit) await m.updateClusterSpec({ taskHistoryLimit: Math.max(0, limit) });
+    const rebalance = req.autoRebalance ?? '';
+    if (!['', 'true', 'false'].includes(rebalance)) throw new SwarmError(`--auto-rebalance must be true or false, not "${rebalance}"`);
+    const change: { taskHistoryLimit?: number; autoRebalance?: boolean } = {};
+    if (limit) change.taskHistoryLimit = Math.max(0, limit);
+    if (rebalance) change.autoRebalance = rebalance === 'true';
+    if (Object.keys(change).length === 0) throw new SwarmError('nothing to update: give --task-history-limit or --auto-rebalance');
+    await m.updateClusterSpec(change);
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,7 @@ import type { Dispatcher } from './dispatcher.js';
 import { AllocationError, addressesInUse, attachedNetworkIds, ingressNetwork, NetworkAllocator } from './network/allocator.js';
 import { isAttachment } from './network/attachment.js';
 import type { NodeObject, TaskObject } from './objects.js';
+import { autoRebalanceActions } from './orchestrator/rebalance.js';
 import { reconcile } from './orchestrator/reconcile.js';
 import { planUpdates } from './orchestrator/updater.js';
 import type { Action, ClusterStore } from './store/store.js';
@@ -33,6 +34,9 @@ export interface LeaderOptions {
   nodeMatches?: Parameters<typeof reconcile>[1]['nodeMatches'];
 }
 
+const REBALANCE_SETTLE_MS = 1000;
+const REBALANCE_GIVE_UP_MS = 120_000;
+
 export class LeaderDuties {
   private timer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -45,6 +49,10 @@ export class LeaderDuties {
   /** A pass due when a restart delay, update delay or monitor period ends. */
   private wakeTimer?: NodeJS.Timeout;
   private wakeAt = Infinity;
+  /** Nodes that could take tasks at the last pass: one joining them starts an automatic rebalance. */
+  private activeNodes?: Set<string>;
+  /** An automatic rebalance due from `at`, given up at `until` if services never settle. */
+  private rebalance?: { at: number; until: number };
 
   constructor(private readonly opts: LeaderOptions) {}
 
@@ -93,6 +101,7 @@ export class LeaderDuties {
         await this.propose(this.allocate(), 'allocate');
         await this.propose(this.orchestrate(), 'orchestrate');
         await this.propose(this.rollingUpdates(), 'rolling update');
+        await this.propose(this.autoRebalance(), 'rebalance');
         await this.propose(this.schedule(), 'schedule');
       } while (this.again && !this.stopped);
     } catch (err) {
@@ -126,6 +135,39 @@ export class LeaderDuties {
       { now: new Date().toISOString(), newId: newObjectId, nodeMatches: this.opts.nodeMatches },
     );
     if (wakeAt !== undefined) this.wakeUp(wakeAt);
+    return actions;
+  }
+
+  /**
+   * `swarm update --auto-rebalance true`: once a node has joined or come back (ready and active), the
+   * services spread onto it, one steady service at a time, start-first (orchestrator/rebalance.ts).
+   */
+  autoRebalance(): Action[] {
+    const { store } = this.opts;
+    const active = new Set(store.list('node').filter((n) => n.status.state === 'ready' && n.spec.availability === 'active').map((n) => n.id));
+    const joined = this.activeNodes !== undefined && [...active].some((id) => !this.activeNodes!.has(id));
+    this.activeNodes = active;
+    if (!store.list('cluster')[0]?.spec.autoRebalance) {
+      this.rebalance = undefined;
+      return [];
+    }
+    const now = Date.now();
+    if (joined) {
+      // Nodes often come back together (a rack, a partition healing): wait a moment for the others.
+      this.rebalance = { at: now + REBALANCE_SETTLE_MS, until: now + REBALANCE_SETTLE_MS + REBALANCE_GIVE_UP_MS };
+      this.wakeUp(this.rebalance.at);
+    }
+    if (!this.rebalance || now < this.rebalance.at) return [];
+    if (now > this.rebalance.until) {
+      this.opts.logger.warn('automatic rebalance given up: services did not settle');
+      this.rebalance = undefined;
+      return [];
+    }
+    const { actions, settled } = autoRebalanceActions(store.list('service'), {
+      nodes: store.list('node'), tasksOfNode: (id) => store.tasksOfNode(id), tasksOfService: (id) => store.tasksOfService(id),
+    }, { now: new Date(now).toISOString(), newId: newObjectId });
+    if (settled) this.rebalance = undefined;
+    if (actions.length > 0) this.opts.logger.info({ moves: actions.length }, 'automatic rebalance: moving tasks');
     return actions;
   }
 

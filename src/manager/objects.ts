@@ -171,7 +171,11 @@ export interface ClusterObject {
   meta: Meta;
   /** The swarm's own id, also the O= of every node certificate. */
   swarmId: string;
-  spec: { taskHistoryLimit: number; heartbeatPeriodMs: number; certExpiryMs: number };
+  spec: {
+    taskHistoryLimit: number; heartbeatPeriodMs: number; certExpiryMs: number;
+    /** Spread services onto nodes that join or come back (`swarm update --auto-rebalance`); off by default, as in Docker. */
+    autoRebalance?: boolean;
+  };
   rootCA: { certPem: string; keyPem: string };
   joinSecrets: { worker: string; manager: string };
 }

@@ -239,6 +239,36 @@ describe('rebalance', () => {
   }, 60_000);
 });
 
+describe('automatic rebalance', () => {
+  it('with swarm update --auto-rebalance true, tasks spread by themselves onto a node back from drain, never running short', async () => {
+    const bad = await manager.cli(['swarm', 'update', '--auto-rebalance', 'maybe']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim()).toMatch(/auto-rebalance/);
+    await manager.ok(['swarm', 'update', '--auto-rebalance', 'true']);
+    const worker2 = (await nodes()).find((n) => n.description.hostname === 'lchost2')!;
+    let stop = () => {};
+    try {
+      await manager.ok(['node', 'update', '--availability', 'drain', worker2.id]);
+      await create('autobal', ['--replicas', '4', '--constraint', 'node.role==worker', '--stop-grace-period', '1s', IMAGE, 'sleep', '3600']);
+      expect((await tasks('autobal', 'running')).map((t) => nodeName(t.nodeId))).toEqual(Array(4).fill('lchost1'));
+      let min = Infinity;
+      stop = watchTasks('autobal', (ts) => { min = Math.min(min, ts.filter(up).length); });
+      await manager.ok(['node', 'update', '--availability', 'active', worker2.id]);
+      const spread = await waitFor('two tasks on each worker, with no command', async () => {
+        const ts = (await tasks('autobal', 'running')).filter(up);
+        const count = (h: string) => ts.filter((t) => nodeName(t.nodeId) === h).length;
+        return ts.length === 4 && count('lchost1') === 2 && count('lchost2') === 2 ? ts : undefined;
+      }, 30_000);
+      expect(new Set(spread.map((t) => t.slot)).size).toBe(4);
+      expect(min).toBeGreaterThanOrEqual(4);
+    } finally {
+      stop();
+      await manager.ok(['node', 'update', '--availability', 'active', worker2.id]);
+      await manager.ok(['swarm', 'update', '--auto-rebalance', 'false']);
+    }
+  }, 60_000);
+});
+
 describe('restart policy', () => {
   it('restarts a crashing container after the delay, and stops after max attempts; ps shows the history', async () => {
     // Every run is seen through the watch, though the swarm keeps only one finished task per slot.

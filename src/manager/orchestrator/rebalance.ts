@@ -9,6 +9,7 @@ import { planRebalance, type PlacedTask } from '../../scheduler/index.js';
 import { isTerminal, type NodeObject, type ServiceObject, type TaskObject } from '../objects.js';
 import { toSchedNode, toTaskToPlace } from '../placement.js';
 import type { Action } from '../store/store.js';
+import { isUp, isUpdating } from './updater.js';
 
 export interface RebalanceView {
   nodes: NodeObject[];
@@ -41,4 +42,26 @@ export function rebalanceActions(service: ServiceObject, view: RebalanceView, ct
     });
   }
   return actions;
+}
+
+/**
+ * The swarm's automatic rebalance (`swarm update --auto-rebalance true`), run by the leader after a
+ * node joins or comes back: the moves of one steady service (replicated, not updating, every slot
+ * with one live task, all up) at a time, so that each plan sees the moves before it. `settled` once
+ * every replicated service is steady and none has a move left.
+ */
+export function autoRebalanceActions(
+  services: ServiceObject[], view: RebalanceView, ctx: { now: string; newId: () => string },
+): { actions: Action[]; settled: boolean } {
+  let settled = true;
+  for (const service of services) {
+    if (!('replicated' in service.spec.mode)) continue;
+    const live = view.tasksOfService(service.id).filter((t) => t.desiredState === 'running' && !isTerminal(t.status.state));
+    const steady = !isUpdating(service) && live.length === service.spec.mode.replicated.replicas
+      && new Set(live.map((t) => t.slot)).size === live.length && live.every(isUp);
+    if (!steady) { settled = false; continue; }
+    const actions = rebalanceActions(service, view, ctx);
+    if (actions.length > 0) return { actions, settled: false };
+  }
+  return { actions: [], settled };
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { NodeObject, ServiceObject, ServiceSpec, TaskObject, UpdateConfig } from '../objects.js';
 import { ClusterStore, type Action } from '../store/store.js';
-import { rebalanceActions } from './rebalance.js';
+import { autoRebalanceActions, rebalanceActions } from './rebalance.js';
 import { reconcile } from './reconcile.js';
 import { restartDecision } from './restart.js';
 import { isUp, planUpdate } from './updater.js';
@@ -364,6 +364,27 @@ describe('drain and rebalance', () => {
     sim.settle(2000, () => expect(sim.upCount()).toBeGreaterThanOrEqual(4));
     const on = sim.tasks().filter((t) => t.desiredState === 'running').map((t) => t.nodeId).sort();
     expect(on).toEqual(['n1', 'n1', 'n2', 'n2']);
+  });
+
+  it('automatic rebalance moves only steady services, then says it has settled', () => {
+    const sim = new Sim();
+    sim.create(4, {});
+    sim.availability('n1', 'drain');
+    sim.settle();
+    sim.availability('n1', 'active');
+    const view = { nodes: sim.store.list('node'), tasksOfNode: (id: string) => sim.store.tasksOfNode(id), tasksOfService: (id: string) => sim.store.tasksOfService(id) };
+    const ctx = { now: sim.iso(), newId: () => `a${Math.random()}` };
+    // Mid-update, nothing moves, and it has not settled.
+    const updating = { ...sim.service(), updateStatus: { state: 'updating' as const, message: '', startedAt: '', completedAt: '', failures: 0, nextBatchAt: '' } };
+    expect(autoRebalanceActions([updating], view, ctx)).toEqual({ actions: [], settled: false });
+    const first = autoRebalanceActions([sim.service()], view, ctx);
+    expect(first.actions).toHaveLength(2);
+    expect(first.settled).toBe(false);
+    sim.apply(first.actions);
+    // While the moves are under way (two tasks in a slot), it waits.
+    expect(autoRebalanceActions([sim.service()], view, ctx).settled).toBe(false);
+    sim.settle(2000, () => expect(sim.upCount()).toBeGreaterThanOrEqual(4));
+    expect(autoRebalanceActions([sim.service()], view, ctx)).toEqual({ actions: [], settled: true });
   });
 });
 

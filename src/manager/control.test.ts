@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../api/validation.js';
 import type { ClusterLog } from './cluster-log.js';
 import { ControlError, ControlService } from './control.js';
+import { attachmentTask } from './network/attachment.js';
 import { ClusterStore } from './store/store.js';
 
 /** A log of one: applies proposals at once. Real raft replaces it outside unit tests. */
@@ -15,6 +16,23 @@ function setup(checkConstraint?: (c: string) => string | undefined) {
 }
 
 describe('ControlService', () => {
+  it('removes a node with its containers\' network attachments, which then no longer hold the network', async () => {
+    const { store, control } = setup();
+    const net = await control.createNetwork({ name: 'att', driver: 'overlay', attachable: true });
+    const node = {
+      id: 'n1', meta: { version: 0, createdAt: '', updatedAt: '' }, spec: { role: 'worker' as const, availability: 'active' as const, labels: {} },
+      description: { hostname: 'h1', platform: { os: 'linux', arch: 'x86_64' }, resources: { nanoCpus: 1e9, memoryBytes: 1e9, generic: {} }, engineLabels: {} },
+      status: { state: 'down' as const, message: '', addr: '' },
+    };
+    const task = { ...attachmentTask('t1', 'n1', net, { network: 'att', containerId: 'a'.repeat(64), containerName: 'solo' }, ''), networks: [{ networkId: net.id, addresses: ['10.0.1.2'] }] };
+    store.apply(store.appliedIndex + 1, { actions: [{ op: 'create', kind: 'node', object: node }, { op: 'create', kind: 'task', object: { ...task, status: { ...task.status, state: 'assigned' } } }], time: '' });
+    await expect(control.removeNetwork('att')).rejects.toThrow('network att is in use by container solo');
+    expect(await control.listTasks({ node: 'n1' })).toEqual([]);
+    await control.removeNode('n1', false);
+    expect(store.get('task', 't1')).toBeUndefined();
+    await control.removeNetwork('att');
+  });
+
   it('creates a service with Docker defaults', async () => {
     const { control } = setup();
     const s = await control.createService({ name: 'web', task: { image: 'busybox' } });

@@ -91,7 +91,10 @@ export class ControlService {
     if (node.status.state === 'ready' && !force) {
       throw new ControlError(`node ${node.description.hostname} is not down and can't be removed: stop it first, or use --force`, 'conflict');
     }
-    await this.write([{ op: 'delete', kind: 'node', id: node.id, expectVersion: node.meta.version }]);
+    // Its containers' network attachments go with it: nothing else would ever release their addresses.
+    const attachments = this.store.tasksOfNode(node.id).filter((t) => t.attachment);
+    await this.write([{ op: 'delete', kind: 'node', id: node.id, expectVersion: node.meta.version },
+      ...attachments.map((t): Action => ({ op: 'delete', kind: 'task', id: t.id, expectVersion: t.meta.version }))]);
   }
 
   // ---- services ----
@@ -262,7 +265,8 @@ export class ControlService {
     await this.log.barrier();
     let tasks: TaskObject[];
     if (filter.service) tasks = this.store.tasksOfService(this.resolve('service', filter.service, (s) => s.spec.name).id);
-    else if (filter.node) tasks = this.store.tasksOfNode(this.resolve('node', filter.node, (n) => n.description.hostname).id);
+    // A node's tasks, as `docker node ps`: its containers' network attachments are not tasks to the user.
+    else if (filter.node) tasks = this.store.tasksOfNode(this.resolve('node', filter.node, (n) => n.description.hostname).id).filter((t) => !t.attachment);
     else tasks = this.store.list('task');
     if (filter.node && filter.service) {
       const nodeId = this.resolve('node', filter.node, (n) => n.description.hostname).id;

@@ -172,6 +172,15 @@ describe('overlay networks on a swarm of test hosts', () => {
     expect(once.code, once.stderr).toBe(0);
     expect(once.stdout).toContain(soloIp);
 
+    // The daemon killed and restarted: the container keeps its network and is still found by name.
+    await host.restart();
+    await cluster.waitFor(`${host.name} back in the swarm`, async () => {
+      const n = (await manager.json<{ description: { hostname: string }; status: { state: string } }[]>(['node', 'ls'])).find((x) => x.description.hostname === host.name);
+      return n?.status.state === 'ready' ? true : undefined;
+    }, 30_000);
+    const after = await execIn(remote, ['ping', '-c', '1', '-W', '3', 'solo']);
+    expect(after.code, after.stderr + after.stdout).toBe(0);
+
     await manager.ok(['service', 'rm', 'svc']);
     const inUse = await manager.cli(['network', 'rm', 'attnet']);
     expect(inUse.code).not.toBe(0);

@@ -1,7 +1,8 @@
 /**
  * The README's demo: a swarm of four test hosts on this machine (network namespaces on a fabric, one
- * daemon each), a web service with three replicas on an overlay network, published on port 8080, and
- * proof that every host answers on it from different replicas; then scaled, drained, torn down.
+ * daemon each), a web service with three replicas on an attachable overlay network, published on
+ * port 8080, proof that every host answers on it from different replicas, a standalone container on
+ * the overlay reaching the service by name; then scaled, updated (rolling), drained, torn down.
  */
 import { execFile } from 'node:child_process';
 import { createCluster, IMAGE, type Cluster, type Host } from './harness.js';
@@ -40,24 +41,21 @@ try {
   await run(workers[0]!, ['container', 'run', '--rm', '--hostname', 'demo', '--memory', '64m', IMAGE, 'sh', '-c', 'echo hello from $(hostname), pid $$']);
   await run(manager!, ['node', 'ls']);
   await run(manager!, ['node', 'update', '--availability', 'drain', manager!.name]);
-  await run(manager!, ['network', 'create', '--driver', 'overlay', 'web-net']);
+  await run(manager!, ['network', 'create', '--driver', 'overlay', '--attachable', 'web-net']);
   await run(manager!, ['service', 'create', '--name', 'web', '--replicas', '3', '--network', 'web-net', '--publish', '8080:80', IMAGE,
     'sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www']);
   await run(manager!, ['service', 'ps', 'web']);
   await showMesh(cluster);
-  await run(manager!, ['service', 'create', '--name', 'client', '--network', 'web-net', IMAGE, 'sleep', '3600']);
-  const tasks = await manager!.json<{ nodeId: string; status: { containerId: string; state: string } }[]>(['service', 'ps', 'client']);
-  const nodes = await manager!.json<{ id: string; description: { hostname: string } }[]>(['node', 'ls']);
-  const running = tasks.find((t) => t.status.state === 'running')!;
-  const host = cluster.host(nodes.find((n) => n.id === running.nodeId)!.description.hostname);
-  await run(host, ['container', 'exec', running.status.containerId, 'sh', '-c',
+  // A standalone container on the attachable overlay finds the service by name; its VIP spreads the requests.
+  await run(workers[0]!, ['container', 'run', '--rm', '--network', 'web-net', IMAGE, 'sh', '-c',
     'nslookup web; for i in 1 2 3; do printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 web 80 | tail -n 1; done']);
   await run(manager!, ['service', 'scale', 'web=6']);
+  await run(manager!, ['service', 'update', '--env-add', 'RELEASE=2', '--update-parallelism', '2', '--update-order', 'start-first', 'web']);
   await run(manager!, ['node', 'update', '--availability', 'drain', workers[2]!.name]);
   await new Promise((r) => setTimeout(r, 3000));
   await run(manager!, ['service', 'ps', '-f', 'desired-state=running', 'web']);
   await showMesh(cluster);
-  await run(manager!, ['service', 'rm', 'web', 'client']);
+  await run(manager!, ['service', 'rm', 'web']);
   process.stdout.write(`\n${bold('demo done: tearing the test hosts down')}\n`);
 } finally {
   await cluster.destroy();

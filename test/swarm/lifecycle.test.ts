@@ -208,6 +208,16 @@ describe('drain', () => {
   }, 60_000);
 });
 
+/** Waits until the 4 tasks of `service` are up, two on each worker, one per slot. */
+async function spreadOverWorkers(service: string): Promise<void> {
+  const spread = await waitFor(`two tasks of ${service} on each worker`, async () => {
+    const ts = (await tasks(service, 'running')).filter(up);
+    const count = (h: string) => ts.filter((t) => nodeName(t.nodeId) === h).length;
+    return ts.length === 4 && count('lchost1') === 2 && count('lchost2') === 2 ? ts : undefined;
+  }, 30_000);
+  expect(new Set(spread.map((t) => t.slot)).size).toBe(4);
+}
+
 describe('rebalance', () => {
   it('service update --rebalance spreads tasks onto a node back from drain, never running short', async () => {
     const worker2 = (await nodes()).find((n) => n.description.hostname === 'lchost2')!;
@@ -226,12 +236,7 @@ describe('rebalance', () => {
     const stop = watchTasks('bal', (ts) => { min = Math.min(min, ts.filter(up).length); });
     try {
       await manager.ok(['service', 'update', '--rebalance', 'bal']);
-      const spread = await waitFor('two tasks on each worker', async () => {
-        const ts = (await tasks('bal', 'running')).filter(up);
-        const count = (h: string) => ts.filter((t) => nodeName(t.nodeId) === h).length;
-        return ts.length === 4 && count('lchost1') === 2 && count('lchost2') === 2 ? ts : undefined;
-      }, 30_000);
-      expect(new Set(spread.map((t) => t.slot)).size).toBe(4);
+      await spreadOverWorkers('bal');
     } finally {
       stop();
     }
@@ -254,12 +259,7 @@ describe('automatic rebalance', () => {
       let min = Infinity;
       stop = watchTasks('autobal', (ts) => { min = Math.min(min, ts.filter(up).length); });
       await manager.ok(['node', 'update', '--availability', 'active', worker2.id]);
-      const spread = await waitFor('two tasks on each worker, with no command', async () => {
-        const ts = (await tasks('autobal', 'running')).filter(up);
-        const count = (h: string) => ts.filter((t) => nodeName(t.nodeId) === h).length;
-        return ts.length === 4 && count('lchost1') === 2 && count('lchost2') === 2 ? ts : undefined;
-      }, 30_000);
-      expect(new Set(spread.map((t) => t.slot)).size).toBe(4);
+      await spreadOverWorkers('autobal');
       expect(min).toBeGreaterThanOrEqual(4);
     } finally {
       stop();

@@ -11,13 +11,15 @@ function fakeProcess(code: number | 'hang', ms = 1): ChildProcess {
   return p;
 }
 
-async function run(results: (number | 'hang')[], config: Partial<Parameters<typeof effectiveHealthcheck>[0]>, ms: number): Promise<Health[]> {
+async function run(results: (number | 'hang')[], config: Partial<Parameters<typeof effectiveHealthcheck>[0]>, ms: number, initial?: Health): Promise<Health[]> {
   const seen: Health[] = [];
   let i = 0;
   const monitor = new HealthMonitor(
     effectiveHealthcheck({ test: ['CMD', 'check'], ...config }, undefined)!,
     async () => fakeProcess(results[Math.min(i++, results.length - 1)]!),
     (h) => seen.push(h),
+    Date.now(),
+    initial,
   );
   monitor.start();
   await new Promise((r) => setTimeout(r, ms));
@@ -39,6 +41,11 @@ describe('health checks', () => {
   it('healthy on a passing check; unhealthy after `retries` failures in a row', async () => {
     expect(await run([0], { intervalMs: 10 }, 60)).toEqual(['healthy']);
     expect(await run([0, 1, 0, 1, 1, 1], { intervalMs: 10, retries: 3 }, 200)).toEqual(['healthy', 'unhealthy']);
+  });
+
+  it('a container adopted healthy after a daemon restart stays healthy until its checks fail `retries` times', async () => {
+    expect(await run([0], { intervalMs: 10 }, 60, 'healthy')).toEqual([]);
+    expect(await run([1, 1], { intervalMs: 10, retries: 2, startPeriodMs: 10_000 }, 100, 'healthy')).toEqual(['unhealthy']);
   });
 
   it('a check that outlives its timeout fails', async () => {

@@ -76,7 +76,7 @@ export class HealthMonitor {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private streak = 0;
-  private health: Health = 'starting';
+  private health: Health;
   private readonly startedAt: number;
 
   constructor(
@@ -84,8 +84,11 @@ export class HealthMonitor {
     private readonly exec: ExecInContainer,
     private readonly onChange: (health: Health) => void,
     startedAt = Date.now(),
+    /** Where checking starts: `healthy` for a container adopted after a daemon restart that was. */
+    initial: Health = 'starting',
   ) {
     this.startedAt = startedAt;
+    this.health = initial;
   }
 
   start(): void {

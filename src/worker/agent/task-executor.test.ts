@@ -112,4 +112,23 @@ describe('TaskExecutor', () => {
     await new Promise((r) => setImmediate(r));
     expect(states('t1')).toEqual(['failed']);
   });
+
+  it('adopts a healthy task as healthy: it stays a backend while its check runs again after a daemon restart', async () => {
+    const containers = new FakeContainers();
+    const reports: [string, WireTaskStatus][] = [];
+    const withHealth = Object.assign(containers, {
+      exec: async () => { throw new Error('no check within this test'); },
+      imageHealthcheck: () => undefined,
+    });
+    const exec = new TaskExecutor(withHealth, (id, s) => reports.push([id, s]), pino({ level: 'silent' }));
+    const kept = await containers.create({ name: 'web.1.t1', labels: { [TASK_LABEL]: 't1' } } as unknown as ContainerSpec);
+    await containers.start(kept.id);
+    const spec = { ...task('t1').spec, healthcheck: { test: ['CMD', 'true'], intervalMs: 60_000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } };
+    await exec.assign([{ task: task('t1', { spec, status: { ...task('t1').status, state: 'running', health: 'healthy' } }), action: 'update' }], true);
+    await exec.settle();
+    containers.exit(kept.id, 1);
+    await new Promise((r) => setImmediate(r));
+    // The exit's report carries the health the task was adopted with, not "starting".
+    expect(reports.map(([, st]) => [st.state, st.health])).toEqual([['failed', 'healthy']]);
+  });
 });

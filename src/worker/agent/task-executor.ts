@@ -152,8 +152,10 @@ export class TaskExecutor {
     if (c.state.status === 'running' || c.state.status === 'paused') {
       r.state = 'running';
       r.startedAt = c.state.startedAt || undefined;
-      // Health is not kept across a daemon restart: it is checked again from "starting".
-      this.watchHealth(r, Date.parse(c.state.startedAt) || Date.now());
+      // The health the managers last heard of carries over a daemon restart: a healthy task stays a
+      // backend of its VIP and the routing mesh while it is checked again (a failing check still
+      // turns it unhealthy after its retries).
+      this.watchHealth(r, Date.parse(c.state.startedAt) || Date.now(), r.task.status.health === 'healthy' ? 'healthy' : 'starting');
       this.watchExit(r, c.id);
     } else if (c.state.status === 'exited' || c.state.status === 'dead') {
       this.finish(r, c.state.exitCode, c.state.oomKilled, c.state.error);
@@ -217,12 +219,12 @@ export class TaskExecutor {
   }
 
   /** Starts the task's health check, if one applies; an unhealthy task fails (and is replaced). */
-  private watchHealth(r: Running, startedAtMs: number): void {
+  private watchHealth(r: Running, startedAtMs: number, initial: Health = 'starting'): void {
     r.monitor?.stop();
     const exec = this.containers.exec;
     const config = effectiveHealthcheck(r.task.spec.healthcheck, this.containers.imageHealthcheck?.(r.task.spec.image));
     if (!config || !exec) return;
-    r.health = 'starting';
+    r.health = initial;
     const containerId = r.containerId;
     r.monitor = new HealthMonitor(config, (cmd) => exec(containerId, cmd, [], '', ''), (health) => {
       if (isFinished(r.state)) return;
@@ -236,7 +238,7 @@ export class TaskExecutor {
         const c = this.containers.get(containerId);
         if (c.state.status === 'running' || c.state.status === 'paused') await this.containers.stop(containerId, Math.ceil((r.task.spec.stopGracePeriodMs || 10_000) / 1000));
       });
-    }, startedAtMs);
+    }, startedAtMs, initial);
     r.monitor.start();
   }
 

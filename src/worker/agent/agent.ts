@@ -111,10 +111,9 @@ export class Agent {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`network ${networkId} was not set up on this node within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
-        function done() { clearTimeout(timer); waiters.delete(done); resolve(); }
-        const waiters = this.networkWaiters;
-        waiters.add(done);
+        const wake = () => { clearTimeout(timer); this.networkWaiters.delete(wake); resolve(); };
+        const timer = setTimeout(wake, left);
+        this.networkWaiters.add(wake);
       });
     }
   }

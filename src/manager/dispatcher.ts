@@ -235,7 +235,6 @@ export class Dispatcher {
       };
       unwatch = store.watch((events) => { if (events.some((e) => e.kind === 'task' && e.object.id === id)) check(); });
       check();
-      if (settled) unwatch();
     });
   }
 

@@ -58,6 +58,8 @@ export class RaftClusterLog implements ClusterLog {
 
   /** A raft request that failed: say plainly when the reason is a lost quorum. */
   private unavailable(err: Error, what: 'read' | 'write'): ControlError {
+    const removed = this.node.removedReason();
+    if (removed) return new ControlError(`${what} refused: ${removed} (swarm leave --force, then swarm join)`, 'unavailable');
     let st: ReturnType<RaftNode['status']>;
     try {
       st = this.node.status();

@@ -179,4 +179,47 @@ describe('RaftNode when its leader dies', () => {
     await revived.propose(put('d', '4'));
     expect(['a', 'c', 'd'].map((k) => kv.get(k)?.toString())).toEqual(['1', '3', '4']);
   }, 60_000);
+
+  it('after force-new-cluster, the members left out are refused when they come back, and stop instead of electing each other', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const ids = [51, 52, 53];
+    const members = new Map(ids.map((id, i) => [id, `127.0.0.1:${ports[i]}`] as const));
+    const nodes = await Promise.all(ids.map((id, i) => startNode(id, ports[i]!, members)));
+    const leader = await until('a leader', () => nodes.find((n) => n.node.isLeader()));
+    await leader.node.propose(put('before', '1'));
+    // Every member goes down; one is forced into a cluster of its own.
+    for (const n of nodes) { n.server.forceShutdown(); await n.node.stop(); }
+    const [survivorId, ...lostIds] = ids;
+    const restart = async (id: number, forceNewCluster = false) => {
+      const port = ports[ids.indexOf(id)]!;
+      const server = new grpc.Server(serverOptions());
+      const kv = new BinaryKv();
+      const removedWhy: string[] = [];
+      const node = new RaftNode({
+        id, address: `127.0.0.1:${port}`, dataDir: join(dir, `n${id}`), stateMachine: kv, server, tickMs: 20, electionTicks: 10,
+        ...(forceNewCluster ? { forceNewCluster } : {}), onRemoved: (why) => removedWhy.push(why),
+      });
+      await new Promise<void>((res, rej) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+      await node.start();
+      running.push({ node, server });
+      return { node, kv, removedWhy };
+    };
+    const survivor = await restart(survivorId!, true);
+    await until('the survivor leads alone', () => survivor.node.isLeader());
+    await survivor.node.propose(put('after', '2'));
+    // The two left out come back together: by their own logs they are two of three, a quorum.
+    const lost = await Promise.all(lostIds.map((id) => restart(id)));
+    await until('both told they were removed', () => lost.every((l) => l.removedWhy.length === 1));
+    for (const l of lost) {
+      expect(l.node.isLeader()).toBe(false);
+      expect(l.node.removedReason()).toMatch(/removed from the swarm's raft cluster/);
+      await expect(l.node.propose(put('split', 'brain'))).rejects.toThrow(/removed/);
+    }
+    // Well past an election timeout: still no second leader, and the survivor keeps committing.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(lost.some((l) => l.node.isLeader())).toBe(false);
+    expect(survivor.node.isLeader()).toBe(true);
+    await survivor.node.propose(put('still', '3'));
+    expect(survivor.node.status().conf.voters).toEqual([survivorId]);
+  }, 60_000);
 });

@@ -36,6 +36,11 @@ export interface RaftNodeOptions {
   requestTimeoutMs?: number;
   /** restart as the only voter of the cluster, from this node's own log (quorum lost for good) */
   forceNewCluster?: boolean;
+  /**
+   * Told once the leader refused this node as a removed member (e.g. left out by --force-new-cluster
+   * elsewhere): the node then stops taking part, so that it cannot lead the old membership's rest.
+   */
+  onRemoved?: (why: string) => void;
   log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
 }
 
@@ -73,6 +78,10 @@ export class RaftNode {
   private readonly sm: StateMachine;
   private readonly opts: RaftNodeOptions;
   private readonly addresses = new Map<NodeId, string>();
+  /** Members whose removal this node has applied (and not re-added): a leader refuses their messages. */
+  private readonly removed = new Set<NodeId>();
+  /** Set once a leader told this node it was removed: it no longer ticks, campaigns or proposes. */
+  private removedFromCluster: string | null = null;
   /** last proposal id handed out; ids up to seqLimit are durably reserved for this life */
   private proposeSeq = 0;
   private seqLimit = 0;
@@ -106,6 +115,10 @@ export class RaftNode {
       address: opts.address,
       onMessage: (m) => this.receive(m),
       onDrop: (reason, to) => this.log('debug', `transport drop to ${to}: ${reason}`),
+      // Only the leader refuses: it has applied every membership change a removed node could miss,
+      // where a lagging follower might not yet know that an id was added again.
+      isRemoved: (from) => this.started && !this.stopped && this.removed.has(from) && this.raft.role === Role.Leader,
+      onRemoved: (by, why) => this.haltRemoved(by, why),
       ...(opts.channelCredentials ? { channelCredentials: opts.channelCredentials } : {}),
     });
     this.transport.register(opts.server);
@@ -162,6 +175,7 @@ export class RaftNode {
 
   /** Resolves with the entry's index once it is committed and applied on this node. */
   propose(data: Uint8Array): Promise<number> {
+    if (this.removedFromCluster) return Promise.reject(new Error(this.removedFromCluster));
     if (!this.started || this.stopped) return Promise.reject(new Error('raft node is not running'));
     const seq = this.nextSeq();
     const buf = new Uint8Array(HEADER + data.length);
@@ -176,6 +190,7 @@ export class RaftNode {
 
   /** Resolves when this node's state machine reflects every write committed before the call. */
   read(): Promise<void> {
+    if (this.removedFromCluster) return Promise.reject(new Error(this.removedFromCluster));
     if (!this.started || this.stopped) return Promise.reject(new Error('raft node is not running'));
     return new Promise<void>((resolve, reject) => {
       this.readQueue.push({ resolve: () => resolve(), reject, deadline: Date.now() + this.timeoutMs() });
@@ -244,8 +259,32 @@ export class RaftNode {
 
   // ---------------------------------------------------------------- loop
 
+  /**
+   * The leader of the cluster refused this node as removed: whatever this node's own log says, it is
+   * no longer a member. It stops ticking (no campaigns, so that two removed members cannot elect each
+   * other and serve the old membership) and fails what it was asked; stop() still cleans up.
+   */
+  private haltRemoved(by: NodeId, why: string): void {
+    if (this.removedFromCluster || this.stopped) return;
+    this.removedFromCluster = `this manager was removed from the swarm's raft cluster (member ${by} leads without it${why ? `: ${why}` : ''}); it takes no part until it leaves and joins again`;
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+    const err = new Error(this.removedFromCluster);
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const p of this.readQueue) p.reject(err);
+    this.readQueue = [];
+    this.log('error', this.removedFromCluster);
+    this.opts.onRemoved?.(this.removedFromCluster);
+  }
+
+  /** Why this node no longer takes part, once a leader refused it as removed. */
+  removedReason(): string | null {
+    return this.removedFromCluster;
+  }
+
   private receive(m: Message): void {
-    if (!this.started || this.stopped) return;
+    if (!this.started || this.stopped || this.removedFromCluster) return;
     this.raft.step(m);
     // a commit learned while this turn's write is in flight (acknowledgements of earlier batches)
     // is applied and answered now rather than after that write
@@ -464,19 +503,25 @@ export class RaftNode {
     if (cc.op === ConfChangeOp.Remove) {
       // a removed member keeps its address until it is applied everywhere; it simply gets no traffic
       this.addresses.delete(cc.node);
+      if (cc.node !== this.id) this.removed.add(cc.node);
       if (cc.node !== this.id) this.transport.removePeer(cc.node);
       return;
     }
     const ctx = cc.context;
     if (!ctx || ctx.length <= HEADER) return;
     const addr = Buffer.from(ctx.subarray(HEADER)).toString('utf8');
+    this.removed.delete(cc.node);
     this.addresses.set(cc.node, addr);
     this.transport.setPeer(cc.node, addr);
   }
 
-  /** Snapshot layout: u32 length of the address book (JSON) | address book | state machine data. */
+  /**
+   * Snapshot layout: u32 length of the address book (JSON) | address book | state machine data. The
+   * book is { addresses, removed } (older snapshots: the addresses alone, as an array), so that the
+   * removed members are still refused once the entries that removed them are compacted away.
+   */
   private wrapSnapshot(smData: Uint8Array): Uint8Array {
-    const book = Buffer.from(JSON.stringify([...this.addresses]), 'utf8');
+    const book = Buffer.from(JSON.stringify({ addresses: [...this.addresses], removed: [...this.removed] }), 'utf8');
     const out = new Uint8Array(4 + book.length + smData.length);
     new DataView(out.buffer).setUint32(0, book.length, true);
     out.set(book, 4);
@@ -486,7 +531,10 @@ export class RaftNode {
 
   private restoreSnapshot(data: Uint8Array): void {
     const n = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0, true);
-    const book = JSON.parse(Buffer.from(data.subarray(4, 4 + n)).toString('utf8')) as [NodeId, string][];
+    const parsed = JSON.parse(Buffer.from(data.subarray(4, 4 + n)).toString('utf8')) as [NodeId, string][] | { addresses: [NodeId, string][]; removed: NodeId[] };
+    const book = Array.isArray(parsed) ? parsed : parsed.addresses;
+    this.removed.clear();
+    if (!Array.isArray(parsed)) for (const id of parsed.removed) if (id !== this.id) this.removed.add(id);
     this.addresses.clear();
     for (const [id, addr] of book) {
       this.addresses.set(id, addr);

@@ -32,7 +32,17 @@ export interface TransportOptions {
   maxQueue?: number;
   /** gRPC message cap; a batch is closed well before it */
   maxMessageBytes?: number;
+  /**
+   * Whether a sender is a member this node knows was removed from the cluster: its messages are
+   * refused, and it is told so (a manager left out by --force-new-cluster must not campaign on).
+   */
+  isRemoved?: (from: NodeId) => boolean;
+  /** called when a peer refuses our messages because it knows this node was removed */
+  onRemoved?: (by: NodeId, why: string) => void;
 }
+
+/** The refusal a removed member gets; the sender recognises it by this text. */
+export const REMOVED_MEMBER = 'raft member removed from the cluster';
 
 type Batch = RaftBatch;
 
@@ -117,6 +127,7 @@ class PeerSender {
     const s = client.stream((err) => {
       if (this.stream === s) this.stream = null;
       if (err && !this.closed) this.retryAt = Date.now() + 50;
+      if (err?.code === grpc.status.FAILED_PRECONDITION && err.details?.startsWith(REMOVED_MEMBER)) this.t.removedBy(this.peer, err.details);
     });
     s.on('error', () => {});
     this.stream = s;
@@ -157,6 +168,8 @@ export class GrpcTransport {
   private readonly peers = new Map<NodeId, PeerSender>();
   private readonly onMessage: (m: Message) => void;
   private readonly onDrop: (reason: string, to: NodeId) => void;
+  private readonly isRemoved: (from: NodeId) => boolean;
+  private readonly onRemoved: (by: NodeId, why: string) => void;
 
   constructor(opts: TransportOptions) {
     this.id = opts.id;
@@ -167,19 +180,28 @@ export class GrpcTransport {
     this.onMessage = opts.onMessage;
     this.address = opts.address ?? '';
     this.onDrop = opts.onDrop ?? (() => {});
+    this.isRemoved = opts.isRemoved ?? (() => false);
+    this.onRemoved = opts.onRemoved ?? (() => {});
   }
 
   /** Adds the Raft service to a server the caller owns (and binds with its own ServerCredentials). */
   register(server: grpc.Server): void {
     server.addService(RAFT_SERVICE, {
       stream: (call: grpc.ServerReadableStream<Batch, object>, cb: grpc.sendUnaryData<object>) => {
+        let refused = false;
         call.on('data', (b: Batch) => {
+          if (refused) return;
+          if (this.isRemoved(b.from)) {
+            refused = true;
+            cb({ code: grpc.status.FAILED_PRECONDITION, details: `${REMOVED_MEMBER}: member ${b.from} was removed; ${this.id} will not take its messages` });
+            return;
+          }
           // answers need a route back even to a sender our membership does not name yet
           if (b.address && b.from > 0 && !this.peers.has(b.from)) this.setPeer(b.from, b.address);
           const ms = b.messages;
           for (let i = 0; i < ms.length; i++) this.onMessage(ms[i]!);
         });
-        call.on('end', () => cb(null, {}));
+        call.on('end', () => { if (!refused) cb(null, {}); });
         call.on('error', () => {});
       },
     });
@@ -211,6 +233,10 @@ export class GrpcTransport {
       if (!p) this.drop('no address for peer', m.to);
       else p.enqueue(m);
     }
+  }
+
+  removedBy(peer: NodeId, why: string): void {
+    this.onRemoved(peer, why);
   }
 
   drop(reason: string, to: NodeId): void {

@@ -32,3 +32,4 @@ fi
 echo "setup: building native runtime and TypeScript"
 make -s -C native
 npx tsc -p tsconfig.build.json
+node scripts/build-cli.mjs

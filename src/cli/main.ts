@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Not a top-level await: the CLI is bundled as CommonJS (scripts/build-cli.mjs).
 // Don't wait for gRPC's idle timers to let the loop drain: stdout and stderr writes are synchronous
 // on Linux, so nothing is lost. The daemon never gets here (its action never returns).
-process.exit();
+void main().then(() => process.exit());

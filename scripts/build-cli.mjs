@@ -1,0 +1,71 @@
+// Bundles the CLI into one CommonJS file, dist/cli/tsswarm.cjs, so that `tsswarm ...` starts without
+// the ESM loader resolving a hundred files and without parsing .proto text: the services' JSON
+// descriptor is built in (src/api/descriptor.ts reads it). The daemon stays unbundled:
+// `tsswarm daemon` imports dist/src/daemon/main.js (built by tsc) at run time.
+import { build } from 'esbuild';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The services the CLI calls, as protobufjs JSON; fields camelCase, as src/api/proto.ts loads them. */
+const descriptor = new protobuf.Root()
+  .loadSync(['node.proto', 'control.proto'].map((f) => join(repo, 'proto', f)), { keepCase: false })
+  .resolveAll()
+  .toJSON({ keepComments: false });
+
+/**
+ * What the bundle leaves to node. The daemon (dist/src/daemon/main.js, ESM) is long-running, so its
+ * start time is moot; but import() does not work inside the code-cached vm.Script bin/tsswarm runs
+ * the bundle in (node 20), so a plain CommonJS file beside the bundle, import-daemon.cjs, imports it.
+ * proto.js (.proto parsing) is never reached: the bundle has the descriptor built in.
+ */
+const unbundled = {
+  name: 'unbundled',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/daemon\/main\.js$/ }, () => ({ path: 'daemon', namespace: 'daemon-proxy' }));
+    b.onLoad({ filter: /.*/, namespace: 'daemon-proxy' }, () => ({
+      contents: 'export async function runDaemon(options) { return (await require("./import-daemon.cjs")()).runDaemon(options); }',
+    }));
+    b.onResolve({ filter: /^\.\/import-daemon\.cjs$/ }, (args) => ({ path: args.path, external: true }));
+    b.onResolve({ filter: /^\.\.\/api\/proto\.js$/ }, () => ({ path: '../src/api/proto.js', external: true }));
+  },
+};
+mkdirSync(join(repo, 'dist/cli'), { recursive: true });
+writeFileSync(join(repo, 'dist/cli/import-daemon.cjs'),
+  '// Imports the unbundled daemon for the bundled CLI (scripts/build-cli.mjs says why).\nmodule.exports = () => import("../src/daemon/main.js");\n');
+
+await build({
+  entryPoints: [join(repo, 'src/cli/main.ts')],
+  outfile: join(repo, 'dist/cli/tsswarm.cjs'),
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  define: {
+    // import.meta.url has no CommonJS equivalent that esbuild fills in: the bundle's own URL.
+    'import.meta.url': '__bundle_url',
+    TSSWARM_PROTO_DESCRIPTOR: JSON.stringify(JSON.stringify(descriptor)),
+  },
+  banner: { js: 'const __bundle_url = require("node:url").pathToFileURL(__filename).href;' },
+  // grpc-js loads proto-loader only for channelz, which the CLI never turns on.
+  external: ['@grpc/proto-loader'],
+  plugins: [unbundled],
+  logLevel: 'warning',
+});
+
+// The V8 code cache bin/tsswarm loads the bundle with: made by running a command through the new
+// bundle (one that loads gRPC and dials, against a socket that does not exist), so the functions a
+// command compiles are cached too. V8 checks the cache only by the source's length: a stale cache
+// must never outlive its bundle.
+const { rmSync, existsSync } = await import('node:fs');
+const { spawnSync } = await import('node:child_process');
+const codeCache = join(repo, 'dist/cli/tsswarm.cjs.codecache');
+rmSync(codeCache, { force: true });
+spawnSync(process.execPath, [join(repo, 'bin/tsswarm'), '-H', 'unix:///nonexistent/tsswarm-build.sock', 'container', 'run', '--rm', 'build', 'true'], {
+  env: { ...process.env, TSSWARM_BUILD_CODE_CACHE: '1' },
+  stdio: 'ignore',
+});
+if (!existsSync(codeCache)) throw new Error(`build-cli: ${codeCache} was not written`);

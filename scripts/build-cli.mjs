@@ -53,6 +53,8 @@ await build({
   // grpc-js loads proto-loader only for channelz, which the CLI never turns on.
   external: ['@grpc/proto-loader'],
   plugins: [unbundled],
+  minify: true,
+  keepNames: true,
   logLevel: 'warning',
 });
 

@@ -10,11 +10,13 @@ import protobuf from 'protobufjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The services the CLI calls, as protobufjs JSON; fields camelCase, as src/api/proto.ts loads them. */
-const descriptor = new protobuf.Root()
-  .loadSync(['node.proto', 'control.proto'].map((f) => join(repo, 'proto', f)), { keepCase: false })
-  .resolveAll()
-  .toJSON({ keepComments: false });
+/**
+ * The services the CLI calls as protobufjs JSON, one descriptor per .proto file so that a command
+ * reads only its service's messages; fields camelCase, as src/api/proto.ts loads them.
+ */
+const descriptors = Object.fromEntries(['node.proto', 'control.proto'].map((file) => [file, JSON.stringify(
+  new protobuf.Root().loadSync(join(repo, 'proto', file), { keepCase: false }).resolveAll().toJSON({ keepComments: false }),
+)]));
 
 /**
  * What the bundle leaves to node. The daemon (dist/src/daemon/main.js, ESM) is long-running, so its
@@ -33,6 +35,21 @@ const unbundled = {
     b.onResolve({ filter: /^\.\.\/api\/proto\.js$/ }, () => ({ path: '../src/api/proto.js', external: true }));
   },
 };
+
+/**
+ * commander requires child_process when it loads (~2 ms of node compiling it), only to spawn
+ * executable subcommands, which tsswarm has none of: it gets child_process when it spawns.
+ */
+const lazyChildProcess = {
+  name: 'lazy-child-process',
+  setup(b) {
+    b.onResolve({ filter: /^node:child_process$/ }, (args) =>
+      (/[\\/]commander[\\/]/.test(args.importer) ? { path: 'child_process', namespace: 'lazy-child-process' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-child-process' }, () => ({
+      contents: 'module.exports = { spawn: (...args) => require("node:child_process").spawn(...args) };',
+    }));
+  },
+};
 mkdirSync(join(repo, 'dist/cli'), { recursive: true });
 writeFileSync(join(repo, 'dist/cli/import-daemon.cjs'),
   '// Imports the unbundled daemon for the bundled CLI (scripts/build-cli.mjs says why).\nmodule.exports = () => import("../src/daemon/main.js");\n');
@@ -47,12 +64,12 @@ await build({
   define: {
     // import.meta.url has no CommonJS equivalent that esbuild fills in: the bundle's own URL.
     'import.meta.url': '__bundle_url',
-    TSSWARM_PROTO_DESCRIPTOR: JSON.stringify(JSON.stringify(descriptor)),
+    TSSWARM_PROTO_DESCRIPTORS: JSON.stringify(descriptors),
   },
   banner: { js: 'const __bundle_url = require("node:url").pathToFileURL(__filename).href;' },
   // grpc-js loads proto-loader only for channelz, which the CLI never turns on.
   external: ['@grpc/proto-loader'],
-  plugins: [unbundled],
+  plugins: [unbundled, lazyChildProcess],
   minify: true,
   keepNames: true,
   logLevel: 'warning',

@@ -2,10 +2,11 @@
 import type * as grpc from '@grpc/grpc-js';
 
 /**
- * In the bundled CLI (scripts/build-cli.mjs) the JSON descriptor of node.proto and control.proto, so
- * that no .proto text is parsed at start; undefined when this module runs unbundled (tests, bench).
+ * In the bundled CLI (scripts/build-cli.mjs) the JSON descriptors of node.proto and control.proto by
+ * file, so that no .proto text is parsed at start; undefined when this module runs unbundled (tests,
+ * bench).
  */
-declare const TSSWARM_PROTO_DESCRIPTOR: string | undefined;
+declare const TSSWARM_PROTO_DESCRIPTORS: Record<string, string> | undefined;
 
 // grpc.status.UNAVAILABLE, without loading gRPC before a command needs it.
 const UNAVAILABLE = 14;
@@ -41,12 +42,14 @@ export const SERVICES = {
   control: ['control.proto', 'tsswarm.swarm.v1.ControlAPI'],
 } as const;
 
-let descriptor: object | undefined;
+const descriptors = new Map<string, object>();
 
 async function clientConstructor(file: string, name: string): Promise<grpc.ServiceClientConstructor> {
-  if (typeof TSSWARM_PROTO_DESCRIPTOR === 'string') {
+  if (typeof TSSWARM_PROTO_DESCRIPTORS === 'object') {
     const { clientFromDescriptor } = await import('../api/descriptor.js');
-    return clientFromDescriptor((descriptor ??= JSON.parse(TSSWARM_PROTO_DESCRIPTOR) as object), name);
+    let descriptor = descriptors.get(file);
+    if (!descriptor) descriptors.set(file, (descriptor = JSON.parse(TSSWARM_PROTO_DESCRIPTORS[file]!) as object));
+    return clientFromDescriptor(descriptor, name);
   }
   const { serviceClient } = await import('../api/proto.js');
   return serviceClient(file, name);

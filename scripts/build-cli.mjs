@@ -1,6 +1,6 @@
 // Bundles the CLI into one CommonJS file, dist/cli/tsswarm.cjs, so that `tsswarm ...` starts without
-// the ESM loader resolving a hundred files and without parsing .proto text: the services' JSON
-// descriptor is built in (src/api/descriptor.ts reads it). The daemon stays unbundled:
+// the ESM loader resolving a hundred files and without parsing .proto text: the services'
+// descriptors and codecs are built in (src/api/descriptor.ts reads them). The daemon stays unbundled:
 // `tsswarm daemon` imports dist/src/daemon/main.js (built by tsc) at run time.
 import { build } from 'esbuild';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,12 +11,44 @@ import protobuf from 'protobufjs';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * The services the CLI calls as protobufjs JSON, one descriptor per .proto file so that a command
- * reads only its service's messages; fields camelCase, as src/api/proto.ts loads them.
+ * The services the CLI calls, built into the bundle as the global TSSWARM_PROTO (src/cli/client.ts):
+ * per .proto file (a command reads only its service's file) the protobufjs JSON descriptor, fields
+ * camelCase as src/api/proto.ts loads them, and each message's codecs. protobufjs would generate
+ * those with new Function() in every process (~4 ms a command); as source in the bundle they are
+ * compiled once, into the code cache. Made from the JSON, exactly as the CLI will load it.
  */
-const descriptors = Object.fromEntries(['node.proto', 'control.proto'].map((file) => [file, JSON.stringify(
-  new protobuf.Root().loadSync(join(repo, 'proto', file), { keepCase: false }).resolveAll().toJSON({ keepComments: false }),
-)]));
+function bundledProto(file) {
+  const json = JSON.stringify(new protobuf.Root().loadSync(join(repo, 'proto', file), { keepCase: false }).resolveAll().toJSON({ keepComments: false }));
+  const root = protobuf.Root.fromJSON(JSON.parse(json)).resolveAll();
+  const types = [];
+  const walk = (ns) => {
+    for (const o of ns.nestedArray) {
+      if (o instanceof protobuf.Type) types.push(o);
+      if (o.nestedArray) walk(o);
+    }
+  };
+  walk(root);
+  const codecs = types.map((t) => {
+    // protobufjs wraps google.protobuf.* types (Any, ...) at setup; descriptor.ts does not.
+    if (t.fullName.startsWith('.google.')) throw new Error(`build-cli: ${file} uses ${t.fullName}, which needs protobufjs's wrappers`);
+    return `${JSON.stringify(t.fullName.slice(1))}: {
+  ctor: () => ${protobuf.Type.generateConstructor(t).toString()},
+  encode: (Writer, types, util) => ${protobuf.encoder(t).toString()},
+  decode: (Reader, types, util, C) => ${protobuf.decoder(t).toString()},
+  fromObject: (types, util, C) => ${protobuf.converter.fromObject(t).toString()},
+  toObject: (types, util) => ${protobuf.converter.toObject(t).toString()},
+}`;
+  });
+  return `${JSON.stringify(file)}: { descriptor: ${JSON.stringify(json)}, codecs: {\n${codecs.join(',\n')}\n} }`;
+}
+const protoModule = `export const TSSWARM_PROTO = {\n${['node.proto', 'control.proto'].map(bundledProto).join(',\n')}\n};\n`;
+const bundledProtoPlugin = {
+  name: 'bundled-proto',
+  setup(b) {
+    b.onResolve({ filter: /^tsswarm:proto$/ }, () => ({ path: 'proto', namespace: 'tsswarm' }));
+    b.onLoad({ filter: /^proto$/, namespace: 'tsswarm' }, () => ({ contents: protoModule, loader: 'js' }));
+  },
+};
 
 /**
  * What the bundle leaves to node. The daemon (dist/src/daemon/main.js, ESM) is long-running, so its
@@ -64,12 +96,12 @@ await build({
   define: {
     // import.meta.url has no CommonJS equivalent that esbuild fills in: the bundle's own URL.
     'import.meta.url': '__bundle_url',
-    TSSWARM_PROTO_DESCRIPTORS: JSON.stringify(descriptors),
   },
   banner: { js: 'const __bundle_url = require("node:url").pathToFileURL(__filename).href;' },
   // grpc-js loads proto-loader only for channelz, which the CLI never turns on.
   external: ['@grpc/proto-loader'],
-  plugins: [unbundled, lazyChildProcess],
+  inject: ['tsswarm:proto'],
+  plugins: [bundledProtoPlugin, unbundled, lazyChildProcess],
   minify: true,
   keepNames: true,
   logLevel: 'warning',

@@ -1,12 +1,13 @@
 /** The CLI's connection to a daemon: -H unix://PATH, else $TSSWARM_HOST, else the default socket. */
 import type * as grpc from '@grpc/grpc-js';
+import type { BundledProto } from '../api/descriptor.js';
 
 /**
- * In the bundled CLI (scripts/build-cli.mjs) the JSON descriptors of node.proto and control.proto by
- * file, so that no .proto text is parsed at start; undefined when this module runs unbundled (tests,
- * bench).
+ * In the bundled CLI (scripts/build-cli.mjs) node.proto's and control.proto's descriptors and message
+ * codecs, so that no .proto text is parsed and no codec generated at start; undefined when this module
+ * runs unbundled (tests, bench).
  */
-declare const TSSWARM_PROTO_DESCRIPTORS: Record<string, string> | undefined;
+declare const TSSWARM_PROTO: Record<string, BundledProto> | undefined;
 
 // grpc.status.UNAVAILABLE, without loading gRPC before a command needs it.
 const UNAVAILABLE = 14;
@@ -42,14 +43,10 @@ export const SERVICES = {
   control: ['control.proto', 'tsswarm.swarm.v1.ControlAPI'],
 } as const;
 
-const descriptors = new Map<string, object>();
-
 async function clientConstructor(file: string, name: string): Promise<grpc.ServiceClientConstructor> {
-  if (typeof TSSWARM_PROTO_DESCRIPTORS === 'object') {
-    const { clientFromDescriptor } = await import('../api/descriptor.js');
-    let descriptor = descriptors.get(file);
-    if (!descriptor) descriptors.set(file, (descriptor = JSON.parse(TSSWARM_PROTO_DESCRIPTORS[file]!) as object));
-    return clientFromDescriptor(descriptor, name);
+  if (typeof TSSWARM_PROTO === 'object') {
+    const { clientFromBundledProto } = await import('../api/descriptor.js');
+    return clientFromBundledProto(TSSWARM_PROTO[file]!, name);
   }
   const { serviceClient } = await import('../api/proto.js');
   return serviceClient(file, name);

@@ -269,7 +269,8 @@ async function startBenchDaemon(): Promise<{ hooks: DaemonHooks; stop: () => Pro
   const hooks: DaemonHooks = {
     daemonRunRm: async () => {
       const t0 = performance.now();
-      execFileSync(process.execPath, [cli, '-H', `unix://${socket}`, 'container', 'run', '--rm', 'bench/busybox:1', 'true']);
+      // bin/tsswarm itself, as a user's shell runs it (its #! line), not `node bin/tsswarm`.
+      execFileSync(cli, ['-H', `unix://${socket}`, 'container', 'run', '--rm', 'bench/busybox:1', 'true']);
       return performance.now() - t0;
     },
     daemonApiRunRm: async () => {

@@ -24,7 +24,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a symlink is an install shared with another checkout: `npm ci` would
+# empty it under that checkout's feet, so it is left as it is.
+if [ -L node_modules ]; then
+  echo "setup: node_modules links to $(readlink node_modules): not reinstalling it"
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
   npm ci --no-fund --no-audit --loglevel=error
 fi
@@ -32,3 +36,4 @@ fi
 echo "setup: building native runtime and TypeScript"
 make -s -C native
 npx tsc -p tsconfig.build.json
+node scripts/build-cli.mjs

@@ -1,6 +1,16 @@
 /** The CLI's connection to a daemon: -H unix://PATH, else $TSSWARM_HOST, else the default socket. */
-import * as grpc from '@grpc/grpc-js';
-import { serviceClient } from '../api/proto.js';
+import type * as grpc from '@grpc/grpc-js';
+import type { BundledProto } from '../api/descriptor.js';
+
+/**
+ * In the bundled CLI (scripts/build-cli.mjs) node.proto's and control.proto's descriptors and message
+ * codecs, so that no .proto text is parsed and no codec generated at start; undefined when this module
+ * runs unbundled (tests, bench).
+ */
+declare const TSSWARM_PROTO: Record<string, BundledProto> | undefined;
+
+// grpc.status.UNAVAILABLE, without loading gRPC before a command needs it.
+const UNAVAILABLE = 14;
 
 export const DEFAULT_SOCKET = '/run/tsswarm/tsswarm.sock';
 
@@ -20,7 +30,7 @@ export class DaemonError extends Error {
 }
 
 function describe(err: grpc.ServiceError, address: string): DaemonError {
-  if (err.code === grpc.status.UNAVAILABLE && !err.metadata?.get('tsswarm-answered').length) {
+  if (err.code === UNAVAILABLE && !err.metadata?.get('tsswarm-answered').length) {
     return new DaemonError(`cannot connect to the tsswarm daemon at ${address.replace(/^unix:/, 'unix://')}: is it running? (${err.details})`, err.code);
   }
   return new DaemonError(err.details || err.message, err.code);
@@ -33,23 +43,46 @@ export const SERVICES = {
   control: ['control.proto', 'tsswarm.swarm.v1.ControlAPI'],
 } as const;
 
-export class DaemonClient {
-  private readonly client: grpc.Client & Record<string, Function>;
+async function clientConstructor(file: string, name: string): Promise<grpc.ServiceClientConstructor> {
+  if (typeof TSSWARM_PROTO === 'object') {
+    const { clientFromBundledProto } = await import('../api/descriptor.js');
+    return clientFromBundledProto(TSSWARM_PROTO[file]!, name);
+  }
+  const { serviceClient } = await import('../api/proto.js');
+  return serviceClient(file, name);
+}
 
-  constructor(readonly address: string, service: keyof typeof SERVICES = 'node') {
-    const [file, name] = SERVICES[service];
-    const Ctor = serviceClient(file, name);
-    this.client = new Ctor(address, grpc.credentials.createInsecure(), {
+type ServiceClient = grpc.Client & Record<string, Function>;
+
+/** A client of one service; gRPC is loaded and the channel made on the first call, not before. */
+export class DaemonClient {
+  private client: ServiceClient | undefined;
+  private opening: Promise<ServiceClient> | undefined;
+  private closed = false;
+
+  constructor(readonly address: string, private readonly service: keyof typeof SERVICES = 'node') {}
+
+  private connect(): Promise<ServiceClient> {
+    return (this.opening ??= this.open());
+  }
+
+  private async open(): Promise<ServiceClient> {
+    const [file, name] = SERVICES[this.service];
+    const [grpcJs, Ctor] = await Promise.all([import('@grpc/grpc-js'), clientConstructor(file, name)]);
+    const client = new Ctor(this.address, grpcJs.credentials.createInsecure(), {
       // The socket is local: fail fast instead of waiting for reconnect backoff.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    }) as grpc.Client & Record<string, Function>;
+    }) as ServiceClient;
+    if (this.closed) client.close();
+    return (this.client = client);
   }
 
   /** Unary call; "connection refused" and friends become one line naming the socket. */
-  call<T = any>(method: string, request: object): Promise<T> {
+  async call<T = any>(method: string, request: object): Promise<T> {
+    const client = await this.connect();
     return new Promise((resolve, reject) => {
-      this.client[method]!(request, (err: grpc.ServiceError | null, res: T) => {
+      client[method]!(request, (err: grpc.ServiceError | null, res: T) => {
         if (err) reject(describe(err, this.address));
         else resolve(res);
       });
@@ -58,7 +91,8 @@ export class DaemonClient {
 
   /** A server stream as an async iterator, with errors mapped to DaemonError. */
   async *stream<T = any>(method: string, request: object): AsyncGenerator<T> {
-    const call = this.client[method]!(request) as grpc.ClientReadableStream<T>;
+    const client = await this.connect();
+    const call = client[method]!(request) as grpc.ClientReadableStream<T>;
     try {
       for await (const msg of call) yield msg as T;
     } catch (err) {
@@ -69,6 +103,7 @@ export class DaemonClient {
   }
 
   close(): void {
-    this.client.close();
+    this.closed = true;
+    this.client?.close();
   }
 }

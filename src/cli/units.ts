@@ -23,13 +23,14 @@ export function parseNanoCpus(flag: string, text: string): number {
   return Math.round(n * 1e9);
 }
 
-const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+// µ written as \u00b5: an all-ASCII CLI bundle loads as a one-byte string, measurably faster.
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, '\u00b5s': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Go-style durations ("1m30s", "500ms", "10s"); a bare number means seconds. Returns milliseconds. */
 export function parseDurationMs(flag: string, text: string): number {
   const t = text.trim();
   if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/gy;
   let total = 0;
   let consumed = 0;
   for (let m = re.exec(t); m; m = re.exec(t)) {

@@ -146,12 +146,17 @@ export function nodeApiHandlers(deps: {
         if (spec.autoRemove) await containers.remove(created.id, true).catch(() => {});
         throw err;
       });
-      call.write({ created: toContainer(started) });
-      if (detach) return;
-      for await (const entry of containers.logs(created.id, { follow: true, tail: -1, signal })) {
-        call.write({ log: toLogLine(entry) });
+      if (detach) {
+        call.write({ created: toContainer(started) });
+        return;
       }
-      const exit = await containers.wait(created.id);
+      // Take the exit (and the logs) now: a --rm container is removed right after it exits, possibly
+      // before its logs are drained, and then cannot be looked up by id any more.
+      const exited = containers.wait(created.id);
+      const logs = containers.logs(created.id, { follow: true, tail: -1, signal });
+      call.write({ created: toContainer(started) });
+      for await (const entry of logs) call.write({ log: toLogLine(entry) });
+      const exit = await exited;
       // As docker: `run --rm` returns once the container is gone.
       await containers.removed(created.id);
       call.write({ exit: { id: created.id, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error ?? '' } });

@@ -465,8 +465,9 @@ export class ContainerManager {
   private async destroy(live: Live): Promise<void> {
     const r = live.record;
     live.watcher?.close();
-    // The shim deletes the runtime state and unmounts on exit; a forced delete covers a shim that died.
-    await this.opts.runtime.command(['delete', '--force', r.id]).catch(() => {});
+    // The shim deletes the runtime state and unmounts on exit; a forced delete covers a shim that died
+    // (or a delete that failed), and only then is the runtime run: one process less for every --rm.
+    if (this.opts.runtime.hasState(r.id)) await this.opts.runtime.command(['delete', '--force', r.id]).catch(() => {});
     await rm(r.bundle, { recursive: true, force: true });
     if (r.spec.network === 'bridge') {
       await this.opts.bridge?.disconnect(r.id).catch((err) => this.opts.log.warn({ id: r.id, err: (err as Error).message }, 'leaving the bridge network failed'));

@@ -86,6 +86,11 @@ export class RuntimeDriver {
     }
   }
 
+  /** Whether the runtime keeps state for the container: <root>/<id>, for ours, runc and crun alike. */
+  hasState(id: string): boolean {
+    return existsSync(join(this.stateRoot, id));
+  }
+
   /** `RUNTIME --root R ARGS...`, e.g. pause ID, resume ID, delete --force ID. */
   async command(args: string[]): Promise<CommandResult> {
     const [file, argv] = this.argv(args);

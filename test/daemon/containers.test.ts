@@ -46,6 +46,14 @@ describe('container run', () => {
     expect(links).toEqual(['lo']);
   });
 
+  it('removes --rm containers one after another cleanly: nothing left, no error in the daemon\'s log', async () => {
+    const before = daemon.logs.length;
+    for (let i = 0; i < 40; i++) await daemon.ok(['run', '--rm', IMAGE, 'true']);
+    const errors = daemon.logs.slice(before).split('\n').filter((l) => /"level":(40|50|60)/.test(l));
+    expect(errors).toEqual([]);
+    expect(JSON.parse(await daemon.ok(['container', 'ps', '-a', '--format', 'json']))).toEqual([]);
+  });
+
   it('passes env, working dir and user, and removes itself with --rm', async () => {
     const out = await daemon.ok(['run', '--rm', '--name', 'envcheck', '-e', 'GREETING=hi there', '-w', '/tmp', '-u', 'nobody', IMAGE,
       'sh', '-c', 'echo "$GREETING|$(pwd)|$(id -u)"']);

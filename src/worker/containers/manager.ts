@@ -411,7 +411,7 @@ export class ContainerManager {
       live.watcher?.close();
       live.watcher = undefined;
       await this.applyExit(live, exit);
-    });
+    }).catch((err) => this.opts.log.warn({ id: r.id, err: (err as Error).message }, 'recording the container\'s exit failed; exit.json keeps it'));
   }
 
   private async applyExit(live: Live, exit: ExitRecord): Promise<void> {
@@ -434,13 +434,16 @@ export class ContainerManager {
           this.opts.log.warn({ id: r.id, err: (err as Error).message }, 'restart failed');
         });
       }, delay);
-    } else if (r.spec.autoRemove) {
-      live.removal = new Promise((resolve) => setImmediate(resolve))
+    }
+    const saved = this.save(r, false);
+    if (!restart && r.spec.autoRemove) {
+      // After the record is written: removing the directory under a write in flight fails both.
+      live.removal = saved.catch(() => {})
         .then(() => this.destroy(live))
         .catch((err) => this.opts.log.warn({ err }, 'auto-remove failed'));
     }
     live.exited.resolve(exit);
-    await this.save(r, false);
+    await saved;
   }
 
   private shouldRestart(r: ContainerRecord): boolean {

@@ -28,8 +28,15 @@ describe('ControlService', () => {
     store.apply(store.appliedIndex + 1, { actions: [{ op: 'create', kind: 'node', object: node }, { op: 'create', kind: 'task', object: { ...task, status: { ...task.status, state: 'assigned' } } }], time: '' });
     await expect(control.removeNetwork('att')).rejects.toThrow('network att is in use by container solo');
     expect(await control.listTasks({ node: 'n1' })).toEqual([]);
+    const cluster = {
+      id: 'cluster', meta: { version: 0, createdAt: '', updatedAt: '' }, swarmId: 's',
+      spec: { taskHistoryLimit: 5, heartbeatPeriodMs: 1000, certExpiryMs: 0 }, rootCA: { certPem: '', keyPem: '' }, joinSecrets: { worker: '', manager: '' },
+    };
+    store.apply(store.appliedIndex + 1, { actions: [{ op: 'create', kind: 'cluster', object: cluster }], time: '' });
     await control.removeNode('n1', false);
     expect(store.get('task', 't1')).toBeUndefined();
+    // Remembered, so that its session is refused if it comes back (dispatcher.test.ts).
+    expect(store.list('cluster')[0]!.removedNodes).toEqual(['n1']);
     await control.removeNetwork('att');
   });
 

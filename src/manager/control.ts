@@ -9,6 +9,7 @@ import type { ClusterLog } from './cluster-log.js';
 import { IpamError } from './network/ipam.js';
 import { AllocationError, chooseNetworkAddressing } from './network/allocator.js';
 import { networkSpecSchema } from './network/network-spec.js';
+import { recordRemovedNodes } from './node-removal.js';
 import { isTerminal, type NetworkObject, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from './objects.js';
 import { rebalanceActions } from './orchestrator/rebalance.js';
 import { serviceSpecSchema, withServiceDefaults } from './service-spec.js';
@@ -94,7 +95,8 @@ export class ControlService {
     // Its containers' network attachments go with it: nothing else would ever release their addresses.
     const attachments = this.store.tasksOfNode(node.id).filter((t) => t.attachment);
     await this.write([{ op: 'delete', kind: 'node', id: node.id, expectVersion: node.meta.version },
-      ...attachments.map((t): Action => ({ op: 'delete', kind: 'task', id: t.id, expectVersion: t.meta.version }))]);
+      ...attachments.map((t): Action => ({ op: 'delete', kind: 'task', id: t.id, expectVersion: t.meta.version })),
+      ...recordRemovedNodes(this.store.list('cluster')[0], [node.id])]);
   }
 
   // ---- services ----

@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Dispatcher } from './dispatcher.js';
 import { attachmentTask } from './network/attachment.js';
+import { recordRemovedNodes } from './node-removal.js';
 import type { NodeObject } from './objects.js';
 import { ClusterStore } from './store/store.js';
 
@@ -87,6 +88,25 @@ describe('Dispatcher network attachments', () => {
     const s2 = await d.openSession('w2', 'worker', node('w2').description, '10.0.0.3', () => {});
     store.apply(store.appliedIndex + 1, { time: '', actions: [{ op: 'create', kind: 'task', object: { ...attachmentTask('t9', 'w1', network, req, ''), status: { state: 'assigned', timestamp: '', message: '', error: '', exitCode: 0, containerId: '' } } }] });
     await expect(d.detachNetwork('w2', s2.id, 't9')).rejects.toThrow('task t9 is not a network attachment of node w2');
+    d.stop();
+  });
+});
+
+describe('Dispatcher and removed nodes', () => {
+  it('refuses the session of a node removed from the swarm, in one line, and registers nothing', async () => {
+    const now = { t: 1_000_000 };
+    const { store, d, node } = setup(now);
+    const cluster = {
+      id: 'cluster', meta: { version: 0, createdAt: '', updatedAt: '' }, swarmId: 's',
+      spec: { taskHistoryLimit: 5, heartbeatPeriodMs: 1000, certExpiryMs: 0 }, rootCA: { certPem: '', keyPem: '' }, joinSecrets: { worker: '', manager: '' },
+    };
+    store.apply(2, { time: '', actions: [{ op: 'create', kind: 'cluster', object: cluster }] });
+    store.apply(3, { time: '', actions: recordRemovedNodes(store.list('cluster')[0], ['gone']) });
+    await expect(d.openSession('gone', 'manager', node('gone').description, '10.0.0.9', () => {}))
+      .rejects.toThrow('node gone was removed from the swarm: run "swarm leave --force" on it, then join again');
+    expect(store.get('node', 'gone')).toBeUndefined();
+    await d.openSession('w1', 'worker', node('w1').description, '10.0.0.2', () => {});
+    expect(store.get('node', 'w1')?.status.state).toBe('ready');
     d.stop();
   });
 });

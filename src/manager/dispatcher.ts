@@ -15,6 +15,7 @@ import {
   attachableNetwork, AttachmentError, attachmentTask, existingAttachment, isAttachment, type AttachmentRequest,
 } from './network/attachment.js';
 import type { NodeNetworkView } from './network/node-state.js';
+import { isRemovedNode } from './node-removal.js';
 import type { Action, ClusterStore, StoreEvent } from './store/store.js';
 
 export interface Assignment {
@@ -119,6 +120,9 @@ export class Dispatcher {
     send: (msg: SessionMessage) => void, advertiseAddr = '', close?: () => void,
   ): Promise<Session> {
     const { store, log } = this.opts;
+    if (isRemovedNode(store.list('cluster')[0], nodeId)) {
+      throw new DispatcherError(`node ${nodeId} was removed from the swarm: run "swarm leave --force" on it, then join again`, 'invalid');
+    }
     for (let attempt = 0; ; attempt++) {
       const existing = store.get('node', nodeId);
       const node: NodeObject = existing

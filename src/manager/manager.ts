@@ -18,6 +18,7 @@ import { INGRESS_GATEWAY, INGRESS_NETWORK_NAME, INGRESS_SUBNET, INGRESS_VNI } fr
 import { nodeNetworkState, type NetworkStateSource } from './network/node-state.js';
 import type { ClusterObject, NetworkObject, NodeObject, NodeRole } from './objects.js';
 import { RaftClusterLog, StoreStateMachine } from './raft-log.js';
+import { recordRemovedNodes } from './node-removal.js';
 import { ClusterStore, type Action } from './store/store.js';
 
 export interface ManagerOptions {
@@ -357,8 +358,11 @@ export class Manager {
     this.lostManagersToRemove = false;
     const members = new Set([...this.raft.status().conf.voters, ...this.raft.status().conf.learners]);
     const lost = this.store.list('node').filter((n) => n.managerStatus && n.id !== this.opts.nodeId && !members.has(n.managerStatus.raftId));
-    const actions: Action[] = lost.map((n) => ({ op: 'delete' as const, kind: 'node' as const, id: n.id, expectVersion: n.meta.version }));
-    if (actions.length === 0) return;
+    if (lost.length === 0) return;
+    const actions: Action[] = [
+      ...lost.map((n) => ({ op: 'delete' as const, kind: 'node' as const, id: n.id, expectVersion: n.meta.version })),
+      ...recordRemovedNodes(this.store.get('cluster', CLUSTER_OBJECT_ID), lost.map((n) => n.id)),
+    ];
     const r = await this.log.propose({ actions, time: new Date().toISOString() }).catch((err: Error) => ({ ok: false as const, error: err }));
     if (!r.ok) {
       this.lostManagersToRemove = true;

@@ -178,6 +178,8 @@ export interface ClusterObject {
   };
   rootCA: { certPem: string; keyPem: string };
   joinSecrets: { worker: string; manager: string };
+  /** Nodes removed from the swarm, newest last: their sessions are refused (node-removal.ts). */
+  removedNodes?: string[];
 }
 
 export interface ObjectTypes {

@@ -28,12 +28,11 @@ afterAll(async () => {
         // let the agent stop and remove the task containers before destroy() removes the rest
         await waitFor('no task containers', async () => ((await m.ok(['container', 'ps', '-a', '-q'])).trim() === '' ? true : undefined), 30_000).catch(() => {});
       }
-      // What is left: a removed manager's old tasks (no manager tells it to stop them any more).
-      const left = (await m.ok(['container', 'ps', '-a', '-q'])).trim().split('\n').filter(Boolean);
-      if (left.length > 0) await m.cli(['container', 'rm', '-f', ...left]);
-    } else {
-      killOrphanContainers(m.dataDir);
     }
+    // Whatever is left (a removed manager's old tasks: no manager tells it to stop them any more, or
+    // a removal still under way) is ended by the pids its shims wrote, with the daemon gone first.
+    await m.crash();
+    killOrphanContainers(m.dataDir);
     await m.destroy();
   }
   rmSync(scratch, { recursive: true, force: true });

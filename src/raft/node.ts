@@ -117,7 +117,7 @@ export class RaftNode {
       onDrop: (reason, to) => this.log('debug', `transport drop to ${to}: ${reason}`),
       // Only the leader refuses: it has applied every membership change a removed node could miss,
       // where a lagging follower might not yet know that an id was added again.
-      isRemoved: (from) => this.started && !this.stopped && this.removed.has(from) && this.raft.role === Role.Leader,
+      isRemoved: (from) => this.started && !this.stopped && this.removed.has(from) && this.isLeader(),
       onRemoved: (by, why) => this.haltRemoved(by, why),
       ...(opts.channelCredentials ? { channelCredentials: opts.channelCredentials } : {}),
     });
@@ -199,11 +199,14 @@ export class RaftNode {
   }
 
   status(): RaftStatus & { appliedByNode: number } {
-    return { ...this.raft.status(), appliedByNode: this.applied };
+    const st = this.raft.status();
+    // A removed member may have been elected by another before it learned: it leads nothing.
+    if (this.removedFromCluster) return { ...st, lead: 0, role: Role.Follower, appliedByNode: this.applied };
+    return { ...st, appliedByNode: this.applied };
   }
 
   isLeader(): boolean {
-    return this.raft.role === Role.Leader;
+    return this.raft.role === Role.Leader && !this.removedFromCluster;
   }
 
   addLearner(id: NodeId, address: string): Promise<number> {

@@ -4,7 +4,7 @@
  * data dir, socket, cgroup parent (and, in cluster tests, network namespace).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -143,6 +143,8 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     server.tryShutdown(() => {
       try { unlinkSync(socket); } catch { /* already gone */ }
       try { unlinkSync(join(dataDir, 'daemon.pid')); } catch { /* already gone */ }
+      // The runtime's state dir of this data dir, when no container is left in it (rmdir refuses otherwise).
+      try { rmdirSync(stateRoot); } catch { /* containers still running, or gone already */ }
       process.exit(0);
     });
     setTimeout(() => process.exit(0), 3000).unref();

@@ -36,9 +36,10 @@ export function networkCommands(connect: Connect, format: () => OutputFormat): C
       ]));
     }));
 
-  network.addCommand(new Command('inspect').description('show networks as JSON').argument('<networks...>')
+  network.addCommand(new Command('inspect').description('show networks as JSON, with the VIPs, tasks and containers on them').argument('<networks...>')
     .action(async (refs: string[]) => {
-      printJson(await Promise.all(refs.map((id) => connect('control').call<NetworkObject>('GetNetwork', { id }))));
+      const details = await Promise.all(refs.map((id) => connect('control').call<{ network: NetworkObject; endpoints: unknown[] }>('InspectNetwork', { id })));
+      printJson(details.map((d) => ({ ...d.network, endpoints: d.endpoints })));
     }));
 
   network.addCommand(new Command('rm').alias('remove').description('remove networks').argument('<networks...>')

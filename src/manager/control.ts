@@ -8,6 +8,7 @@ import { validate, ValidationError } from '../api/validation.js';
 import type { ClusterLog } from './cluster-log.js';
 import { IpamError } from './network/ipam.js';
 import { AllocationError, chooseNetworkAddressing } from './network/allocator.js';
+import { networkEndpoints, type NetworkEndpoint } from './network/network-endpoints.js';
 import { networkSpecSchema } from './network/network-spec.js';
 import { recordRemovedNodes } from './node-removal.js';
 import { isTerminal, type NetworkObject, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from './objects.js';
@@ -240,6 +241,12 @@ export class ControlService {
   async getNetwork(ref: string): Promise<NetworkObject> {
     await this.log.barrier();
     return this.resolve('network', ref, (n) => n.spec.name);
+  }
+
+  /** The network and what is on it now (network-endpoints.ts). */
+  async inspectNetwork(ref: string): Promise<{ network: NetworkObject; endpoints: NetworkEndpoint[] }> {
+    const network = await this.getNetwork(ref);
+    return { network, endpoints: networkEndpoints(network, { services: this.store.list('service'), tasks: this.store.list('task'), nodes: this.store.list('node') }) };
   }
 
   /** Refused while a service names the network or a task still holds an address on it. */

@@ -71,6 +71,7 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
     CreateNetwork: u('CreateNetwork', async (call) => m().control.createNetwork(call.request.spec ?? {})),
     ListNetworks: u('ListNetworks', async () => ({ networks: await m().control.listNetworks() })),
     GetNetwork: u('GetNetwork', async (call) => m().control.getNetwork(call.request.id)),
+    InspectNetwork: u('InspectNetwork', async (call) => m().control.inspectNetwork(call.request.id)),
     RemoveNetwork: u('RemoveNetwork', async (call) => { await m().control.removeNetwork(call.request.id); return {}; }),
     ListTasks: u('ListTasks', async (call) => ({ tasks: await m().control.listTasks(taskFilter(call.request)) })),
     ServiceLogs: serviceLogsHandler(() => ({ control: m().control, store: m().store, credentials: m().clusterCredentials(), logger }), toGrpcStatus),

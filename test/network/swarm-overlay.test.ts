@@ -154,6 +154,12 @@ describe('overlay networks on a swarm of test hosts', () => {
     const soloIp = solo.networkSettings.ipAddress;
     expect(soloIp).toMatch(/^10\.\d+\.\d+\.\d+$/);
 
+    // network inspect shows who is on the network: the service's VIP, its tasks, and the container.
+    const inspected = JSON.parse(await manager.ok(['network', 'inspect', 'attnet']))[0] as { endpoints: { kind: string; name: string; address: string; node: string }[] };
+    expect(inspected.endpoints.filter((e) => e.kind === 'task')).toHaveLength(2);
+    expect(inspected.endpoints.filter((e) => e.kind === 'vip').map((e) => e.name)).toEqual(['svc']);
+    expect(inspected.endpoints.find((e) => e.kind === 'container')).toEqual({ kind: 'container', name: 'solo', address: soloIp, node: host.name, id: expect.any(String) });
+
     // The service's tasks, on this host and others, reach the container by name and by address.
     for (const t of svcTasks) {
       const byName = await execIn(t, ['ping', '-c', '1', '-W', '3', 'solo']);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkObject, NodeObject } from '../objects.js';
 import { attachableNetwork, attachmentTask, existingAttachment, findNetwork } from './attachment.js';
+import { networkEndpoints } from './network-endpoints.js';
 import { nodeNetworkState } from './node-state.js';
 
 const meta = { version: 1, createdAt: '', updatedAt: '' };
@@ -55,5 +56,18 @@ describe('network attachments of standalone containers', () => {
     expect(view.networks[0]!.services).toEqual([{ name: 'solo', mode: 'dnsrr', vip: '', tasks: [{ name: 'solo', ip: '10.0.1.7' }] }]);
     // Another node learns of the network only with a task of its own on it.
     expect(nodeNetworkState('n2', { networks, services: [], tasks: [assigned], nodes })!.networks).toEqual([]);
+  });
+
+  it('network inspect lists the VIPs, then the tasks and containers that hold an address, with their nodes', () => {
+    const nodes = [node('n1', '192.168.0.1:2377')];
+    const t = { ...attachmentTask('t1', 'n1', networks[0]!, req('open'), ''), networks: [{ networkId: 'aaa111', addresses: ['10.0.1.7'] }] };
+    const assigned = { ...t, status: { ...t.status, state: 'assigned' as const } };
+    const finished = { ...assigned, id: 't2', status: { ...assigned.status, state: 'shutdown' as const } };
+    const service = { id: 's1', spec: { name: 'web' }, endpoint: { virtualIps: [{ networkId: 'aaa111', addr: '10.0.1.2/24' }], ports: [] } } as never;
+    expect(networkEndpoints(networks[0]!, { services: [service], tasks: [assigned, finished], nodes })).toEqual([
+      { kind: 'vip', name: 'web', address: '10.0.1.2', node: '', id: 's1' },
+      { kind: 'container', name: 'solo', address: '10.0.1.7', node: 'n1', id: 't1' },
+    ]);
+    expect(networkEndpoints(networks[1]!, { services: [service], tasks: [assigned], nodes })).toEqual([]);
   });
 });

@@ -15,6 +15,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSy
 import { join } from 'node:path';
 import { Fabric, freeRunId, listNetns, PREFIX, removeRunNamespaces, run } from './fabric.js';
 import { Host, REPO } from './host.js';
+import { runtimeStateRoot } from '../src/worker/runtime/state-root.js';
 
 export { Host, CliError, type CliResult } from './host.js';
 
@@ -315,9 +316,8 @@ async function teardownRun(runId: number, workDir: string, hosts: { dataDir: str
   for (const h of hosts) removeCgroups(h.cgroupParent);
   await unmountUnder(workDir);
   await removeRunNamespaces(runId);
-  // the runtime's per-daemon state under /run (see src/daemon/main.ts)
-  const { createHash } = await import('node:crypto');
-  for (const h of hosts) rmSync(join('/run/tsswarm/runtime', createHash('sha256').update(h.dataDir).digest('hex').slice(0, 16)), { recursive: true, force: true });
+  // the runtime's per-daemon state under /run (src/worker/runtime/state-root.ts)
+  for (const h of hosts) rmSync(runtimeStateRoot(h.dataDir), { recursive: true, force: true });
   rmSync(workDir, { recursive: true, force: true });
   rmSync(join(STATE_DIR, `${runId}.json`), { force: true });
 }

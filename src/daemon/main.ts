@@ -15,6 +15,7 @@ import { ContainerManager } from '../worker/containers/manager.js';
 import { RuntimeDriver, cgroupLayout, nativeDir, type RuntimeName } from '../worker/runtime/driver.js';
 import { createNetworkDriver } from '../worker/network/driver.js';
 import { BridgeNetwork } from '../worker/network/bridge-network.js';
+import { runtimeStateRoot } from '../worker/runtime/state-root.js';
 
 /** The single-host bridge network of `container run --network bridge` (Docker's is 172.17.0.0/16). */
 const DEFAULT_BRIDGE_SUBNET = '172.29.0.0/16';
@@ -75,8 +76,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   await writeFile(join(dataDir, 'daemon.pid'), `${process.pid}\n`);
   const id = await nodeId(dataDir);
 
-  // Runtime state is per boot (tmpfs under /run) and per daemon, so daemons never see each other's containers.
-  const stateRoot = join('/run/tsswarm/runtime', createHash('sha256').update(dataDir).digest('hex').slice(0, 16));
+  const stateRoot = runtimeStateRoot(dataDir);
   await mkdir(stateRoot, { recursive: true, mode: 0o700 });
   const runtime = new RuntimeDriver(o.runtime, stateRoot);
   const images = await ImageStore.open(join(dataDir, 'images'), log);

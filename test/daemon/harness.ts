@@ -6,6 +6,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { runtimeStateRoot } from '../../src/worker/runtime/state-root.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const CLI = join(REPO, 'bin/tsswarm');
@@ -103,6 +104,7 @@ export class TestDaemon {
       }
     }
     rmSync(this.dir, { recursive: true, force: true });
+    rmSync(runtimeStateRoot(this.dataDir), { recursive: true, force: true });
   }
 }
 

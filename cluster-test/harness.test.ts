@@ -59,16 +59,25 @@ describe('cluster-test harness', () => {
     expect(await processState(pid, (s) => s !== 'T')).not.toBe('T');
     await w.kill();
     expect(existsSync(`/proc/${pid}`)).toBe(false);
+    const restartedAt = Date.now();
     await w.start();
     expect(w.pid).not.toBe(pid);
+    // Ready again through a session of the new daemon (the node may still read ready from before).
     await c.waitFor('h3 ready again', async () => {
       const nodes = await c.hosts[0]!.json<any[]>(['node', 'ls']);
-      return nodes.find((n) => n.description.hostname === 'h3')?.status.state === 'ready' ? true : undefined;
+      const n = nodes.find((x) => x.description.hostname === 'h3');
+      return n?.status.state === 'ready' && Date.parse(n.meta.updatedAt) >= restartedAt ? true : undefined;
     });
   });
 
   it('destroy() removes namespaces, daemons, containers, cgroups and files', async () => {
-    await c.hosts[0]!.ok(['service', 'create', '--name', 'web', '--replicas', '3', IMAGE, 'sleep', '3600']);
+    await c.hosts[0]!.ok(['service', 'create', '-d', '--name', 'web', '--replicas', '3', IMAGE, 'sleep', '3600']);
+    await c.waitFor('three running tasks to destroy', async () => {
+      const tasks = await c.hosts[0]!.json<{ status: { state: string } }[]>(['service', 'ps', 'web']);
+      return tasks.filter((t) => t.status.state === 'running').length === 3 ? true : undefined;
+    }, 45_000).catch(async (err) => {
+      throw new Error(`${(err as Error).message}: ${await c.hosts[0]!.ok(['service', 'ps', 'web'])}`);
+    });
     const pids = c.hosts.map((h) => h.pid!);
     const { runId, workDir } = c;
     await c.destroy();
@@ -77,7 +86,7 @@ describe('cluster-test harness', () => {
     expect(existsSync(workDir)).toBe(false);
     for (const ctl of readdirSync('/sys/fs/cgroup')) expect(readdirSync(`/sys/fs/cgroup/${ctl}`).filter((d) => d.startsWith(`tswct${runId}-`))).toEqual([]);
     expect(readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((p) => cmdlineOf(p).includes(workDir))).toBe(false);
-  }, 60_000);
+  }, 120_000);
 
   it('cleanupLeftovers() removes what a dead harness left', async () => {
     // A run whose owner is gone: a record naming a dead pid, and its namespace.

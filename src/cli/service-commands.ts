@@ -97,25 +97,31 @@ async function waitConverged(connect: Connect, service: ServiceObject, verifyMs 
   const it = stream[Symbol.asyncIterator]();
   try {
     let converged = false;
+    let convergedAt = 0;
+    let lastSignature = '';
     let unschedulableSince = 0;
     let last: IteratorResult<{ tasks: TaskObject[] }> | undefined;
     // One outstanding read of the stream at a time: a timer may win a race, but its read stays pending.
     let pendingNext: Promise<IteratorResult<{ tasks: TaskObject[] }>> | undefined;
     for (;;) {
-      // Once converged, a quiet verify period ends the wait; any change starts the check over. While
-      // tasks cannot be scheduled, the last snapshot is looked at again once a second.
+      // Once converged, a quiet verify period ends the wait; a change to the tasks starts it over (a
+      // snapshot that changes nothing does not). While tasks cannot be scheduled, the last snapshot is
+      // looked at again once a second.
       pendingNext ??= it.next();
-      const timer = converged ? verifyMs : unschedulableSince ? 1000 : 0;
-      const next = timer
-        ? await Promise.race([pendingNext, new Promise<'timer'>((r) => setTimeout(() => r('timer'), timer))])
+      const waitMs = converged ? Math.max(0, verifyMs - (Date.now() - convergedAt)) : unschedulableSince ? 1000 : undefined;
+      const next = waitMs !== undefined
+        ? await Promise.race([pendingNext, new Promise<'timer'>((r) => setTimeout(() => r('timer'), waitMs))])
         : await pendingNext;
       if (next === 'timer' && converged) break;
       if (next !== 'timer') pendingNext = undefined;
       const current = next === 'timer' ? last! : next;
       last = current;
       if (current.done) throw new UsageError(`lost the watch on service ${service.spec.name}; check it with tsswarm service ps`);
+      const signature = current.value.tasks.map((t) => `${t.id}:${t.desiredState}:${t.status.state}:${t.status.health ?? ''}:${t.nodeId}`).join(',');
+      const changed = signature !== lastSignature;
+      lastSignature = signature;
       const view = progressOf(service, current.value.tasks);
-      printer.draw(renderProgress(view, withBars));
+      if (changed) printer.draw(renderProgress(view, withBars));
       if (view.stuck) throw new UsageError(`service ${service.spec.name} could not converge: ${view.stuck}`);
       // Every task not yet running waits for a node that does not exist: say why instead of waiting forever.
       const waiting = view.slots.filter((sl) => sl.state !== 'running');
@@ -127,8 +133,10 @@ async function waitConverged(connect: Connect, service: ServiceObject, verifyMs 
       } else {
         unschedulableSince = 0;
       }
-      if (view.running === view.total && !converged) printer.say(`verify: Waiting ${verifyMs / 1000} seconds to verify that tasks are stable...`);
-      converged = view.running === view.total;
+      const nowConverged = view.running === view.total;
+      if (nowConverged && !converged) printer.say(`verify: Waiting ${verifyMs / 1000} seconds to verify that tasks are stable...`);
+      if (nowConverged && (!converged || changed)) convergedAt = Date.now();
+      converged = nowConverged;
     }
   } finally {
     process.off('SIGINT', onInterrupt);

@@ -80,13 +80,20 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
       try { mgr = m(); } catch (err) { call.emit('error', toGrpcStatus(err)); return; }
       const filter = taskFilter(call.request);
       let pending = false;
+      let lastSent = '';
       const send = () => {
         if (pending) return;
         pending = true;
-        // Coalesce bursts of changes into one snapshot of the service's tasks.
+        // Coalesce bursts of changes into one snapshot of the service's tasks; a snapshot equal to the
+        // last one (the change was to other tasks or to a node) is not sent.
         setTimeout(() => {
           pending = false;
-          mgr.control.listTasks(filter).then((tasks) => call.write({ tasks }), (err) => { call.emit('error', toGrpcStatus(err)); stop(); });
+          mgr.control.listTasks(filter).then((tasks) => {
+            const snapshot = JSON.stringify(tasks);
+            if (snapshot === lastSent) return;
+            lastSent = snapshot;
+            call.write({ tasks });
+          }, (err) => { call.emit('error', toGrpcStatus(err)); stop(); });
         }, 50);
       };
       const stop = mgr.store.watch((events) => { if (events.some((e) => e.kind === 'task' || e.kind === 'node')) send(); });

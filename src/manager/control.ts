@@ -11,7 +11,7 @@ import { AllocationError, chooseNetworkAddressing } from './network/allocator.js
 import { networkEndpoints, type NetworkEndpoint } from './network/network-endpoints.js';
 import { networkSpecSchema } from './network/network-spec.js';
 import { recordRemovedNodes } from './node-removal.js';
-import { isTerminal, type NetworkObject, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from './objects.js';
+import { isTerminal, matchRef, type NetworkObject, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from './objects.js';
 import { rebalanceActions } from './orchestrator/rebalance.js';
 import { serviceSpecSchema, withServiceDefaults } from './service-spec.js';
 import { StoreError, type Action, type ClusterStore } from './store/store.js';
@@ -291,12 +291,9 @@ export class ControlService {
   /** By exact id, exact name, or unique id prefix: what docker accepts. */
   private resolve<K extends 'node' | 'service' | 'network'>(kind: K, ref: string, nameOf: (o: any) => string): K extends 'node' ? NodeObject : K extends 'service' ? ServiceObject : NetworkObject {
     if (!ref) throw new ValidationError(`a ${kind} id or name is required`);
-    const all = this.store.list(kind) as (NodeObject | ServiceObject | NetworkObject)[];
-    const hit = all.find((o) => o.id === ref) ?? all.find((o) => nameOf(o) === ref);
-    if (hit) return hit as never;
-    const byPrefix = all.filter((o) => o.id.startsWith(ref));
-    if (byPrefix.length === 1) return byPrefix[0] as never;
-    if (byPrefix.length > 1) throw new ControlError(`${kind} ${ref} is ambiguous (${byPrefix.length} matches)`, 'invalid');
+    const { match, ambiguous } = matchRef(this.store.list(kind) as (NodeObject | ServiceObject | NetworkObject)[], ref, nameOf);
+    if (match) return match as never;
+    if (ambiguous) throw new ControlError(`${kind} ${ref} is ambiguous (${ambiguous} matches)`, 'invalid');
     throw new ControlError(`${kind} ${ref} not found`, 'not-found');
   }
 

@@ -144,13 +144,15 @@ export class LeaderDuties {
    */
   autoRebalance(): Action[] {
     const { store } = this.opts;
-    const active = new Set(store.list('node').filter((n) => n.status.state === 'ready' && n.spec.availability === 'active').map((n) => n.id));
-    const joined = this.activeNodes !== undefined && [...active].some((id) => !this.activeNodes!.has(id));
-    this.activeNodes = active;
     if (!store.list('cluster')[0]?.spec.autoRebalance) {
+      // Off (the default): nothing to track; once turned on, the nodes then active are the baseline.
+      this.activeNodes = undefined;
       this.rebalance = undefined;
       return [];
     }
+    const active = new Set(store.list('node').filter((n) => n.status.state === 'ready' && n.spec.availability === 'active').map((n) => n.id));
+    const joined = this.activeNodes !== undefined && [...active].some((id) => !this.activeNodes!.has(id));
+    this.activeNodes = active;
     const now = Date.now();
     if (joined) {
       // Nodes often come back together (a rack, a partition healing): wait a moment for the others.

@@ -115,6 +115,18 @@ export function isTerminal(s: TaskState): boolean {
   return taskStateRank(s) > taskStateRank('running');
 }
 
+/**
+ * An object as the CLI names it: by id, by name, or by a unique id prefix. `ambiguous` counts the
+ * prefix matches when there are several.
+ */
+export function matchRef<T extends { id: string }>(all: T[], ref: string, nameOf: (o: T) => string): { match?: T; ambiguous?: number } {
+  const exact = all.find((o) => o.id === ref) ?? all.find((o) => nameOf(o) === ref);
+  if (exact) return { match: exact };
+  const byPrefix = ref ? all.filter((o) => o.id.startsWith(ref)) : [];
+  if (byPrefix.length === 1) return { match: byPrefix[0] };
+  return byPrefix.length > 1 ? { ambiguous: byPrefix.length } : {};
+}
+
 export interface TaskObject {
   id: string;
   meta: Meta;

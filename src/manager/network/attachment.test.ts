@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkObject, NodeObject } from '../objects.js';
-import { attachableNetwork, attachmentTask, existingAttachment, findNetwork } from './attachment.js';
+import { attachableNetwork, attachmentTask, existingAttachment } from './attachment.js';
 import { networkEndpoints } from './network-endpoints.js';
 import { nodeNetworkState } from './node-state.js';
 
@@ -19,10 +19,12 @@ const req = (network: string, over: object = {}) => ({ network, containerId: cid
 
 describe('network attachments of standalone containers', () => {
   it('finds a network by id, name or unique id prefix', () => {
-    expect(findNetwork(networks, 'open')?.id).toBe('aaa111');
-    expect(findNetwork(networks, 'bbb222')?.spec.name).toBe('closed');
-    expect(findNetwork(networks, 'ccc')?.spec.name).toBe('ingress');
-    expect(findNetwork(networks, 'zz')).toBeUndefined();
+    expect(attachableNetwork(networks, req('open')).id).toBe('aaa111');
+    expect(attachableNetwork(networks, req('aaa')).spec.name).toBe('open');
+    expect(attachableNetwork(networks, req('aaa111')).spec.name).toBe('open');
+    expect(() => attachableNetwork(networks, req('bbb222'))).toThrow('network closed is not manually attachable');
+    expect(() => attachableNetwork(networks, req('ccc'))).toThrow(/network ingress is the routing mesh's/);
+    expect(() => attachableNetwork(networks, req('zz'))).toThrow('network zz not found');
   });
 
   it.each([

@@ -5,7 +5,7 @@
  * makes the container an endpoint of the overlay (tunnels, neighbours, DNS) on every node.
  */
 import type { NetworkObject, TaskObject } from '../objects.js';
-import { isTerminal } from '../objects.js';
+import { isTerminal, matchRef } from '../objects.js';
 
 export class AttachmentError extends Error {
   constructor(message: string) {
@@ -23,19 +23,12 @@ export interface AttachmentRequest {
 const CONTAINER_ID_RE = /^[0-9a-f]{12,64}$/;
 const CONTAINER_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
-/** A network by id, name, or unique id prefix, as the CLI names it. */
-export function findNetwork(networks: NetworkObject[], ref: string): NetworkObject | undefined {
-  const exact = networks.find((n) => n.id === ref) ?? networks.find((n) => n.spec.name === ref);
-  if (exact) return exact;
-  const byPrefix = ref.length >= 3 ? networks.filter((n) => n.id.startsWith(ref)) : [];
-  return byPrefix.length === 1 ? byPrefix[0] : undefined;
-}
-
 /** The network a container may join, or why it may not. */
 export function attachableNetwork(networks: NetworkObject[], req: AttachmentRequest): NetworkObject {
   if (!CONTAINER_ID_RE.test(req.containerId)) throw new AttachmentError(`invalid container id "${req.containerId}"`);
   if (!CONTAINER_NAME_RE.test(req.containerName)) throw new AttachmentError(`invalid container name "${req.containerName}"`);
-  const network = findNetwork(networks, req.network);
+  const { match: network, ambiguous } = matchRef(networks, req.network, (n) => n.spec.name);
+  if (ambiguous) throw new AttachmentError(`network ${req.network} is ambiguous (${ambiguous} matches)`);
   if (!network) throw new AttachmentError(`network ${req.network} not found`);
   if (network.spec.ingress) throw new AttachmentError(`network ${network.spec.name} is the routing mesh's: containers cannot join it`);
   if (!network.spec.attachable) {

@@ -51,6 +51,50 @@ function toLogLine(e: LogEntry) {
   return { stream: e.stream, data: e.data, time: e.time };
 }
 
+/** Up to this much output of one stream goes in one message of `run`'s stream. */
+const RUN_OUTPUT_CHUNK = 256 * 1024;
+
+/**
+ * A batch of log lines as few messages as their order allows: a run of lines of one stream is one
+ * message (with the first line's time). `run` prints the bytes only; a message per line made a chatty
+ * container cost a gRPC message per line on both ends.
+ */
+export function mergeLogLines(batch: LogEntry[]): LogEntry[] {
+  const out: LogEntry[] = [];
+  let run: LogEntry[] = [];
+  let size = 0;
+  const flush = () => {
+    if (!run.length) return;
+    out.push(run.length === 1 ? run[0]! : { stream: run[0]!.stream, time: run[0]!.time, data: Buffer.concat(run.map((e) => e.data), size) });
+    run = [];
+    size = 0;
+  };
+  for (const e of batch) {
+    if (run.length && (e.stream !== run[0]!.stream || size + e.data.length > RUN_OUTPUT_CHUNK)) flush();
+    run.push(e);
+    size += e.data.length;
+  }
+  flush();
+  return out;
+}
+
+/**
+ * Writes one message of a server stream, and when the client reads slower than we write, waits
+ * until it has caught up (or is gone): a slow reader must not make the daemon buffer a whole log.
+ */
+async function send(call: grpc.ServerWritableStream<any, any>, message: object, signal: AbortSignal): Promise<void> {
+  if (call.write(message) || signal.aborted) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.on('drain', done);
+    signal.addEventListener('abort', done);
+  });
+}
+
 /** Maps domain errors to gRPC status codes; the message is the one line the CLI prints. */
 function toStatus(err: unknown): Partial<grpc.StatusObject> {
   const message = err instanceof Error ? err.message : String(err);
@@ -153,9 +197,11 @@ export function nodeApiHandlers(deps: {
       // Take the exit (and the logs) now: a --rm container is removed right after it exits, possibly
       // before its logs are drained, and then cannot be looked up by id any more.
       const exited = containers.wait(created.id);
-      const logs = containers.logs(created.id, { follow: true, tail: -1, signal });
+      const logs = containers.logBatches(created.id, { follow: true, tail: -1, signal });
       call.write({ created: toContainer(started) });
-      for await (const entry of logs) call.write({ log: toLogLine(entry) });
+      for await (const batch of logs) {
+        for (const entry of mergeLogLines(batch)) await send(call, { log: toLogLine(entry) }, signal);
+      }
       const exit = await exited;
       // As docker: `run --rm` returns once the container is gone.
       await containers.removed(created.id);
@@ -183,7 +229,7 @@ export function nodeApiHandlers(deps: {
     ContainerLogs: stream('ContainerLogs', async (call) => {
       const { id, follow, tail } = call.request as { id: string; follow: boolean; tail: number };
       const signal = abortOnCancel(call);
-      for await (const entry of containers.logs(id, { follow, tail, signal })) call.write(toLogLine(entry));
+      for await (const entry of containers.logs(id, { follow, tail, signal })) await send(call, toLogLine(entry), signal);
     }),
     ContainerExec: stream('ContainerExec', async (call) => {
       const { id, cmd, env, workingDir, user } = call.request as { id: string; cmd: string[]; env: string[]; workingDir: string; user: string };

@@ -31,6 +31,11 @@ function parseLine(line: string): LogEntry | undefined {
 }
 
 export async function* readLogs(path: string, opts: LogReadOptions): AsyncGenerator<LogEntry> {
+  for await (const batch of readLogBatches(path, opts)) yield* batch;
+}
+
+/** readLogs, in the batches that each read of the file gave (never empty): for callers that merge lines. */
+export async function* readLogBatches(path: string, opts: LogReadOptions): AsyncGenerator<LogEntry[]> {
   let fh: FileHandle | undefined;
   try {
     fh = await open(path, 'r');
@@ -52,19 +57,21 @@ export async function* readLogs(path: string, opts: LogReadOptions): AsyncGenera
       offset += bytesRead;
       pending += buf.toString('utf8', 0, bytesRead);
     }
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      const entry = parseLine(pending.slice(0, nl));
-      pending = pending.slice(nl + 1);
+    // One pass and one slice: slicing the rest after every line made a large read quadratic.
+    let lineStart = 0;
+    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n', lineStart)) {
+      const entry = parseLine(pending.slice(lineStart, nl));
+      lineStart = nl + 1;
       if (entry) out.push(entry);
     }
+    pending = pending.slice(lineStart);
     return out;
   };
 
   try {
     const existing = await readNew();
     const start = opts.tail >= 0 ? Math.max(0, existing.length - opts.tail) : 0;
-    for (let i = start; i < existing.length; i++) yield existing[i]!;
+    if (start < existing.length) yield existing.slice(start);
     if (!opts.follow) return;
 
     let finished = false;
@@ -82,9 +89,11 @@ export async function* readLogs(path: string, opts: LogReadOptions): AsyncGenera
     try {
       while (!opts.signal?.aborted) {
         arm();
-        for (const entry of await readNew()) yield entry;
+        const fresh = await readNew();
+        if (fresh.length) yield fresh;
         if (finished) {
-          for (const entry of await readNew()) yield entry;
+          const last = await readNew();
+          if (last.length) yield last;
           return;
         }
         // inotify wakes us on writes; the timeout covers a log file that is replaced or created late.

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../../durable-file.js';
 import { buildOciSpec, resolveCommand, type ImageRuntimeConfig } from '../runtime/oci-spec.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import { resolveIdentity } from './identity.js';
-import { readLogs, type LogEntry } from './logs.js';
+import { readLogBatches, readLogs, type LogEntry, type LogReadOptions } from './logs.js';
 import { randomContainerName } from './names.js';
 import { ContainerError, type ContainerRecord, type ContainerSpec, type ExitRecord, type PortMapping } from './types.js';
 
@@ -43,7 +43,18 @@ export interface ContainerManagerOptions {
     connect(request: { containerId: string; containerName: string; hostname: string; network: string }): Promise<NonNullable<ContainerSpec['sandbox']>>;
     disconnect(attachment: NonNullable<NonNullable<ContainerSpec['sandbox']>['attachment']>): Promise<void>;
   };
+  /**
+   * How often every running container is checked for an exit record that no inotify event announced
+   * (default 2 s). The kernel drops events when the daemon's one inotify queue overflows, which a
+   * container writing its log fast while the event loop is busy can cause; without this check its
+   * exit, or any other container's, could go unseen for good.
+   */
+  exitSweepMs?: number;
+  /** false: no inotify watch at all, only the sweep (tests of the sweep). */
+  watchExits?: boolean;
 }
+
+export interface LogRequest { follow: boolean; tail: number; signal?: AbortSignal }
 
 /** The networks a container can name that are this node's own rather than the swarm's. */
 const LOCAL_NETWORKS = new Set(['none', 'host', 'bridge']);
@@ -71,6 +82,7 @@ export class ContainerManager {
   private readonly containers = new Map<string, Live>();
   private readonly dir: string;
   private closed = false;
+  private sweepTimer?: NodeJS.Timeout;
 
   private constructor(private readonly opts: ContainerManagerOptions) {
     this.dir = join(opts.dataDir, 'containers');
@@ -80,12 +92,15 @@ export class ContainerManager {
     const mgr = new ContainerManager(opts);
     await mkdir(mgr.dir, { recursive: true });
     await mgr.adopt();
+    mgr.sweepTimer = setInterval(() => mgr.sweepExits(), opts.exitSweepMs ?? 2000);
+    mgr.sweepTimer.unref();
     return mgr;
   }
 
   /** Stops watching; containers keep running under their shims. */
   close(): void {
     this.closed = true;
+    clearInterval(this.sweepTimer);
     for (const live of this.containers.values()) {
       live.watcher?.close();
       if (live.restartTimer) clearTimeout(live.restartTimer);
@@ -316,15 +331,20 @@ export class ContainerManager {
     await this.destroy(live);
   }
 
-  logs(ref: string, opts: { follow: boolean; tail: number; signal?: AbortSignal }): AsyncGenerator<LogEntry> {
+  logs(ref: string, opts: LogRequest): AsyncGenerator<LogEntry> {
     const live = this.find(ref);
+    return readLogs(live.record.logPath, this.logReadOptions(live, opts));
+  }
+
+  /** logs(), a batch of lines per read of the file: for a stream that sends runs of lines as one message. */
+  logBatches(ref: string, opts: LogRequest): AsyncGenerator<LogEntry[]> {
+    const live = this.find(ref);
+    return readLogBatches(live.record.logPath, this.logReadOptions(live, opts));
+  }
+
+  private logReadOptions(live: Live, opts: LogRequest): LogReadOptions {
     const running = ['running', 'paused', 'restarting'].includes(live.record.state.status);
-    return readLogs(live.record.logPath, {
-      follow: opts.follow && running,
-      tail: opts.tail,
-      finished: this.settledAfterExit(live),
-      signal: opts.signal,
-    });
+    return { follow: opts.follow && running, tail: opts.tail, finished: this.settledAfterExit(live), signal: opts.signal };
   }
 
   /** Starts a process in a running container; the caller streams its output. */
@@ -385,8 +405,18 @@ export class ContainerManager {
     }
   }
 
+  /** The safety net under the inotify watches: one stat per running container. */
+  private sweepExits(): void {
+    for (const live of this.containers.values()) {
+      const s = live.record.state.status;
+      if (s !== 'running' && s !== 'paused') continue;
+      access(join(live.record.bundle, 'exit.json')).then(() => this.checkExit(live), () => { /* still running */ });
+    }
+  }
+
   private watch(live: Live): void {
     live.watcher?.close();
+    if (this.opts.watchExits === false) return;
     try {
       live.watcher = watch(live.record.bundle, (_event, file) => {
         if (file === 'exit.json') void this.checkExit(live);

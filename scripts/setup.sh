@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   build-essential pkg-config      # the native runtime (C)
+  libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler  # native/cli: `tsswarm run` without Node (gRPC over HTTP/2)
   busybox-static                  # the test and demo image
   iproute2 nftables               # network namespaces, veth, bridges, VXLAN, load balancing
   runc crun                       # alternative OCI runtimes (--runtime runc|crun) and benchmark anchors

@@ -138,7 +138,10 @@ function cgroupMoveCost(cgParent: string): { procs_ms: number; tasks_self_ms: nu
 // p50/p95 and ratio vs crun then go into the table and the RESULT line.
 // ---------------------------------------------------------------------------------------------
 export interface DaemonHooks {
+  /** `tsswarm container run --rm` as a user's shell runs it: bin/tsswarm, which hands it to the native front. */
   daemonRunRm?: () => Promise<number>;
+  /** The same command through the Node CLI, for comparison. */
+  daemonRunRmNode?: () => Promise<number>;
   /** The same through the daemon's API from a warm client: the daemon's own share of the CLI time. */
   daemonApiRunRm?: () => Promise<number>;
   daemonRssKb?: () => Promise<number>;
@@ -168,10 +171,12 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
     for (const r of runtimes) for (let i = 0; i < WARMUP; i++) timeRun(r.cmd);
     const daemon: number[] = [];
     const daemonApi: number[] = [];
+    const daemonNode: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       for (const r of shuffle([...runtimes])) times.get(r.name)!.push(timeRun(r.cmd));
       if (hooks.daemonRunRm) daemon.push(await hooks.daemonRunRm());
       if (hooks.daemonApiRunRm) daemonApi.push(await hooks.daemonApiRunRm());
+      if (hooks.daemonRunRmNode) daemonNode.push(await hooks.daemonRunRmNode());
     }
     const shimRss = await idleShimRss(work, rootfs, stateRoot);
     const move = cgroupMoveCost(cgParent);
@@ -198,12 +203,21 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
     if (daemon.length) {
       const d = stats(daemon);
       row('tsswarm container run --rm', d);
-      result.daemon_run_rm = { p50: d.p50, p95: d.p95, min: d.min, ratio_vs_crun: crun ? Math.round((d.p50 / crun) * 1000) / 1000 : null };
+      result.daemon_run_rm = {
+        p50: d.p50, p95: d.p95, min: d.min, ratio_vs_crun: crun ? Math.round((d.p50 / crun) * 1000) / 1000 : null,
+        // bin/tsswarm falls back to the Node CLI when the native front is not built.
+        front: existsSync(join(dirname(RUNTIME), 'tsswarm-run')) ? 'native' : 'node',
+      };
     }
     if (daemonApi.length) {
       const d = stats(daemonApi);
       row('daemon API ContainerRun --rm', d);
       result.daemon_api_run_rm = { p50: d.p50, p95: d.p95, min: d.min, ratio_vs_crun: crun ? Math.round((d.p50 / crun) * 1000) / 1000 : null };
+    }
+    if (daemonNode.length) {
+      const d = stats(daemonNode);
+      row('same, Node CLI (node bin/...)', d);
+      result.daemon_run_rm_node_cli = { p50: d.p50, p95: d.p95, min: d.min, ratio_vs_crun: crun ? Math.round((d.p50 / crun) * 1000) / 1000 : null };
     }
     if (hooks.daemonRssKb) result.daemon_rss_kb = await hooks.daemonRssKb();
     console.log(`tsswarm-shim start (overlay mount + create + start, caller's view), 20 runs: p50 ${shim.p50} ms, p95 ${shim.p95} ms, min ${shim.min} ms`);
@@ -266,11 +280,19 @@ async function startBenchDaemon(): Promise<{ hooks: DaemonHooks; stop: () => Pro
   execFileSync('bash', [join(repo, 'scripts', 'busybox-rootfs.sh'), join(dir, 'busybox.tar')]);
   execFileSync(process.execPath, [cli, '-H', `unix://${socket}`, 'image', 'import', join(dir, 'busybox.tar'), 'bench/busybox:1']);
   const client = new DaemonClient(`unix:${socket}`);
+  const nodeCliEnv = { ...process.env };
+  delete nodeCliEnv.NODE_EXTRA_CA_CERTS;
   const hooks: DaemonHooks = {
     daemonRunRm: async () => {
       const t0 = performance.now();
       // bin/tsswarm itself, as a user's shell runs it (its #! line), not `node bin/tsswarm`.
       execFileSync(cli, ['-H', `unix://${socket}`, 'container', 'run', '--rm', 'bench/busybox:1', 'true']);
+      return performance.now() - t0;
+    },
+    daemonRunRmNode: async () => {
+      const t0 = performance.now();
+      // As bin/tsswarm starts node for every other command: without NODE_EXTRA_CA_CERTS.
+      execFileSync(process.execPath, [cli, '-H', `unix://${socket}`, 'container', 'run', '--rm', 'bench/busybox:1', 'true'], { env: nodeCliEnv });
       return performance.now() - t0;
     },
     daemonApiRunRm: async () => {

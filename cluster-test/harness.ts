@@ -13,9 +13,10 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Fabric, freeRunId, listNetns, PREFIX, removeRunNamespaces, run } from './fabric.js';
-import { Host, REPO } from './host.js';
+import { Fabric, freeRunId, hostNetns, listNetns, PREFIX, removeRunNamespaces, run } from './fabric.js';
+import { Host, networkPrefixOf, REPO } from './host.js';
 import { runtimeStateRoot } from '../src/worker/runtime/state-root.js';
+import { networkScratchDir } from '../src/worker/network/driver.js';
 
 export { Host, CliError, type CliResult } from './host.js';
 
@@ -316,8 +317,10 @@ async function teardownRun(runId: number, workDir: string, hosts: { dataDir: str
   for (const h of hosts) removeCgroups(h.cgroupParent);
   await unmountUnder(workDir);
   await removeRunNamespaces(runId);
-  // the runtime's per-daemon state under /run (src/worker/runtime/state-root.ts)
+  // the runtime's per-daemon state under /run (src/worker/runtime/state-root.ts), and the network
+  // driver's scratch dir, which a daemon killed with SIGKILL leaves behind
   for (const h of hosts) rmSync(runtimeStateRoot(h.dataDir), { recursive: true, force: true });
+  for (let i = 1; i <= hosts.length; i++) rmSync(networkScratchDir(networkPrefixOf(hostNetns(runId, i))), { recursive: true, force: true });
   rmSync(workDir, { recursive: true, force: true });
   rmSync(join(STATE_DIR, `${runId}.json`), { force: true });
 }

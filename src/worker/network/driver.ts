@@ -25,6 +25,12 @@ const NETNS_DIR = '/run/netns';
 /** nft processes at once when a service's backends change under many local tasks. */
 const TASK_RULE_CONCURRENCY = 4;
 
+
+/** A daemon's scratch files for nft (rulesets handed over by path), on tmpfs, by its network prefix. */
+export function networkScratchDir(prefix: string): string {
+  return `/run/tsswarm-net/${prefix}`;
+}
+
 export interface NetworkDriverLog {
   info(msg: string): void;
   warn(msg: string): void;
@@ -307,7 +313,7 @@ class OverlayNetworkDriver implements NetworkDriver {
 
   /** Scratch files (rulesets handed to nft by path), on tmpfs. */
   private runDir(): string {
-    const dir = `/run/tsswarm-net/${this.names.prefix}`;
+    const dir = networkScratchDir(this.names.prefix);
     mkdirSync(dir, { recursive: true });
     return dir;
   }
@@ -490,7 +496,7 @@ class OverlayNetworkDriver implements NetworkDriver {
     for (const netns of sandboxes) await removeSandbox(netns, true, `close: ${netns}`);
     await nftApply('close: remove routing mesh rules', removeTable('ip', this.names.meshTable()));
     await runTool('close: remove ingress link', 'ip', ['link', 'del', this.names.ingressLink()]).catch(() => { /* went with its sandbox */ });
-    rmSync(`/run/tsswarm-net/${this.names.prefix}`, { recursive: true, force: true });
+    rmSync(networkScratchDir(this.names.prefix), { recursive: true, force: true });
     this.sandboxes.clear();
     this.foundSandboxes.clear();
     this.tasks.clear();

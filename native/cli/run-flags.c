@@ -271,7 +271,8 @@ static bool build_spec(const struct values *v, const char *image, char **cmd, si
   if (val[OPT_ENTRYPOINT]) {
     spec->entrypoint_set = true;
     if (*val[OPT_ENTRYPOINT]) {
-      spec->entrypoint = (char **)&val[OPT_ENTRYPOINT];
+      spec->entrypoint = xcalloc(1, sizeof(char *)); /* `v` lives on the caller's stack */
+      spec->entrypoint[0] = (char *)val[OPT_ENTRYPOINT];
       spec->n_entrypoint = 1;
     }
   }

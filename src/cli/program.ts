@@ -75,8 +75,9 @@ function buildProgram(command: string | undefined, makeClient: ClientFactory): C
   for (const [, build] of named.length ? named : groups) for (const c of build()) program.addCommand(c);
   // addCommand() does not pass the program's output settings and exitOverride down: without this a
   // subcommand's usage error would print commander's own "error: ..." line and exit 1 from inside it.
+  // No help hint after a subcommand's error: it stays one line.
   const configure = (c: Command): void => {
-    c.configureOutput(ONE_LINE_ERRORS).showHelpAfterError('(run with --help for usage)').exitOverride();
+    c.configureOutput(ONE_LINE_ERRORS).exitOverride();
     c.commands.forEach(configure);
   };
   program.commands.forEach(configure);

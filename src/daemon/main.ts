@@ -16,6 +16,7 @@ import { RuntimeDriver, cgroupLayout, nativeDir, type RuntimeName } from '../wor
 import { createNetworkDriver } from '../worker/network/driver.js';
 import { BridgeNetwork } from '../worker/network/bridge-network.js';
 import { runtimeStateRoot } from '../worker/runtime/state-root.js';
+import { startCommandLauncher } from '../worker/command-launcher.js';
 
 /** The single-host bridge network of `container run --network bridge` (Docker's is 172.17.0.0/16). */
 const DEFAULT_BRIDGE_SUBNET = '172.29.0.0/16';
@@ -75,6 +76,15 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   claimDataDir(dataDir);
   await writeFile(join(dataDir, 'daemon.pid'), `${process.pid}\n`);
   const id = await nodeId(dataDir);
+
+  // Now, while this process is small: the launcher forks the node's commands from then on. It ends
+  // when this process does (its stdin closes).
+  const launcherPath = join(nativeDir(), 'tsswarm-launcher');
+  if (existsSync(launcherPath)) {
+    startCommandLauncher(launcherPath, (why) => log.warn({ why }, 'command launcher gone: spawning commands from the daemon'));
+  } else {
+    log.warn({ launcherPath }, 'no tsswarm-launcher: spawning commands from the daemon (make -C native builds it)');
+  }
 
   const stateRoot = runtimeStateRoot(dataDir);
   await mkdir(stateRoot, { recursive: true, mode: 0o700 });

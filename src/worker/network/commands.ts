@@ -3,7 +3,7 @@
  * batch, never per command: a spawn costs more than the kernel's work. Failures carry what was being
  * done, the command line, the failing batch line and the tool's stderr.
  */
-import { spawn } from 'node:child_process';
+import { runCommand } from '../command-launcher.js';
 
 export class NetworkCommandError extends Error {
   constructor(message: string, readonly stderr: string) {
@@ -18,23 +18,12 @@ export interface CommandOutput {
 }
 
 /** Runs `file args` with `input` on stdin; rejects with `context` and the reason unless it exits 0. */
-export function runTool(context: string, file: string, args: string[], input = ''): Promise<CommandOutput> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    // A tool that fails early closes its stdin; the exit status tells the story, not EPIPE.
-    child.stdin.on('error', () => {});
-    child.on('error', (err) => reject(new NetworkCommandError(`${context}: cannot run ${file}: ${err.message}`, '')));
-    child.on('close', (code, signal) => {
-      if (code === 0) return resolve({ stdout, stderr });
-      const why = code === null ? `killed by ${signal}` : `exit ${code}`;
-      reject(new NetworkCommandError(`${context}: ${[file, ...args].join(' ')} failed (${why}): ${describeFailure(stderr, input)}`, stderr));
-    });
-    child.stdin.end(input);
-  });
+export async function runTool(context: string, file: string, args: string[], input = ''): Promise<CommandOutput> {
+  const { code, signal, stdout, stderr } = await runCommand(file, args, input);
+  if (code === 0) return { stdout, stderr };
+  if (code === 127 && stderr.startsWith(`cannot run ${file}`)) throw new NetworkCommandError(`${context}: ${stderr.trim()}`, '');
+  const why = code === null ? `killed by ${signal}` : `exit ${code}`;
+  throw new NetworkCommandError(`${context}: ${[file, ...args].join(' ')} failed (${why}): ${describeFailure(stderr, input)}`, stderr);
 }
 
 /** iproute2 and nft name the failing line of a batch ("Command failed -:3", "/dev/stdin:3:..."): quote it. */

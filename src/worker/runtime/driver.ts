@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statfsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCommand } from '../command-launcher.js';
 
 export type RuntimeName = 'tsswarm' | 'runc' | 'crun';
 export const RUNTIME_NAMES: RuntimeName[] = ['tsswarm', 'runc', 'crun'];
@@ -132,14 +133,7 @@ function lastLine(text: string): string {
   return lines[lines.length - 1] ?? '';
 }
 
-function run(file: string, args: string[]): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    child.on('error', (err) => reject(new Error(`cannot run ${file}: ${err.message}`)));
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-  });
+async function run(file: string, args: string[]): Promise<CommandResult> {
+  const r = await runCommand(file, args);
+  return { code: r.code ?? 128, stdout: r.stdout, stderr: r.stderr };
 }

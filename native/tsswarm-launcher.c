@@ -8,8 +8,12 @@
  * small, and has it fork instead.
  *
  * Protocol on stdin/stdout, little-endian, any number of commands in flight:
- *   request:  u32 length-of-rest, u32 id, u32 argc, u32 input_len, argc NUL-terminated strings
- *             (argv[0] is the file, looked up on PATH if it has no '/'), input_len bytes for stdin
+ *   request:  u32 length-of-rest, u32 id, u32 argc, u32 input_len, u32 timeout_ms (0: none),
+ *             argc NUL-terminated strings (argv[0] is the file, looked up on PATH if it has no '/'),
+ *             input_len bytes for stdin
+ * A command still running after its timeout gets SIGKILL (health checks: docker's --health-timeout),
+ * with its whole process group: a `runtime exec` forks the check into the container, and killing
+ * only the runtime would leave the check running there. Each command leads a process group of its own.
  *   response: u32 length-of-rest, u32 id, i32 exit_code (-1: killed), i32 signal, u32 stdout_len,
  *             u32 stderr_len, stdout bytes, stderr bytes
  * A response is sent once the command has exited and closed its stdout and stderr. When stdin ends
@@ -26,6 +30,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_COMMANDS 1024
@@ -46,6 +51,8 @@ struct command {
   size_t input_len, input_off;
   bool exited;
   int status;
+  int64_t deadline_ms; /* CLOCK_MONOTONIC; 0: none */
+  bool killed;         /* by its timeout: answered once it exits, without waiting for EOF */
 };
 
 static struct command commands[MAX_COMMANDS];
@@ -108,6 +115,11 @@ static void respond(struct command *c) {
 }
 
 static void finish_if_done(struct command *c) {
+  if (c->used && c->exited && c->killed) {
+    /* A descendant that escaped the kill may hold the pipes: do not wait for it. */
+    if (c->out_fd >= 0) close(c->out_fd), c->out_fd = -1;
+    if (c->err_fd >= 0) close(c->err_fd), c->err_fd = -1;
+  }
   if (c->used && c->exited && c->out_fd < 0 && c->err_fd < 0) {
     if (c->in_fd >= 0) close(c->in_fd);
     respond(c);
@@ -121,7 +133,13 @@ static void refuse(uint32_t id, const char *why) {
   respond(&c);
 }
 
-static void start(uint32_t id, char **argv, const uint8_t *input, size_t input_len) {
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void start(uint32_t id, char **argv, const uint8_t *input, size_t input_len, uint32_t timeout_ms) {
   struct command *c = NULL;
   for (size_t i = 0; i < MAX_COMMANDS && !c; i++) if (!commands[i].used) c = &commands[i];
   if (!c) { refuse(id, "tsswarm-launcher: too many commands in flight\n"); return; }
@@ -141,6 +159,7 @@ static void start(uint32_t id, char **argv, const uint8_t *input, size_t input_l
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
+    setpgid(0, 0);
     dup2(in[0], STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
     dup2(err[1], STDERR_FILENO);
@@ -149,7 +168,9 @@ static void start(uint32_t id, char **argv, const uint8_t *input, size_t input_l
     _exit(127);
   }
   close(in[0]), close(out[1]), close(err[1]);
-  *c = (struct command){ .used = true, .pid = pid, .id = id, .out_fd = out[0], .err_fd = err[0], .in_fd = in[1] };
+  setpgid(pid, pid); /* as the child does: whichever runs first, the group exists before a kill */
+  *c = (struct command){ .used = true, .pid = pid, .id = id, .out_fd = out[0], .err_fd = err[0], .in_fd = in[1],
+                         .deadline_ms = timeout_ms ? now_ms() + timeout_ms : 0 };
   fcntl(c->in_fd, F_SETFL, O_NONBLOCK);
   if (input_len) {
     c->input = malloc(input_len);
@@ -167,11 +188,11 @@ static void take_requests(struct buf *req) {
   size_t off = 0;
   while (req->len - off >= 4) {
     uint32_t len = get_u32(req->data + off);
-    if (len > MAX_REQUEST || len < 12) { errno = EPROTO; die("malformed request"); }
+    if (len > MAX_REQUEST || len < 16) { errno = EPROTO; die("malformed request"); }
     if (req->len - off - 4 < len) break;
     const uint8_t *p = req->data + off + 4, *end = p + len;
-    uint32_t id = get_u32(p), argc = get_u32(p + 4), input_len = get_u32(p + 8);
-    p += 12;
+    uint32_t id = get_u32(p), argc = get_u32(p + 4), input_len = get_u32(p + 8), timeout_ms = get_u32(p + 12);
+    p += 16;
     if (argc == 0 || argc > 4096 || input_len > (size_t)(end - p)) { errno = EPROTO; die("malformed request"); }
     char **argv = calloc(argc + 1, sizeof(char *));
     if (!argv) die("out of memory");
@@ -182,7 +203,7 @@ static void take_requests(struct buf *req) {
       argv[i] = (char *)p;
       p = nul + 1;
     }
-    start(id, argv, strings_end, input_len);
+    start(id, argv, strings_end, input_len, timeout_ms);
     free(argv);
     off += 4 + len;
   }
@@ -248,7 +269,23 @@ int main(void) {
       if (c->err_fd >= 0) owner[n].c = c, owner[n].which = 2, fds[n++] = (struct pollfd){ .fd = c->err_fd, .events = POLLIN };
       if (c->in_fd >= 0) owner[n].c = c, owner[n].which = 0, fds[n++] = (struct pollfd){ .fd = c->in_fd, .events = POLLOUT };
     }
-    if (poll(fds, n, -1) < 0) {
+    /* The nearest deadline bounds the wait; a command past its own is killed (once). */
+    int wait_ms = -1;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < MAX_COMMANDS; i++) {
+      struct command *c = &commands[i];
+      if (!c->used || c->exited || !c->deadline_ms) continue;
+      if (c->deadline_ms <= now) {
+        kill(-c->pid, SIGKILL);
+        kill(c->pid, SIGKILL);
+        c->deadline_ms = 0;
+        c->killed = true;
+        continue;
+      }
+      int left = (int)(c->deadline_ms - now);
+      if (wait_ms < 0 || left < wait_ms) wait_ms = left;
+    }
+    if (poll(fds, n, wait_ms) < 0) {
       if (errno == EINTR) continue;
       die("poll");
     }

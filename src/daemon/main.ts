@@ -116,7 +116,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
       create: (spec) => containers.create(spec), start: (ref) => containers.start(ref), stop: (ref, t) => containers.stop(ref, t),
       remove: (ref, force) => containers.remove(ref, force), list: (all) => containers.list(all), get: (ref) => containers.get(ref),
       wait: (ref) => containers.wait(ref), resolveImage: (ref) => images.resolve(ref) !== undefined,
-      exec: (ref, cmd, env, dir, user) => containers.exec(ref, cmd, env, dir, user),
+      check: (ref, cmd, timeoutMs) => containers.check(ref, cmd, timeoutMs),
       imageHealthcheck: (ref) => images.resolve(ref)?.config.healthcheck,
       logs: (ref, opts) => containers.logs(ref, opts),
     },

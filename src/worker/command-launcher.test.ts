@@ -30,6 +30,14 @@ describe.skipIf(!existsSync(LAUNCHER))('tsswarm-launcher', () => {
     expect(missing.stderr).toMatch(/^cannot run \/nonexistent\/tool: No such file or directory/);
   });
 
+  it('kills a command that outlives its timeout, and only that one', async () => {
+    const t0 = Date.now();
+    const [slow, quick] = await Promise.all([runCommand('sleep', ['10'], '', 200), runCommand('sh', ['-c', 'sleep 0.3; echo done'], '', 5000)]);
+    expect(slow).toMatchObject({ code: null, signal: 'SIGKILL' });
+    expect(quick).toMatchObject({ code: 0, stdout: 'done\n' });
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
   it('carries large outputs and inputs whole, also to a command that stops reading', async () => {
     const big = 'z'.repeat(3 * 1024 * 1024);
     const echo = await runCommand('cat', [], big);
@@ -49,5 +57,6 @@ describe.skipIf(!existsSync(LAUNCHER))('tsswarm-launcher', () => {
     expect(gone).toEqual(['tsswarm-launcher exited (SIGKILL)']);
     const after = await runCommand('sh', ['-c', 'echo $PPID']);
     expect(Number(after.stdout.trim())).toBe(process.pid);
+    expect(await runCommand('sleep', ['10'], '', 200)).toMatchObject({ code: null, signal: 'SIGKILL' });
   });
 });

@@ -34,16 +34,17 @@ class Launcher {
     child.stdin!.on('error', () => { /* the exit handler says why */ });
   }
 
-  run(file: string, args: string[], input: string): Promise<Completed> {
+  run(file: string, args: string[], input: string, timeoutMs: number): Promise<Completed> {
     const id = this.nextId++;
     const strings = [file, ...args].map((s) => Buffer.from(`${s}\0`));
     const stdin = Buffer.from(input);
-    const head = Buffer.alloc(16);
-    const rest = 12 + strings.reduce((n, b) => n + b.length, 0) + stdin.length;
+    const head = Buffer.alloc(20);
+    const rest = 16 + strings.reduce((n, b) => n + b.length, 0) + stdin.length;
     head.writeUInt32LE(rest, 0);
     head.writeUInt32LE(id, 4);
     head.writeUInt32LE(strings.length, 8);
     head.writeUInt32LE(stdin.length, 12);
+    head.writeUInt32LE(timeoutMs, 16);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.child.stdin!.write(Buffer.concat([head, ...strings, stdin]));
@@ -102,17 +103,34 @@ export function stopCommandLauncher(): void {
   launcher = undefined;
 }
 
-/** Runs `file args` (PATH lookup without a '/') with `input` on stdin, and collects its output. */
-export function runCommand(file: string, args: string[], input = ''): Promise<Completed> {
-  if (launcher && !launcher.dead) return launcher.run(file, args, input);
-  return spawnHere(file, args, input);
+/**
+ * Runs `file args` (PATH lookup without a '/') with `input` on stdin, and collects its output. With
+ * `timeoutMs`, a command still running then is killed (SIGKILL), as a health check's timeout does.
+ */
+export function runCommand(file: string, args: string[], input = '', timeoutMs = 0): Promise<Completed> {
+  if (launcher && !launcher.dead) return launcher.run(file, args, input, timeoutMs);
+  return spawnHere(file, args, input, timeoutMs);
 }
 
-function spawnHere(file: string, args: string[], input: string): Promise<Completed> {
+function spawnHere(file: string, args: string[], input: string, timeoutMs: number): Promise<Completed> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // A process group of its own, as the launcher gives it, so that a timeout kills what it forked.
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
+    let killed = false;
+    const timer = timeoutMs ? setTimeout(() => {
+      killed = true;
+      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone already */ }
+    }, timeoutMs) : undefined;
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      // Killed at its timeout: answer now; a descendant that escaped may hold the pipes.
+      if (!killed) return;
+      child.stdout.destroy();
+      child.stderr.destroy();
+      resolve({ code, signal, stdout, stderr });
+    });
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     // A command that fails early closes its stdin; the exit status tells the story, not EPIPE.

@@ -1,14 +1,10 @@
-import { EventEmitter } from 'node:events';
-import type { ChildProcess } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { checkCommand, effectiveHealthcheck, HealthMonitor, type Health } from './health.js';
 
-/** A check process that exits with `code` after `ms` (or never, for a hung check). */
-function fakeProcess(code: number | 'hang', ms = 1): ChildProcess {
-  const p = new EventEmitter() as ChildProcess;
-  (p as { kill: (s?: string) => boolean }).kill = () => { setImmediate(() => p.emit('close', null, 'SIGKILL')); return true; };
-  if (code !== 'hang') setTimeout(() => p.emit('close', code, null), ms);
-  return p;
+/** A check that answers `code` after `ms`; a hung one fails once its timeout is up, as the launcher kills it then. */
+function fakeCheck(code: number | 'hang', ms = 1) {
+  return (_cmd: string[], timeoutMs: number) =>
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(code === 0), code === 'hang' ? timeoutMs : ms));
 }
 
 async function run(results: (number | 'hang')[], config: Partial<Parameters<typeof effectiveHealthcheck>[0]>, ms: number, initial?: Health): Promise<Health[]> {
@@ -16,7 +12,7 @@ async function run(results: (number | 'hang')[], config: Partial<Parameters<type
   let i = 0;
   const monitor = new HealthMonitor(
     effectiveHealthcheck({ test: ['CMD', 'check'], ...config }, undefined)!,
-    async () => fakeProcess(results[Math.min(i++, results.length - 1)]!),
+    (cmd, timeoutMs) => fakeCheck(results[Math.min(i++, results.length - 1)]!)(cmd, timeoutMs),
     (h) => seen.push(h),
     Date.now(),
     initial,

@@ -5,7 +5,6 @@
  * during `startPeriod` do not count until a first success. The task executor reports the health
  * with the task's status; an unhealthy task is failed (and the orchestrator replaces it).
  */
-import type { ChildProcess } from 'node:child_process';
 
 export type Health = 'starting' | 'healthy' | 'unhealthy';
 
@@ -53,24 +52,8 @@ export function checkCommand(test: string[]): string[] {
   return test; // a bare command, as some images spell it
 }
 
-export type ExecInContainer = (cmd: string[]) => Promise<ChildProcess>;
-
-/** Runs one check: true when it exited 0 within the timeout. */
-export async function probe(exec: ExecInContainer, cmd: string[], timeoutMs: number): Promise<boolean> {
-  let child: ChildProcess;
-  try {
-    child = await exec(cmd);
-  } catch {
-    return false;
-  }
-  child.stdout?.resume();
-  child.stderr?.resume();
-  return new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(false); }, timeoutMs);
-    child.once('error', () => { clearTimeout(timer); resolve(false); });
-    child.once('close', (code) => { clearTimeout(timer); resolve(code === 0); });
-  });
-}
+/** Runs a check's command in the task's container: true when it exited 0 within `timeoutMs`. */
+export type RunCheck = (cmd: string[], timeoutMs: number) => Promise<boolean>;
 
 export class HealthMonitor {
   private timer?: NodeJS.Timeout;
@@ -81,7 +64,7 @@ export class HealthMonitor {
 
   constructor(
     private readonly config: HealthCheckConfig,
-    private readonly exec: ExecInContainer,
+    private readonly runCheck: RunCheck,
     private readonly onChange: (health: Health) => void,
     startedAt = Date.now(),
     /** Where checking starts: `healthy` for a container adopted after a daemon restart that was. */
@@ -110,7 +93,7 @@ export class HealthMonitor {
   }
 
   private async check(): Promise<void> {
-    const ok = await probe(this.exec, checkCommand(this.config.test), this.config.timeoutMs);
+    const ok = await this.runCheck(checkCommand(this.config.test), this.config.timeoutMs).catch(() => false);
     if (this.stopped) return;
     if (ok) {
       this.streak = 0;

@@ -117,7 +117,7 @@ describe('TaskExecutor', () => {
     const containers = new FakeContainers();
     const reports: [string, WireTaskStatus][] = [];
     const withHealth = Object.assign(containers, {
-      exec: async () => { throw new Error('no check within this test'); },
+      check: async () => { throw new Error('no check within this test'); },
       imageHealthcheck: () => undefined,
     });
     const exec = new TaskExecutor(withHealth, (id, s) => reports.push([id, s]), pino({ level: 'silent' }));

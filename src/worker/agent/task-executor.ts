@@ -16,8 +16,8 @@ export const SERVICE_LABEL = 'tsswarm.service.id';
 
 export type Containers = Pick<ContainerManager, 'create' | 'start' | 'stop' | 'remove' | 'list' | 'get' | 'wait'> & {
   resolveImage(ref: string): boolean;
-  /** For health checks (health.ts): a process in the container, and the image's HEALTHCHECK. */
-  exec?: ContainerManager['exec'];
+  /** For health checks (health.ts): a check's command run in the container, and the image's HEALTHCHECK. */
+  check?: ContainerManager['check'];
   /** For `service logs`: a managers-only log service on the node's cluster listener (worker/task-logs.ts). */
   logs?: ContainerManager['logs'];
   imageHealthcheck?(ref: string): ImageHealthcheck | undefined;
@@ -221,12 +221,12 @@ export class TaskExecutor {
   /** Starts the task's health check, if one applies; an unhealthy task fails (and is replaced). */
   private watchHealth(r: Running, startedAtMs: number, initial: Health = 'starting'): void {
     r.monitor?.stop();
-    const exec = this.containers.exec;
+    const check = this.containers.check;
     const config = effectiveHealthcheck(r.task.spec.healthcheck, this.containers.imageHealthcheck?.(r.task.spec.image));
-    if (!config || !exec) return;
+    if (!config || !check) return;
     r.health = initial;
     const containerId = r.containerId;
-    r.monitor = new HealthMonitor(config, (cmd) => exec(containerId, cmd, [], '', ''), (health) => {
+    r.monitor = new HealthMonitor(config, (cmd, timeoutMs) => check(containerId, cmd, timeoutMs), (health) => {
       if (isFinished(r.state)) return;
       r.health = health;
       if (health !== 'unhealthy') {

@@ -349,6 +349,35 @@ export class ContainerManager {
 
   /** Starts a process in a running container; the caller streams its output. */
   async exec(ref: string, cmd: string[], env: string[], workingDir: string, user: string) {
+    const { id, file } = await this.execProcessFile(ref, cmd, env, workingDir, user);
+    const child = this.opts.runtime.exec(id, file);
+    child.on('close', () => { void unlink(file).catch(() => {}); });
+    return child;
+  }
+
+  /**
+   * Runs a health check's command in the container: true when it exits 0 within `timeoutMs` (it is
+   * killed then). Through the command launcher: checks of every task, every interval, must not each
+   * fork the daemon.
+   */
+  async check(ref: string, cmd: string[], timeoutMs: number): Promise<boolean> {
+    let exec: { id: string; file: string };
+    try {
+      exec = await this.execProcessFile(ref, cmd, [], '', '');
+    } catch {
+      return false;
+    }
+    try {
+      return (await this.opts.runtime.command(['exec', '--process', exec.file, exec.id], timeoutMs)).code === 0;
+    } catch {
+      return false;
+    } finally {
+      void unlink(exec.file).catch(() => {});
+    }
+  }
+
+  /** The OCI process of an exec, written next to the container's config. */
+  private async execProcessFile(ref: string, cmd: string[], env: string[], workingDir: string, user: string): Promise<{ id: string; file: string }> {
     const live = this.find(ref);
     const r = live.record;
     if (r.state.status !== 'running') throw new ContainerError(`Container ${r.name} is not running`, 'conflict');
@@ -365,9 +394,7 @@ export class ContainerManager {
     };
     const file = join(r.bundle, `exec-${randomBytes(6).toString('hex')}.json`);
     await writeFile(file, JSON.stringify(proc));
-    const child = this.opts.runtime.exec(r.id, file);
-    child.on('close', () => { void unlink(file).catch(() => {}); });
-    return child;
+    return { id: r.id, file };
   }
 
   // ---- internals ----

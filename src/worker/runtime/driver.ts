@@ -92,10 +92,10 @@ export class RuntimeDriver {
     return existsSync(join(this.stateRoot, id));
   }
 
-  /** `RUNTIME --root R ARGS...`, e.g. pause ID, resume ID, delete --force ID. */
-  async command(args: string[]): Promise<CommandResult> {
+  /** `RUNTIME --root R ARGS...`, e.g. pause ID, resume ID, delete --force ID; killed after `timeoutMs` if given. */
+  async command(args: string[], timeoutMs = 0): Promise<CommandResult> {
     const [file, argv] = this.argv(args);
-    return run(file, argv);
+    return run(file, argv, timeoutMs);
   }
 
   async commandOrThrow(args: string[]): Promise<string> {
@@ -133,7 +133,7 @@ function lastLine(text: string): string {
   return lines[lines.length - 1] ?? '';
 }
 
-async function run(file: string, args: string[]): Promise<CommandResult> {
-  const r = await runCommand(file, args);
+async function run(file: string, args: string[], timeoutMs = 0): Promise<CommandResult> {
+  const r = await runCommand(file, args, '', timeoutMs);
   return { code: r.code ?? 128, stdout: r.stdout, stderr: r.stderr };
 }

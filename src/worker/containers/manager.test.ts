@@ -1,8 +1,9 @@
 /**
- * A container's exit is seen even when no inotify event announces it: the kernel drops events when
- * the daemon's inotify queue overflows (a container logging fast while the event loop is busy did
- * that). Real runtime, real shim; the manager runs with its watches off, so only the sweep can
- * notice the exits.
+ * ContainerManager on the real runtime and shim:
+ * - a container's exit is seen even when no inotify event announces it: the kernel drops events when
+ *   the daemon's inotify queue overflows (a container logging fast while the event loop is busy did
+ *   that). The manager runs with its watches off here, so only the sweep can notice the exits;
+ * - health checks run in the container and are killed at their timeout.
  */
 import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageStore } from '../images/index.js';
 import { busyboxRootfs, makeTempDir, removeTempDir } from '../images/test-support.js';
-import { RuntimeDriver } from '../runtime/driver.js';
+import { nativeDir, RuntimeDriver } from '../runtime/driver.js';
+import { startCommandLauncher, stopCommandLauncher } from '../command-launcher.js';
 import { runtimeStateRoot } from '../runtime/state-root.js';
 import { ContainerManager } from './manager.js';
 import { withSpecDefaults } from './spec-schema.js';
@@ -65,5 +67,30 @@ describe('exits without inotify', () => {
     const exit = await manager.wait(c.id);
     expect(exit.exitCode).toBe(137);
     expect(manager.get(c.id).state.status).toBe('exited');
+  });
+});
+
+describe.each(['forked by tsswarm-launcher', 'spawned by the daemon'])('health check commands, %s', (how) => {
+  beforeAll(() => {
+    if (how.includes('launcher')) startCommandLauncher(join(nativeDir(), 'tsswarm-launcher'), () => {});
+  });
+  afterAll(() => stopCommandLauncher());
+
+  it('pass on exit 0, fail otherwise, and a hung one is killed at its timeout', async () => {
+    const c = await manager.create(spec(['sleep', '60']));
+    await manager.start(c.id);
+    expect(await manager.check(c.id, ['sh', '-c', 'test -d /proc/1'], 5000)).toBe(true);
+    expect(await manager.check(c.id, ['sh', '-c', 'exit 1'], 5000)).toBe(false);
+    expect(await manager.check(c.id, ['no-such-command'], 5000)).toBe(false);
+    const t0 = Date.now();
+    expect(await manager.check(c.id, ['sleep', '30'], 300)).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    // The hung check is gone from the container, not left behind.
+    await new Promise((r) => setTimeout(r, 200));
+    const leftover = await manager.check(c.id, ['sh', '-c', '! ps -o args | grep -q "^sleep 30"'], 5000);
+    expect(leftover).toBe(true);
+    await manager.kill(c.id, 'SIGKILL');
+    await manager.wait(c.id);
+    expect(await manager.check(c.id, ['true'], 5000)).toBe(false); // not running
   });
 });

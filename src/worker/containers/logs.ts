@@ -34,7 +34,37 @@ export async function* readLogs(path: string, opts: LogReadOptions): AsyncGenera
   for await (const batch of readLogBatches(path, opts)) yield* batch;
 }
 
-/** readLogs, in the batches that each read of the file gave (never empty): for callers that merge lines. */
+/** At most this much of the file is read (and held) per batch, however long the log. */
+const BATCH_BYTES = 1024 * 1024;
+const READ_BYTES = 64 * 1024;
+const NEWLINE = 0x0a;
+
+/**
+ * Where the last `lines` lines of the file start, found by reading backwards from its end: `tail`
+ * of a long log costs what the tail costs, not the whole file.
+ */
+export async function tailOffset(fh: FileHandle, size: number, lines: number): Promise<number> {
+  if (lines <= 0) return size;
+  const chunk = Buffer.allocUnsafe(64 * 1024);
+  // The file's last byte ends the last line; it does not start one.
+  let seen = 0;
+  let end = size - 1;
+  while (end > 0) {
+    const start = Math.max(0, end - chunk.length);
+    const { bytesRead } = await fh.read(chunk, 0, end - start, start);
+    for (let i = bytesRead - 1; i >= 0; i--) {
+      if (chunk[i] === NEWLINE && ++seen === lines) return start + i + 1;
+    }
+    end = start;
+  }
+  return 0;
+}
+
+/**
+ * readLogs, in batches (never empty) of at most about BATCH_BYTES of the file each: for callers
+ * that merge lines, and so that a long log is never held whole. The file is split into lines as
+ * bytes, so a character that straddles two reads stays whole.
+ */
 export async function* readLogBatches(path: string, opts: LogReadOptions): AsyncGenerator<LogEntry[]> {
   let fh: FileHandle | undefined;
   try {
@@ -43,35 +73,47 @@ export async function* readLogBatches(path: string, opts: LogReadOptions): Async
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !opts.follow) return;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  let offset = 0;
-  let pending = '';
-  const readNew = async (): Promise<LogEntry[]> => {
+  let offset = fh && opts.tail >= 0 ? await tailOffset(fh, (await fh.stat()).size, opts.tail) : 0;
+  let pending: Buffer = Buffer.alloc(0);
+  /** The next batch of whole lines; `more` when the read stopped at the batch size rather than at the end. */
+  const readBatch = async (): Promise<{ entries: LogEntry[]; more: boolean }> => {
     if (!fh) {
-      try { fh = await open(path, 'r'); } catch { return []; }
+      try { fh = await open(path, 'r'); } catch { return { entries: [], more: false }; }
     }
-    const out: LogEntry[] = [];
-    const buf = Buffer.allocUnsafe(64 * 1024);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+    // Chunks as they are read, not one batch-sized buffer per reader: a node may have many followers.
+    const chunks: Buffer[] = pending.length ? [pending] : [];
+    let filled = 0;
+    let chunk = Buffer.allocUnsafe(READ_BYTES);
+    while (filled < BATCH_BYTES) {
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, offset);
       if (bytesRead === 0) break;
       offset += bytesRead;
-      pending += buf.toString('utf8', 0, bytesRead);
+      filled += bytesRead;
+      chunks.push(chunk.subarray(0, bytesRead));
+      chunk = Buffer.allocUnsafe(READ_BYTES);
     }
-    // One pass and one slice: slicing the rest after every line made a large read quadratic.
+    const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const entries: LogEntry[] = [];
     let lineStart = 0;
-    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n', lineStart)) {
-      const entry = parseLine(pending.slice(lineStart, nl));
+    for (let nl = data.indexOf(NEWLINE); nl >= 0; nl = data.indexOf(NEWLINE, lineStart)) {
+      const entry = parseLine(data.toString('utf8', lineStart, nl));
       lineStart = nl + 1;
-      if (entry) out.push(entry);
+      if (entry) entries.push(entry);
     }
-    pending = pending.slice(lineStart);
-    return out;
+    pending = Buffer.from(data.subarray(lineStart)); // a copy: the rest of the chunk is garbage now
+    return { entries, more: filled >= BATCH_BYTES };
   };
+  /** Everything that is in the file now, batch by batch. */
+  async function* drain(): AsyncGenerator<LogEntry[]> {
+    for (;;) {
+      const { entries, more } = await readBatch();
+      if (entries.length) yield entries;
+      if (!more) return;
+    }
+  }
 
   try {
-    const existing = await readNew();
-    const start = opts.tail >= 0 ? Math.max(0, existing.length - opts.tail) : 0;
-    if (start < existing.length) yield existing.slice(start);
+    yield* drain();
     if (!opts.follow) return;
 
     let finished = false;
@@ -89,11 +131,9 @@ export async function* readLogBatches(path: string, opts: LogReadOptions): Async
     try {
       while (!opts.signal?.aborted) {
         arm();
-        const fresh = await readNew();
-        if (fresh.length) yield fresh;
+        yield* drain();
         if (finished) {
-          const last = await readNew();
-          if (last.length) yield last;
+          yield* drain();
           return;
         }
         // inotify wakes us on writes; the timeout covers a log file that is replaced or created late.

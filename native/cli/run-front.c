@@ -69,6 +69,7 @@ static void write_all(int fd, const uint8_t *data, size_t len) {
 
 struct run_state {
   bool detach;
+  bool answered; /* a message came: the daemon was reached */
   char id[160];
   int exit_code;
   bool bad_message;
@@ -85,6 +86,7 @@ static bool on_event(void *ctx, const uint8_t *data, size_t len) {
     st->bad_message = true;
     return false;
   }
+  st->answered = true;
   switch (ev->event_case) {
     case TSSWARM__NODE__V1__RUN_EVENT__EVENT_CREATED:
       snprintf(st->id, sizeof st->id, "%s", ev->created->id);
@@ -129,8 +131,12 @@ int main(int argc, char **argv) {
     return EXIT_REFUSED;
   }
   if (out.status == 0) return st.exit_code;
-  /* As the Node CLI (src/cli/client.ts): UNAVAILABLE that the daemon did not send means no daemon. */
-  if (!out.connected || (out.status == 14 && !out.daemon_answered)) {
+  /* As the Node CLI (src/cli/client.ts): UNAVAILABLE that the daemon did not send means no daemon,
+   * or, once it had answered, a daemon lost on the way. */
+  if (out.connected && st.answered && (out.status < 0 || (out.status == 14 && !out.daemon_answered))) {
+    fprintf(stderr, "tsswarm: lost the connection to the tsswarm daemon at unix://%s (%s); what it was doing may go on "
+                    "without us (see tsswarm ps -a)\n", cmd.socket_path, out.message);
+  } else if (!out.connected || (out.status == 14 && !out.daemon_answered)) {
     fprintf(stderr, "tsswarm: cannot connect to the tsswarm daemon at unix://%s: is it running? (%s)\n", cmd.socket_path, out.message);
   } else {
     fprintf(stderr, "tsswarm: %s\n", out.message[0] ? out.message : "the call ended without a status");

@@ -29,9 +29,13 @@ export class DaemonError extends Error {
   }
 }
 
-function describe(err: grpc.ServiceError, address: string): DaemonError {
+/** `midStream`: the daemon had already answered on this call, so it was reached and then lost. */
+function describe(err: grpc.ServiceError, address: string, midStream = false): DaemonError {
   if (err.code === UNAVAILABLE && !err.metadata?.get('tsswarm-answered').length) {
-    return new DaemonError(`cannot connect to the tsswarm daemon at ${address.replace(/^unix:/, 'unix://')}: is it running? (${err.details})`, err.code);
+    const at = address.replace(/^unix:/, 'unix://');
+    return new DaemonError(midStream
+      ? `lost the connection to the tsswarm daemon at ${at} (${err.details}); what it was doing may go on without us (see tsswarm ps -a)`
+      : `cannot connect to the tsswarm daemon at ${at}: is it running? (${err.details})`, err.code);
   }
   return new DaemonError(err.details || err.message, err.code);
 }
@@ -93,10 +97,14 @@ export class DaemonClient {
   async *stream<T = any>(method: string, request: object): AsyncGenerator<T> {
     const client = await this.connect();
     const call = client[method]!(request) as grpc.ClientReadableStream<T>;
+    let received = false;
     try {
-      for await (const msg of call) yield msg as T;
+      for await (const msg of call) {
+        received = true;
+        yield msg as T;
+      }
     } catch (err) {
-      throw describe(err as grpc.ServiceError, this.address);
+      throw describe(err as grpc.ServiceError, this.address, received);
     } finally {
       call.cancel();
     }

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PROTO_DIR } from '../../src/api/proto.js';
 import type { DaemonClient } from '../../src/cli/client.js';
 import { runCli } from '../../src/cli/program.js';
-import { busyboxTarball, CLI, REPO, tempDir, TestDaemon, type CliResult } from './harness.js';
+import { busyboxTarball, CLI, REPO, tempDir, TestDaemon, waitFor, type CliResult } from './harness.js';
 
 const FRONT = join(REPO, 'native/build/tsswarm-run');
 const RunRequest = protobuf.loadSync(join(PROTO_DIR, 'node.proto')).lookupType('tsswarm.node.v1.ContainerRunRequest');
@@ -190,6 +190,22 @@ describe.skipIf(!existsSync(FRONT))('the native run front on a real daemon', () 
       expect(front).toEqual(node);
       expect(front.stderr).toMatch(/^tsswarm: [^\n]+\n$/);
     }
+  });
+
+  it('says the daemon was lost, not that it cannot be reached, when it dies during a run', async () => {
+    const argv = ['-H', `unix://${daemon.socket}`, 'run', '--rm', IMAGE, 'sleep', '5'];
+    const runs = [exec(CLI, argv), exec(process.execPath, [CLI, ...argv])];
+    await waitFor('both containers running', async () => {
+      const ps = await daemon.cli(['ps', '--format', 'json']);
+      return JSON.parse(ps.stdout || '[]').filter((c: { command: string[] }) => c.command.join(' ') === 'sleep 5').length === 2 || undefined;
+    });
+    await daemon.crash();
+    for (const r of await Promise.all(runs)) {
+      expect(r.code).toBe(125);
+      expect(r.stderr).toMatch(new RegExp(`^tsswarm: lost the connection to the tsswarm daemon at unix://${daemon.socket} \\(.+\\); ` +
+        'what it was doing may go on without us \\(see tsswarm ps -a\\)\\n$'));
+    }
+    await daemon.start(); // adopts the containers; afterAll removes them
   });
 
   it('names the socket when no daemon listens there', async () => {

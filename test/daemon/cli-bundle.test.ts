@@ -4,10 +4,9 @@
  * on one real daemon: same output, same errors, same exit codes.
  */
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxTarball, CLI, REPO, tempDir, TestDaemon, type CliResult } from './harness.js';
+import { CLI, daemonWithImage, REPO, runProcess, TestDaemon, type CliResult } from './harness.js';
 
 const IMAGE = 'test/busybox:1';
 const UNBUNDLED = join(REPO, 'dist/src/cli/main.js');
@@ -18,27 +17,21 @@ let scratch: string;
 function run(which: 'bundled' | 'unbundled', args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
   const cliArgs = ['-H', `unix://${daemon.socket}`, ...args];
   const [file, argv] = which === 'bundled' ? [CLI, cliArgs] : [process.execPath, [UNBUNDLED, ...cliArgs]];
-  return new Promise((resolve) => {
-    execFile(file, argv, { encoding: 'utf8', timeout: 60_000, env }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
+  return runProcess(file, argv, { env });
 }
 
 async function both(args: string[]): Promise<[CliResult, CliResult]> {
   return [await run('bundled', args), await run('unbundled', args)];
 }
 
+let destroy: (() => Promise<void>) | undefined;
+
 beforeAll(async () => {
-  scratch = tempDir('cli-bundle');
-  daemon = new TestDaemon('clib');
-  await daemon.start();
-  await daemon.ok(['image', 'import', await busyboxTarball(scratch), IMAGE]);
+  ({ daemon, scratch, destroy } = await daemonWithImage('clib', IMAGE));
 });
 
 afterAll(async () => {
-  await daemon?.destroy();
-  rmSync(scratch, { recursive: true, force: true });
+  await destroy?.();
 });
 
 describe('the bundled CLI', () => {

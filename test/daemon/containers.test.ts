@@ -2,25 +2,23 @@
  * Real containers through the daemon and the CLI: the behaviour a docker user relies on.
  * Runs as root in CI; every container, cgroup and directory is removed in afterAll.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxTarball, tempDir, TestDaemon, waitFor } from './harness.js';
+import { daemonWithImage, TestDaemon, waitFor } from './harness.js';
 
 const IMAGE = 'test/busybox:1';
 let daemon: TestDaemon;
 let scratch: string;
 
+let destroy: (() => Promise<void>) | undefined;
+
 beforeAll(async () => {
-  scratch = tempDir('containers');
-  daemon = new TestDaemon('ctr');
-  await daemon.start();
-  await daemon.ok(['image', 'import', await busyboxTarball(scratch), IMAGE]);
+  ({ daemon, scratch, destroy } = await daemonWithImage('ctr', IMAGE));
 });
 
 afterAll(async () => {
-  await daemon?.destroy();
-  rmSync(scratch, { recursive: true, force: true });
+  await destroy?.();
 });
 
 const inspect = async (ref: string) => JSON.parse(await daemon.ok(['container', 'inspect', ref]))[0];

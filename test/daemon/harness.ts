@@ -71,13 +71,7 @@ export class TestDaemon {
   }
 
   cli(args: string[], timeoutMs = 90_000): Promise<CliResult> {
-    return new Promise((resolvePromise) => {
-      execFile(process.execPath, [CLI, '-H', `unix://${this.socket}`, ...args], { timeout: timeoutMs, encoding: 'utf8' },
-        (err, stdout, stderr) => {
-          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-          resolvePromise({ code, stdout, stderr });
-        });
-    });
+    return runProcess(process.execPath, [CLI, '-H', `unix://${this.socket}`, ...args], { timeoutMs });
   }
 
   /** Like cli() but fails the test with the daemon's words when the command fails. */
@@ -106,6 +100,32 @@ export class TestDaemon {
     rmSync(this.dir, { recursive: true, force: true });
     rmSync(runtimeStateRoot(this.dataDir), { recursive: true, force: true });
   }
+}
+
+/** Runs `file args` to the end and resolves with its exit code and output, whatever they are. */
+export function runProcess(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise) => {
+    execFile(file, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, env: opts.env ?? process.env, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => resolvePromise({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+/** A started daemon of its own with the busybox image imported as `image`, and a scratch dir; `destroy` removes both. */
+export async function daemonWithImage(name: string, image: string): Promise<{ daemon: TestDaemon; scratch: string; destroy(): Promise<void> }> {
+  const scratch = tempDir(name);
+  const daemon = new TestDaemon(name);
+  const destroy = async () => {
+    await daemon.destroy();
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  try {
+    await daemon.start();
+    await daemon.ok(['image', 'import', await busyboxTarball(scratch), image]);
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+  return { daemon, scratch, destroy };
 }
 
 /** Builds the busybox test image tarball once per test file. */

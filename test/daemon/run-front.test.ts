@@ -6,8 +6,8 @@
  *   (fast-check over option spellings, repeated options and odd values);
  * - behave the same way on one real daemon: output, exit codes and error lines.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PROTO_DIR } from '../../src/api/proto.js';
 import type { DaemonClient } from '../../src/cli/client.js';
 import { runCli } from '../../src/cli/program.js';
-import { busyboxTarball, CLI, REPO, tempDir, TestDaemon, waitFor, type CliResult } from './harness.js';
+import { CLI, daemonWithImage, REPO, runProcess, TestDaemon, waitFor, type CliResult } from './harness.js';
 
 const FRONT = join(REPO, 'native/build/tsswarm-run');
 const RunRequest = protobuf.loadSync(join(PROTO_DIR, 'node.proto')).lookupType('tsswarm.node.v1.ContainerRunRequest');
@@ -124,13 +124,7 @@ const IMAGE = 'test/busybox:1';
 let daemon: TestDaemon;
 let scratch: string;
 
-function exec(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(file, args, { encoding: 'utf8', timeout: 60_000, env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const exec = (file: string, args: string[]) => runProcess(file, args);
 
 /** bin/tsswarm as a shell runs it (the front for `run`), and the Node CLI for the same arguments. */
 async function both(args: string[]): Promise<[front: CliResult, node: CliResult]> {
@@ -139,16 +133,13 @@ async function both(args: string[]): Promise<[front: CliResult, node: CliResult]
 }
 
 describe.skipIf(!existsSync(FRONT))('the native run front on a real daemon', () => {
+  let destroy: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    scratch = tempDir('run-front');
-    daemon = new TestDaemon('front');
-    await daemon.start();
-    await daemon.ok(['image', 'import', await busyboxTarball(scratch), IMAGE]);
+    ({ daemon, scratch, destroy } = await daemonWithImage('front', IMAGE));
   });
 
   afterAll(async () => {
-    await daemon?.destroy();
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
+    await destroy?.();
   });
 
   it('streams both outputs and passes the exit code through', async () => {

@@ -43,7 +43,7 @@ const NEWLINE = 0x0a;
  * Where the last `lines` lines of the file start, found by reading backwards from its end: `tail`
  * of a long log costs what the tail costs, not the whole file.
  */
-export async function tailOffset(fh: FileHandle, size: number, lines: number): Promise<number> {
+async function tailOffset(fh: FileHandle, size: number, lines: number): Promise<number> {
   if (lines <= 0) return size;
   const chunk = Buffer.allocUnsafe(64 * 1024);
   // The file's last byte ends the last line; it does not start one.

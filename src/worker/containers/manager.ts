@@ -68,6 +68,8 @@ interface Live {
   busy: Promise<unknown>;
   /** Set once an automatic removal (--rm) is under way. */
   removal?: Promise<void>;
+  /** A health check's process file by its command: written once, run at every interval. */
+  checkFiles?: Map<string, Promise<string>>;
 }
 
 class Deferred<T> {
@@ -361,18 +363,21 @@ export class ContainerManager {
    * fork the daemon.
    */
   async check(ref: string, cmd: string[], timeoutMs: number): Promise<boolean> {
-    let exec: { id: string; file: string };
     try {
-      exec = await this.execProcessFile(ref, cmd, [], '', '');
+      const live = this.find(ref);
+      if (live.record.state.status !== 'running') return false;
+      // The same command every interval: its process file is written once and stays with the bundle.
+      const files = (live.checkFiles ??= new Map());
+      const key = cmd.join('\0');
+      let file = files.get(key);
+      if (!file) {
+        file = this.execProcessFile(ref, cmd, [], '', '').then((e) => e.file);
+        files.set(key, file);
+        file.catch(() => files.delete(key));
+      }
+      return (await this.opts.runtime.command(['exec', '--process', await file, live.record.id], timeoutMs)).code === 0;
     } catch {
       return false;
-    }
-    try {
-      return (await this.opts.runtime.command(['exec', '--process', exec.file, exec.id], timeoutMs)).code === 0;
-    } catch {
-      return false;
-    } finally {
-      void unlink(exec.file).catch(() => {});
     }
   }
 

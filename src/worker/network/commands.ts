@@ -21,7 +21,6 @@ export interface CommandOutput {
 export async function runTool(context: string, file: string, args: string[], input = ''): Promise<CommandOutput> {
   const { code, signal, stdout, stderr } = await runCommand(file, args, input);
   if (code === 0) return { stdout, stderr };
-  if (code === 127 && stderr.startsWith(`cannot run ${file}`)) throw new NetworkCommandError(`${context}: ${stderr.trim()}`, '');
   const why = code === null ? `killed by ${signal}` : `exit ${code}`;
   throw new NetworkCommandError(`${context}: ${[file, ...args].join(' ')} failed (${why}): ${describeFailure(stderr, input)}`, stderr);
 }

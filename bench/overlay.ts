@@ -16,11 +16,11 @@
  * Prints a table and, last, `RESULT {json}`.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { runTool } from '../src/worker/network/commands.js';
-import { macForIp } from '../src/worker/network/addresses.js';
-import { TestFabric } from '../src/worker/network/test-fabric.js';
-import { nativeDir } from '../src/worker/runtime/driver.js';
-import type { NodeNetworkState, OverlayNetworkState } from '../src/worker/network/types.js';
+import { runTool } from '../src/network/commands.js';
+import { macForIp } from '../src/network/addresses.js';
+import { TestFabric } from '../testkit/network-hosts.js';
+import { nativeDir } from '../src/engine/runtime/driver.js';
+import type { NodeNetworkState, OverlayNetworkState } from '../src/network/types.js';
 
 const SECONDS = Number(process.env.OVERLAY_BENCH_SECONDS ?? 3);
 const REPS = Number(process.env.OVERLAY_BENCH_REPS ?? 5);

@@ -10,11 +10,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KvClient } from '../src/raft/tools/kvclient.js';
-import { freePort, startKvNode, type NodeSpec } from '../src/raft/tools/procs.js';
+import { KvClient } from '../testkit/raft/kv/kvclient.js';
+import { freePort, startKvNode, type NodeSpec } from '../testkit/raft/kv/procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const KVNODE = join(HERE, '../src/raft/tools/kvnode.js');
+const KVNODE = join(HERE, '../testkit/raft/kv/kvnode.js');
 const BENCH = join(HERE, 'raft.js');
 
 /** user+system CPU seconds of a process */

@@ -16,12 +16,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { KvClient } from '../src/raft/tools/kvclient.js';
-import { KvStreamClient } from '../src/raft/tools/kvstream.js';
-import { freePort, killHard, startKvNode, type NodeSpec } from '../src/raft/tools/procs.js';
+import { KvClient } from '../testkit/raft/kv/kvclient.js';
+import { KvStreamClient } from '../testkit/raft/kv/kvstream.js';
+import { freePort, killHard, startKvNode, type NodeSpec } from '../testkit/raft/kv/procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const KVNODE = join(HERE, '../src/raft/tools/kvnode.js');
+const KVNODE = join(HERE, '../testkit/raft/kv/kvnode.js');
 const ELECTION_MS = 500;
 const HEARTBEAT_MS = 50;
 const SCALE = Number(process.env.RAFT_BENCH_SCALE ?? 1);

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from './fabric.js';
+import { run } from '../testkit/fabric.js';
 import { cleanupLeftovers, createCluster, IMAGE, type Cluster, type Host } from './harness.js';
 
 let c: Cluster;

@@ -13,10 +13,10 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Fabric, freeRunId, hostNetns, listNetns, PREFIX, removeRunNamespaces, run } from './fabric.js';
+import { Fabric, freeRunId, hostNetns, listNetns, PREFIX, removeRunNamespaces, run } from '../testkit/fabric.js';
 import { Host, networkPrefixOf, REPO } from './host.js';
-import { runtimeStateRoot } from '../src/worker/runtime/state-root.js';
-import { networkScratchDir } from '../src/worker/network/driver.js';
+import { runtimeStateRoot } from '../src/engine/runtime/state-root.js';
+import { networkScratchDir } from '../src/network/driver.js';
 
 export { Host, CliError, type CliResult } from './host.js';
 
@@ -317,7 +317,7 @@ async function teardownRun(runId: number, workDir: string, hosts: { dataDir: str
   for (const h of hosts) removeCgroups(h.cgroupParent);
   await unmountUnder(workDir);
   await removeRunNamespaces(runId);
-  // the runtime's per-daemon state under /run (src/worker/runtime/state-root.ts), and the network
+  // the runtime's per-daemon state under /run (src/engine/runtime/state-root.ts), and the network
   // driver's scratch dir, which a daemon killed with SIGKILL leaves behind
   for (const h of hosts) rmSync(runtimeStateRoot(h.dataDir), { recursive: true, force: true });
   for (let i = 1; i <= hosts.length; i++) rmSync(networkScratchDir(networkPrefixOf(hostNetns(runId, i))), { recursive: true, force: true });

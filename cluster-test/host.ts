@@ -8,7 +8,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { serviceClient } from '../src/api/proto.js';
+import { serviceClient } from '../src/rpc/proto.js';
 
 export const REPO = resolve(import.meta.dirname, import.meta.dirname.includes('/dist/') ? '../..' : '..');
 export const CLI_MAIN = join(REPO, 'dist/src/cli/main.js');

@@ -5,7 +5,7 @@
  * tokens, with absence as null. Versions themselves are raft indexes the client cannot predict;
  * they are checked apart (one version per token, growing with each write of the object).
  */
-import { checkPartitioned, type Explains, type Model, type Operation } from '../src/raft/check/linearizability.js';
+import { checkPartitioned, type Explains, type Model, type Operation } from '../testkit/linearizability/linearizability.js';
 
 export type ServiceInput =
   | { op: 'create'; name: string; token: string }

@@ -5,7 +5,7 @@
  * the store decided (not found, exists, version conflict) is a definite result.
  */
 import * as grpc from '@grpc/grpc-js';
-import { serviceClient } from '../src/api/proto.js';
+import { serviceClient } from '../src/rpc/proto.js';
 import type { Host } from './host.js';
 import { IMAGE } from './harness.js';
 import type { ServiceInput, ServiceOp, ServiceOutput } from './service-model.js';

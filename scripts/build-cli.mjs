@@ -1,6 +1,6 @@
 // Bundles the CLI into one CommonJS file, dist/cli/tsswarm.cjs, so that `tsswarm ...` starts without
 // the ESM loader resolving a hundred files and without parsing .proto text: the services'
-// descriptors and codecs are built in (src/api/descriptor.ts reads them). The daemon stays unbundled:
+// descriptors and codecs are built in (src/rpc/descriptor.ts reads them). The daemon stays unbundled:
 // `tsswarm daemon` imports dist/src/daemon/main.js (built by tsc) at run time.
 import { build } from 'esbuild';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 /**
  * The services the CLI calls, built into the bundle as the global TSSWARM_PROTO (src/cli/client.ts):
  * per .proto file (a command reads only its service's file) the protobufjs JSON descriptor, fields
- * camelCase as src/api/proto.ts loads them, and each message's codecs. protobufjs would generate
+ * camelCase as src/rpc/proto.ts loads them, and each message's codecs. protobufjs would generate
  * those with new Function() in every process (~4 ms a command); as source in the bundle they are
  * compiled once, into the code cache. Made from the JSON, exactly as the CLI will load it.
  */
@@ -64,7 +64,7 @@ const unbundled = {
       contents: 'export async function runDaemon(options) { return (await require("./import-daemon.cjs")()).runDaemon(options); }',
     }));
     b.onResolve({ filter: /^\.\/import-daemon\.cjs$/ }, (args) => ({ path: args.path, external: true }));
-    b.onResolve({ filter: /^\.\.\/api\/proto\.js$/ }, () => ({ path: '../src/api/proto.js', external: true }));
+    b.onResolve({ filter: /^\.\.\/rpc\/proto\.js$/ }, () => ({ path: '../src/rpc/proto.js', external: true }));
   },
 };
 

@@ -1,5 +1,5 @@
 /** The harness itself: hosts come up on the fabric, a service spreads, a partition cuts and heals. */
-import { run } from '../fabric.js';
+import { run } from '../../testkit/fabric.js';
 import { IMAGE } from '../harness.js';
 import { sleep, waitConverged, withCluster, type Scenario } from './common.js';
 

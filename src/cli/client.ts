@@ -1,6 +1,6 @@
 /** The CLI's connection to a daemon: -H unix://PATH, else $TSSWARM_HOST, else the default socket. */
 import type * as grpc from '@grpc/grpc-js';
-import type { BundledProto } from '../api/descriptor.js';
+import type { BundledProto } from '../rpc/descriptor.js';
 
 /**
  * In the bundled CLI (scripts/build-cli.mjs) node.proto's and control.proto's descriptors and message
@@ -49,10 +49,10 @@ export const SERVICES = {
 
 async function clientConstructor(file: string, name: string): Promise<grpc.ServiceClientConstructor> {
   if (typeof TSSWARM_PROTO === 'object') {
-    const { clientFromBundledProto } = await import('../api/descriptor.js');
+    const { clientFromBundledProto } = await import('../rpc/descriptor.js');
     return clientFromBundledProto(TSSWARM_PROTO[file]!, name);
   }
-  const { serviceClient } = await import('../api/proto.js');
+  const { serviceClient } = await import('../rpc/proto.js');
   return serviceClient(file, name);
 }
 

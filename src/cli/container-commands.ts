@@ -1,6 +1,6 @@
 /** `tsswarm container ...` (and the docker-style shortcuts `run`, `ps`, `exec`, `logs`). */
 import { Command, Option } from 'commander';
-import type { ContainerRecord, ContainerSpec } from '../worker/containers/types.js';
+import type { ContainerRecord, ContainerSpec } from '../api/container.js';
 import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';
 import { printJson, printTable, shortId, truncate, type OutputFormat } from './format.js';
 import type { DaemonClient } from './client.js';

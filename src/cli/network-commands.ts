@@ -1,6 +1,6 @@
 /** `tsswarm network create|ls|inspect|rm`: the swarm's overlay networks. */
 import { Command, Option } from 'commander';
-import type { NetworkObject } from '../manager/objects.js';
+import type { NetworkObject } from '../api/objects.js';
 import type { DaemonClient, SERVICES } from './client.js';
 import { printJson, printTable, removeEach, type OutputFormat } from './format.js';
 

@@ -3,7 +3,7 @@
  * line per slot (with a bar up to 20 slots), then a short verify that tasks stay up. Fails with the
  * scheduler's or worker's reason when a service cannot converge.
  */
-import type { ServiceObject, TaskObject, TaskState } from '../manager/objects.js';
+import type { ServiceObject, TaskObject, TaskState } from '../api/objects.js';
 
 const STEPS: TaskState[] = ['new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running'];
 const BAR_WIDTH = 50;

@@ -1,5 +1,5 @@
 /** docker's `--publish` forms: `8080:80`, `8080:80/udp`, `80` (a port left to the swarm), and the long `published=8080,target=80,mode=host`. */
-import type { PortConfig } from '../manager/objects.js';
+import type { PortConfig } from '../api/objects.js';
 import { UsageError } from './units.js';
 
 function port(flag: string, v: string, allowZero: boolean): number {

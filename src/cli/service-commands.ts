@@ -1,6 +1,6 @@
 /** `tsswarm service create|ls|ps|inspect|scale|rm`. */
 import { Command, Option } from 'commander';
-import type { ServiceObject, ServiceSpec, TaskObject } from '../manager/objects.js';
+import type { ServiceObject, ServiceSpec, TaskObject } from '../api/objects.js';
 import type { DaemonClient, SERVICES } from './client.js';
 import { capitalise as cap, printJson, printTable, removeEach, truncate, type OutputFormat } from './format.js';
 import { ProgressPrinter, progressOf, renderProgress } from './progress.js';

@@ -7,7 +7,7 @@
  * to the fresh spec.
  */
 import { Command, Option } from 'commander';
-import type { ServiceObject, ServiceSpec, TaskObject, UpdateConfig } from '../manager/objects.js';
+import type { ServiceObject, ServiceSpec, TaskObject, UpdateConfig } from '../api/objects.js';
 import type { DaemonClient, SERVICES } from './client.js';
 import { ProgressPrinter, progressOf, renderProgress } from './progress.js';
 import { parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';

@@ -1,6 +1,6 @@
 /** `tsswarm swarm init|join|join-token|leave|inspect` and `tsswarm node ls|inspect|update|promote|demote|rm`. */
 import { Command, Option } from 'commander';
-import type { NodeObject } from '../manager/objects.js';
+import type { NodeObject } from '../api/objects.js';
 import type { DaemonClient, SERVICES } from './client.js';
 import { capitalise as cap, printJson, printTable, type OutputFormat } from './format.js';
 import { parseDurationMs, parseInteger, UsageError } from './units.js';

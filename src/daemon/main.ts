@@ -11,17 +11,17 @@ import { dirname, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../log.js';
 import { writeFileAtomic } from '../durable-file.js';
-import { ContainerManager } from '../worker/containers/manager.js';
-import { RuntimeDriver, cgroupLayout, nativeDir, type RuntimeName } from '../worker/runtime/driver.js';
-import { createNetworkDriver } from '../worker/network/driver.js';
-import { BridgeNetwork } from '../worker/network/bridge-network.js';
-import { runtimeStateRoot } from '../worker/runtime/state-root.js';
-import { startCommandLauncher } from '../worker/command-launcher.js';
+import { ContainerManager } from '../engine/containers/manager.js';
+import { RuntimeDriver, cgroupLayout, nativeDir, type RuntimeName } from '../engine/runtime/driver.js';
+import { createNetworkDriver } from '../network/driver.js';
+import { BridgeNetwork } from '../network/bridge-network.js';
+import { runtimeStateRoot } from '../engine/runtime/state-root.js';
+import { startCommandLauncher } from '../launcher/command-launcher.js';
 
 /** The single-host bridge network of `container run --network bridge` (Docker's is 172.17.0.0/16). */
 const DEFAULT_BRIDGE_SUBNET = '172.29.0.0/16';
-import { nodeApiHandlers, nodeApiService } from '../worker/node-api.js';
-import { ImageStore } from '../worker/images/index.js';
+import { nodeApiHandlers, nodeApiService } from '../engine/node-api.js';
+import { ImageStore } from '../engine/images/index.js';
 import { SwarmNode } from './swarm.js';
 import { swarmApiHandlers, swarmApiService } from './swarm-api.js';
 import { controlService } from '../manager/grpc-services.js';

@@ -1,9 +1,9 @@
 /** SwarmAPI on the local socket: what `tsswarm swarm init|join|leave|join-token|inspect` asks. */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { serviceClient } from '../api/proto.js';
+import { serviceClient } from '../rpc/proto.js';
 import { toGrpcStatus } from '../manager/grpc-services.js';
-import { JoinTokenError } from '../security/join-token.js';
+import { JoinTokenError } from '../ca/join-token.js';
 import { SwarmError, type SwarmNode } from './swarm.js';
 
 export const swarmApiService = () => serviceClient('control.proto', 'tsswarm.swarm.v1.SwarmAPI').service;

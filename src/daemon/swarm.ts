@@ -8,23 +8,23 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { serviceClient } from '../api/proto.js';
+import { serviceClient } from '../rpc/proto.js';
 import { writeFileAtomic } from '../durable-file.js';
-import { createRootCA, signNodeCertificate } from '../manager/ca/authority.js';
+import { createRootCA, signNodeCertificate } from '../ca/authority.js';
 import { caHandlers, caService, controlHandlers, dispatcherHandlers, dispatcherService } from '../manager/grpc-services.js';
 import { Manager } from '../manager/manager.js';
-import { constraintProblem, nodeMeetsConstraints, SchedulerPlacer } from '../manager/placement.js';
-import { newObjectId } from '../manager/control.js';
-import { parseJoinToken } from '../security/join-token.js';
-import { caDigest, createNodeKeyAndCsr, identityOf, needsRenewal, type NodeRole } from '../security/node-certs.js';
+import { constraintProblem, nodeMeetsConstraints, SchedulerPlacer } from '../manager/orchestrator/placement.js';
+import { newObjectId } from '../manager/controlapi/control.js';
+import { parseJoinToken } from '../ca/join-token.js';
+import { caDigest, createNodeKeyAndCsr, identityOf, needsRenewal, type NodeRole } from '../ca/node-certs.js';
 import {
   anonymousClientCredentials, CHANNEL_OPTIONS, clientCredentials, NodeCertificates, requireRole, serverCredentials, unverifiedClientCredentials, type NodeTls,
-} from '../security/tls-credentials.js';
-import { Agent, nodeDescription } from '../worker/agent/agent.js';
-import { ContainerAttachments, type ContainerAttachment, type ContainerSandbox } from '../worker/agent/container-attachments.js';
-import { TaskExecutor, type Containers } from '../worker/agent/task-executor.js';
-import type { NetworkDriver } from '../worker/network/types.js';
-import { TASK_LOGS_PATH, taskLogsHandlers, taskLogsService } from '../worker/task-logs.js';
+} from '../ca/tls-credentials.js';
+import { Agent, nodeDescription } from '../agent/agent.js';
+import { ContainerAttachments, type ContainerAttachment, type ContainerSandbox } from '../agent/container-attachments.js';
+import { TaskExecutor, type Containers } from '../agent/task-executor.js';
+import type { NetworkDriver } from '../network/types.js';
+import { TASK_LOGS_PATH, taskLogsHandlers, taskLogsService } from '../agent/task-logs.js';
 
 export interface SwarmState {
   clusterId: string;

@@ -5,14 +5,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { serviceClient } from '../api/proto.js';
+import { serviceClient } from '../rpc/proto.js';
 import { ValidationError } from '../api/validation.js';
-import { CertificateError } from '../security/node-certs.js';
-import { JoinTokenError } from '../security/join-token.js';
-import { peerIdentity } from '../security/tls-credentials.js';
-import { ControlError } from './control.js';
-import { DispatcherError, type SessionMessage } from './dispatcher.js';
-import { serviceLogsHandler } from './logs.js';
+import { CertificateError } from '../ca/node-certs.js';
+import { JoinTokenError } from '../ca/join-token.js';
+import { peerIdentity } from '../ca/tls-credentials.js';
+import { ControlError } from './controlapi/control.js';
+import { DispatcherError, type SessionMessage } from './dispatcher/dispatcher.js';
+import { serviceLogsHandler } from './logbroker.js';
 import type { Manager } from './manager.js';
 
 const PROTO = 'control.proto';

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RaftNode } from './node.js';
-import { BinaryKv } from './tools/kvmachine.js';
-import { freePort } from './tools/procs.js';
+import { BinaryKv } from '../../testkit/raft/kv/kvmachine.js';
+import { freePort } from '../../testkit/raft/kv/procs.js';
 import { serverOptions } from './transport/grpc.js';
 
 /** Several RaftNodes in this process, over real gRPC on loopback and real LevelDB directories. */

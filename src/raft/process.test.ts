@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KvClient as KvClientT } from './tools/kvclient.js';
-import type { KvStreamClient as KvStreamClientT } from './tools/kvstream.js';
-import { freePort, killHard, startKvNode, type NodeSpec } from './tools/procs.js';
+import type { KvClient as KvClientT } from '../../testkit/raft/kv/kvclient.js';
+import type { KvStreamClient as KvStreamClientT } from '../../testkit/raft/kv/kvstream.js';
+import { freePort, killHard, startKvNode, type NodeSpec } from '../../testkit/raft/kv/procs.js';
 
 /**
  * Three raft node processes over gRPC on loopback, each with its own LevelDB. Nodes are killed with
@@ -31,10 +31,10 @@ beforeAll(() => {
   execFileSync(
     join(ROOT, 'node_modules/.bin/tsc'),
     ['--ignoreConfig', '--outDir', out, '--rootDir', ROOT, '--module', 'NodeNext', '--moduleResolution', 'NodeNext',
-      '--target', 'ES2022', '--skipLibCheck', '--types', 'node', '--strict', 'src/raft/tools/kvnode.ts'],
+      '--target', 'ES2022', '--skipLibCheck', '--types', 'node', '--strict', 'testkit/raft/kv/kvnode.ts'],
     { cwd: ROOT, stdio: 'inherit' },
   );
-  script = join(out, 'src/raft/tools/kvnode.js');
+  script = join(out, 'testkit/raft/kv/kvnode.js');
 }, 60_000);
 
 afterAll(async () => {
@@ -55,8 +55,8 @@ async function start(spec: NodeSpec): Promise<void> {
 
 describe('raft over real processes', () => {
   it('loses no acknowledged write across kill -9 and restarts, and converges', async () => {
-    const { KvClient } = await import('./tools/kvclient.js');
-    const { KvStreamClient } = await import('./tools/kvstream.js');
+    const { KvClient } = await import('../../testkit/raft/kv/kvclient.js');
+    const { KvStreamClient } = await import('../../testkit/raft/kv/kvstream.js');
     specs = [];
     for (let id = 1; id <= 3; id++) specs.push({ id, port: await freePort(), dataDir: join(dir, `n${id}`) });
     await Promise.all(specs.map(start));

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { runSchedule, type SimParams } from './sim/harness.js';
+import { runSchedule, type SimParams } from '../../testkit/raft/harness.js';
 
 /**
  * Deterministic simulation: fast-check draws the schedule parameters and a seed; the seed drives every

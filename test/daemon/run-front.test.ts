@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PROTO_DIR } from '../../src/api/proto.js';
+import { PROTO_DIR } from '../../src/rpc/proto.js';
 import type { DaemonClient } from '../../src/cli/client.js';
 import { runCli } from '../../src/cli/program.js';
 import { CLI, daemonWithImage, REPO, runProcess, TestDaemon, waitFor, type CliResult } from './harness.js';

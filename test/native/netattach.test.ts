@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeDir } from '../../src/worker/runtime/driver.js';
+import { nativeDir } from '../../src/engine/runtime/driver.js';
 
 const PREFIX = 'tswt-na-';
 const HOST = `${PREFIX}h`;

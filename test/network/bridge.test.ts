@@ -4,7 +4,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestFabric, type DriverClient } from '../../src/worker/network/test-fabric.js';
+import { TestFabric, type DriverClient } from '../../testkit/network-hosts.js';
 
 const BRIDGE = { index: 7, subnet: '172.30.7.0/24' };
 const WWW = '/tmp/tswt-bn-www';

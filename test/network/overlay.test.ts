@@ -5,9 +5,9 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestFabric, type DriverClient } from '../../src/worker/network/test-fabric.js';
-import type { NodeNetworkState, OverlayNetworkState, ServiceEndpointState, PublishedPortState } from '../../src/worker/network/types.js';
-import { nativeDir } from '../../src/worker/runtime/driver.js';
+import { TestFabric, type DriverClient } from '../../testkit/network-hosts.js';
+import type { NodeNetworkState, OverlayNetworkState, ServiceEndpointState, PublishedPortState } from '../../src/network/types.js';
+import { nativeDir } from '../../src/engine/runtime/driver.js';
 
 const HOSTS = 3;
 const WWW = '/tmp/tswt-nd-www';

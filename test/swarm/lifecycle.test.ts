@@ -7,9 +7,9 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serviceClient } from '../../src/api/proto.js';
-import { CHANNEL_OPTIONS, clientCredentials } from '../../src/security/tls-credentials.js';
-import { writeOciLayout } from '../../src/worker/images/test-support.js';
+import { serviceClient } from '../../src/rpc/proto.js';
+import { CHANNEL_OPTIONS, clientCredentials } from '../../src/ca/tls-credentials.js';
+import { writeOciLayout } from '../../testkit/images.js';
 import { busyboxTarball, CLI, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 
 const IMAGE = 'demo/busybox:latest';

@@ -6,8 +6,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { serviceClient } from '../../src/api/proto.js';
-import { CHANNEL_OPTIONS, clientCredentials } from '../../src/security/tls-credentials.js';
+import { serviceClient } from '../../src/rpc/proto.js';
+import { CHANNEL_OPTIONS, clientCredentials } from '../../src/ca/tls-credentials.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxTarball, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 

@@ -6,9 +6,9 @@
  * new one is up (as for a start-first update), so the service never runs short during a rebalance.
  */
 import { planRebalance, type PlacedTask } from '../../scheduler/index.js';
-import { isTerminal, type NodeObject, type ServiceObject, type TaskObject } from '../objects.js';
-import { toSchedNode, toTaskToPlace } from '../placement.js';
-import type { Action } from '../store/store.js';
+import { isTerminal, type NodeObject, type ServiceObject, type TaskObject } from '../../api/objects.js';
+import { toSchedNode, toTaskToPlace } from './placement.js';
+import type { Action } from '../state/store.js';
 import { isUp, isUpdating } from './updater.js';
 
 export interface RebalanceView {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { NodeObject, ServiceObject, ServiceSpec, TaskObject, TaskState } from '../objects.js';
-import { ClusterStore } from '../store/store.js';
+import type { NodeObject, ServiceObject, ServiceSpec, TaskObject, TaskState } from '../../api/objects.js';
+import { ClusterStore } from '../state/store.js';
 import { reconcile } from './reconcile.js';
 
 const NOW = '2026-11-23T00:00:00.000Z';

@@ -11,8 +11,8 @@
  */
 import {
   isTerminal, type NodeObject, type ServiceObject, type TaskObject,
-} from '../objects.js';
-import type { Action } from '../store/store.js';
+} from '../../api/objects.js';
+import type { Action } from '../state/store.js';
 import { byRecency, isUp } from './updater.js';
 import { restartDecision } from './restart.js';
 

@@ -4,7 +4,7 @@
  * The times of the slot's restarts ride on its tasks (`restarts`), so the count survives leader
  * changes and is not limited by how much task history is kept. A new spec version starts afresh.
  */
-import type { ServiceObject, TaskObject } from '../objects.js';
+import type { ServiceObject, TaskObject } from '../../api/objects.js';
 
 export type RestartDecision =
   | { restart: true; restarts: string[] | undefined }

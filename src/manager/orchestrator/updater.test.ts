@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { NodeObject, ServiceObject, ServiceSpec, TaskObject, UpdateConfig } from '../objects.js';
-import { ClusterStore, type Action } from '../store/store.js';
+import type { NodeObject, ServiceObject, ServiceSpec, TaskObject, UpdateConfig } from '../../api/objects.js';
+import { ClusterStore, type Action } from '../state/store.js';
 import { autoRebalanceActions, rebalanceActions } from './rebalance.js';
 import { reconcile } from './reconcile.js';
 import { restartDecision } from './restart.js';

@@ -21,8 +21,8 @@
  * new is up); stop-first stops the old one (the orchestrator starts the new one once the old has
  * stopped).
  */
-import { isTerminal, type NodeObject, type ServiceObject, type TaskObject, type UpdateConfig } from '../objects.js';
-import type { Action } from '../store/store.js';
+import { isTerminal, type NodeObject, type ServiceObject, type TaskObject, type UpdateConfig } from '../../api/objects.js';
+import type { Action } from '../state/store.js';
 
 export interface UpdateContext {
   now: string;

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { serviceClient } from '../src/rpc/proto.js';
 
 export const REPO = resolve(import.meta.dirname, import.meta.dirname.includes('/dist/') ? '../..' : '..');
-export const CLI_MAIN = join(REPO, 'dist/src/cli/main.js');
+export const CLI_MAIN = join(REPO, 'dist/src/main.js');
 
 export interface CliResult {
   code: number;

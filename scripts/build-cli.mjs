@@ -59,7 +59,7 @@ const bundledProtoPlugin = {
 const unbundled = {
   name: 'unbundled',
   setup(b) {
-    b.onResolve({ filter: /^\.\.\/daemon\/main\.js$/ }, () => ({ path: 'daemon', namespace: 'daemon-proxy' }));
+    b.onResolve({ filter: /^\.\/main\.js$/ }, (args) => (/[\\/]daemon[\\/]command\.ts$/.test(args.importer) ? { path: 'daemon', namespace: 'daemon-proxy' } : undefined));
     b.onLoad({ filter: /.*/, namespace: 'daemon-proxy' }, () => ({
       contents: 'export async function runDaemon(options) { return (await require("./import-daemon.cjs")()).runDaemon(options); }',
     }));
@@ -87,7 +87,7 @@ writeFileSync(join(repo, 'dist/cli/import-daemon.cjs'),
   '// Imports the unbundled daemon for the bundled CLI (scripts/build-cli.mjs says why).\nmodule.exports = () => import("../src/daemon/main.js");\n');
 
 await build({
-  entryPoints: [join(repo, 'src/cli/main.ts')],
+  entryPoints: [join(repo, 'src/main.ts')],
   outfile: join(repo, 'dist/cli/tsswarm.cjs'),
   bundle: true,
   platform: 'node',

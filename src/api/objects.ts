@@ -87,6 +87,8 @@ export interface ServiceObject {
   /** Bumped on every spec change: tasks carry the version they were made from. */
   specVersion: number;
   previousSpec?: ServiceSpec;
+  /** `service update --rebalance` asked for its running tasks to be spread anew; the leader clears it when it acts. */
+  rebalanceRequestedAt?: string;
   endpoint: { virtualIps: { networkId: string; addr: string }[]; ports: PortConfig[] };
   updateStatus?: {
     state: 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_completed' | 'rollback_paused';
@@ -160,6 +162,11 @@ export interface TaskObject {
    * holds the container's address, its DNS name, and the network on that node.
    */
   attachment?: { containerId: string; containerName: string };
+}
+
+/** A task as DNS and `network inspect` name it, as docker does: SERVICE.SLOT.ID (a global task: SERVICE.NODE.ID). */
+export function taskName(t: TaskObject): string {
+  return `${t.serviceName || t.serviceId}.${t.slot > 0 ? t.slot : t.nodeId}.${t.id}`;
 }
 
 export interface NetworkObject {

@@ -18,7 +18,7 @@ export type ClientFactory = (address: string, service: keyof typeof SERVICES) =>
 const daemonClient: ClientFactory = (address, service) => new DaemonClient(address, service);
 
 /** `command`: the top-level command the arguments name, if any. */
-function buildProgram(command: string | undefined, makeClient: ClientFactory): Command {
+function buildProgram(command: string | undefined, makeClient: ClientFactory, extraCommands: () => Command[]): Command {
   const program = new Command('tsswarm')
     .description('a container orchestrator in the style of Docker Swarm mode')
     .version(VERSION, '--version')
@@ -37,22 +37,7 @@ function buildProgram(command: string | undefined, makeClient: ClientFactory): C
   const connect = () => connectTo('node');
   const format = () => program.opts().format as OutputFormat;
 
-  program.addCommand(new Command('daemon').description('run the node daemon')
-    .requiredOption('--data-dir <dir>', 'where this node keeps its state')
-    .option('--socket <path>', 'unix socket of the local API', '/run/tsswarm/tsswarm.sock')
-    .option('--listen-addr <ip:port>', 'address for cluster traffic (managers and workers)', '0.0.0.0:2377')
-    .option('--cgroup-parent <name>', 'cgroup under which containers are created', 'tsswarm')
-    .addOption(new Option('--runtime <name>', 'OCI runtime for containers').choices(['tsswarm', 'runc', 'crun']).default('tsswarm'))
-    .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
-    .option('--hostname <name>', 'this node\'s name in the swarm (default: the machine\'s hostname)')
-    .addOption(new Option('--network-driver <driver>', 'overlay: join tasks to overlay networks and the routing mesh in this daemon\'s network namespace; none: refuse such tasks').choices(['overlay', 'none']).default('overlay'))
-    .option('--network-prefix <prefix>', 'names of this daemon\'s overlay namespaces start with it (1-7 of a-z0-9-; default: from the data dir)')
-    .option('--bridge-subnet <cidr>', 'subnet of the bridge network for `container run --network bridge` (default 172.29.0.0/16)')
-    .option('--dns-upstream <ip:port...>', 'resolvers for names outside the swarm (default: those of /etc/resolv.conf)')
-    .action(async (o) => {
-      const { runDaemon } = await import('../daemon/main.js');
-      await runDaemon(o);
-    }));
+  for (const c of extraCommands()) program.addCommand(c);
 
   program.addCommand(new Command('info').description('show information about this node and its daemon')
     .option('--format <format>', 'table or json')
@@ -110,10 +95,13 @@ function expandShortcut(args: string[]): string[] {
   return target ? [...args.slice(0, i), ...target, ...args.slice(i + 1)] : args;
 }
 
-/** Runs one command line (without node and script); leaves the exit code in process.exitCode. */
-export async function runCli(argv: string[], makeClient: ClientFactory = daemonClient): Promise<void> {
+/**
+ * Runs one command line (without node and script); leaves the exit code in process.exitCode.
+ * `extraCommands`: commands of other parts that share the `tsswarm` command line (the daemon's).
+ */
+export async function runCli(argv: string[], makeClient: ClientFactory = daemonClient, extraCommands: () => Command[] = () => []): Promise<void> {
   const args = expandShortcut(argv);
-  const program = buildProgram(args[commandIndex(args)], makeClient);
+  const program = buildProgram(args[commandIndex(args)], makeClient, extraCommands);
   program.exitOverride();
   // docker run returns 125 when it or the daemon refused, so scripts can tell it from the container's own code.
   const isRun = args.includes('container') && args[args.indexOf('container') + 1] === 'run';

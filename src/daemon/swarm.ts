@@ -14,7 +14,7 @@ import { createRootCA, signNodeCertificate } from '../ca/authority.js';
 import { caHandlers, caService, controlHandlers, dispatcherHandlers, dispatcherService } from '../manager/grpc-services.js';
 import { Manager } from '../manager/manager.js';
 import { constraintProblem, nodeMeetsConstraints, SchedulerPlacer } from '../manager/orchestrator/placement.js';
-import { newObjectId } from '../manager/controlapi/control.js';
+import { newObjectId } from '../api/ids.js';
 import { parseJoinToken } from '../ca/join-token.js';
 import { caDigest, createNodeKeyAndCsr, identityOf, needsRenewal, type NodeRole } from '../ca/node-certs.js';
 import {

@@ -10,7 +10,7 @@ import { ValidationError } from '../api/validation.js';
 import { CertificateError } from '../ca/node-certs.js';
 import { JoinTokenError } from '../ca/join-token.js';
 import { peerIdentity } from '../ca/tls-credentials.js';
-import { ControlError } from './controlapi/control.js';
+import { ControlError } from '../api/errors.js';
 import { DispatcherError, type SessionMessage } from './dispatcher/dispatcher.js';
 import { serviceLogsHandler } from './logbroker.js';
 import type { Manager } from './manager.js';

@@ -9,7 +9,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { serviceClient } from '../rpc/proto.js';
 import { CHANNEL_OPTIONS } from '../ca/tls-credentials.js';
-import { ControlError, type ControlService } from './controlapi/control.js';
+import { type ControlService } from './controlapi/control.js';
+import { ControlError } from '../api/errors.js';
 import type { NodeObject, TaskObject } from '../api/objects.js';
 import type { ClusterStore } from './state/store.js';
 

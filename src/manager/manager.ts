@@ -11,9 +11,12 @@ import { formatJoinToken, newSecret, parseJoinToken, secretMatches } from '../ca
 import { caDigest } from '../ca/node-certs.js';
 import { DEFAULT_CERT_EXPIRY_MS, signNodeCertificate, type RootCA } from '../ca/authority.js';
 import type { NodeIdentity } from '../ca/node-certs.js';
-import { ControlError, ControlService, newObjectId, type ConstraintCheck } from './controlapi/control.js';
+import { ControlService, type ConstraintCheck } from './controlapi/control.js';
+import { ControlError } from '../api/errors.js';
+import { newObjectId } from '../api/ids.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
-import { LeaderDuties, type Placer } from './orchestrator/leader.js';
+import { LeaderDuties } from './leader.js';
+import type { Placer } from './orchestrator/placement.js';
 import { INGRESS_GATEWAY, INGRESS_NETWORK_NAME, INGRESS_SUBNET, INGRESS_VNI } from './allocator/allocator.js';
 import { nodeNetworkState, type NetworkStateSource } from './dispatcher/network-view.js';
 import type { ClusterObject, NetworkObject, NodeObject, NodeRole } from '../api/objects.js';

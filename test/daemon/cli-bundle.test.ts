@@ -1,6 +1,6 @@
 /**
  * The CLI users run (bin/tsswarm: the esbuild bundle with built-in descriptors and codecs, from its
- * V8 code cache) against the unbundled CLI (dist/src/cli/main.js: proto-loader parsing proto/*.proto)
+ * V8 code cache) against the unbundled CLI (dist/src/main.js: proto-loader parsing proto/*.proto)
  * on one real daemon: same output, same errors, same exit codes.
  */
 import { execFile } from 'node:child_process';
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, daemonWithImage, REPO, runProcess, TestDaemon, type CliResult } from './harness.js';
 
 const IMAGE = 'test/busybox:1';
-const UNBUNDLED = join(REPO, 'dist/src/cli/main.js');
+const UNBUNDLED = join(REPO, 'dist/src/main.js');
 let daemon: TestDaemon;
 let scratch: string;
 

@@ -3,8 +3,7 @@
  * task and standalone container that holds one (placed and not finished), with the node it is on.
  */
 import type { NetworkObject, NodeObject, ServiceObject, TaskObject } from '../../api/objects.js';
-import { isTerminal } from '../../api/objects.js';
-import { taskName } from '../dispatcher/network-view.js';
+import { isTerminal, taskName } from '../../api/objects.js';
 
 export interface NetworkEndpoint {
   kind: 'vip' | 'task' | 'container';

@@ -3,7 +3,8 @@
  * requests into compare-and-set proposals. Any manager can serve it: proposals go through raft to
  * the leader, and the store applies them in one order everywhere.
  */
-import { randomBytes } from 'node:crypto';
+import { ControlError } from '../../api/errors.js';
+import { newObjectId } from '../../api/ids.js';
 import { validate, ValidationError } from '../../api/validation.js';
 import type { ClusterLog } from '../state/cluster-log.js';
 import { IpamError } from '../allocator/ipam.js';
@@ -12,23 +13,12 @@ import { networkEndpoints, type NetworkEndpoint } from '../allocator/network-end
 import { networkSpecSchema } from '../../api/network-spec.js';
 import { recordRemovedNodes } from '../state/removed-nodes.js';
 import { isTerminal, matchRef, type NetworkObject, type NodeObject, type ServiceObject, type ServiceSpec, type TaskObject } from '../../api/objects.js';
-import { rebalanceActions } from '../orchestrator/rebalance.js';
 import { serviceSpecSchema, withServiceDefaults } from '../../api/service-spec.js';
 import { StoreError, type Action, type ClusterStore } from '../state/store.js';
 
 export type ConstraintCheck = (expr: string) => string | undefined; // an error message, or undefined when valid
 
-export class ControlError extends Error {
-  constructor(message: string, readonly code: 'not-found' | 'exists' | 'conflict' | 'invalid' | 'unavailable') {
-    super(message);
-    this.name = 'ControlError';
-  }
-}
-
-export function newObjectId(): string {
-  // 25 base-36 characters, as SwarmKit's ids look.
-  return BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36).padStart(25, '0').slice(-25);
-}
+export { ControlError };
 
 function fromStoreError(err: StoreError): ControlError {
   return new ControlError(err.message, err.code === 'not-found' ? 'not-found' : err.code === 'exists' ? 'exists' : err.code === 'conflict' ? 'conflict' : 'invalid');
@@ -181,11 +171,9 @@ export class ControlService {
         message: opts.rollback ? 'manually requested rollback' : 'update in progress', startedAt: this.now(), completedAt: '', failures: 0, nextBatchAt: '',
       } } : {}),
     };
-    // --rebalance: the scheduler's planner moves running tasks, in the same proposal (orchestrator/rebalance.ts).
-    const moves = opts.rebalance ? rebalanceActions(next, {
-      nodes: this.store.list('node'), tasksOfNode: (id) => this.store.tasksOfNode(id), tasksOfService: (id) => this.store.tasksOfService(id),
-    }, { now: this.now(), newId: newObjectId }) : [];
-    const [updated] = await this.write([{ op: 'update', kind: 'service', object: next, expectVersion: version || current.meta.version }, ...moves]);
+    // --rebalance is a request the leader acts on (orchestrator/rebalance.ts): the API records intent, never plans tasks.
+    if (opts.rebalance) next.rebalanceRequestedAt = this.now();
+    const [updated] = await this.write([{ op: 'update', kind: 'service', object: next, expectVersion: version || current.meta.version }]);
     return updated as ServiceObject;
   }
 

@@ -10,7 +10,7 @@ import type { ClusterLog } from '../state/cluster-log.js';
 import {
   isTerminal, taskStateRank, type NodeObject, type NodeRole, type TaskObject, type TaskState,
 } from '../../api/objects.js';
-import { newObjectId } from '../controlapi/control.js';
+import { newObjectId } from '../../api/ids.js';
 import {
   attachableNetwork, AttachmentError, attachmentTask, existingAttachment, isAttachment, type AttachmentRequest,
 } from '../allocator/attachment.js';

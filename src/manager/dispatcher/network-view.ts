@@ -5,7 +5,7 @@
  * published ports of the routing mesh. Pure: a function of the store's objects.
  */
 import type { NetworkObject, NodeObject, ServiceObject, TaskObject } from '../../api/objects.js';
-import { isTerminal, taskStateRank } from '../../api/objects.js';
+import { isTerminal, taskName, taskStateRank } from '../../api/objects.js';
 import { ingressNetwork } from '../allocator/allocator.js';
 
 /** proto NodeNetworkState; the worker's src/network/types.ts reads the same shape. */
@@ -31,9 +31,6 @@ export function underlayAddress(node: NodeObject): string {
   return node.status.addr.replace(/:\d+$/, '') || (node.advertiseAddr ?? '').replace(/:\d+$/, '');
 }
 
-export function taskName(t: TaskObject): string {
-  return `${t.serviceName || t.serviceId}.${t.slot > 0 ? t.slot : t.nodeId}.${t.id}`;
-}
 
 /** A task that holds its address on the wire: placed, and not finished. */
 function hasEndpoint(t: TaskObject): boolean {

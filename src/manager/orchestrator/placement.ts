@@ -3,8 +3,15 @@
  * one service spread over nodes (Docker Swarm's behaviour) unless the cluster is told to binpack.
  */
 import { constraintMatches, parseConstraint, schedule, type SchedNode, type Strategy, type TaskToPlace } from '../../scheduler/index.js';
-import type { Placer } from './leader.js';
 import { isTerminal, type NodeObject, type ServiceObject, type TaskObject } from '../../api/objects.js';
+
+/** Placement of tasks on nodes: the scheduler, seen from the manager. */
+export interface Placer {
+  place(nodes: NodeObject[], running: TaskObject[], toPlace: TaskObject[]): {
+    assignments: Map<string, string>;
+    unplaced: Map<string, string>; // task id -> why ("no suitable node (...)")
+  };
+}
 
 export function toSchedNode(n: NodeObject, tasksOnNode: TaskObject[]): SchedNode {
   let cpu = 0;

@@ -1,5 +1,5 @@
 /**
- * `service update --rebalance`: moves a replicated service's running tasks to even out its spread
+ * Rebalance: moves a replicated service's running tasks to even out its spread
  * over the nodes (e.g. after nodes joined or came back from drain), with the scheduler's rebalance
  * planner. A move is start-first whatever the update order: the replacement is created already
  * assigned to its target node in the same slot, and the orchestrator stops the old task once the
@@ -40,6 +40,21 @@ export function rebalanceActions(service: ServiceObject, view: RebalanceView, ct
         networks: [],
       },
     });
+  }
+  return actions;
+}
+
+/**
+ * The rebalances users asked for (`service update --rebalance` records the request on the service):
+ * each request is cleared in the same proposal that makes its moves, so it is acted on once, by
+ * whichever leader sees it first.
+ */
+export function requestedRebalanceActions(services: ServiceObject[], view: RebalanceView, ctx: { now: string; newId: () => string }): Action[] {
+  const actions: Action[] = [];
+  for (const service of services) {
+    if (!service.rebalanceRequestedAt) continue;
+    const { rebalanceRequestedAt: _done, ...cleared } = service;
+    actions.push({ op: 'update', kind: 'service', object: cleared, expectVersion: service.meta.version }, ...rebalanceActions(service, view, ctx));
   }
   return actions;
 }

@@ -5,7 +5,7 @@
  */
 import type { RaftNode, StateMachine } from '../../raft/node.js';
 import type { ClusterLog } from './cluster-log.js';
-import { ControlError } from '../controlapi/control.js';
+import { ControlError } from '../../api/errors.js';
 import { decodeProposal, encodeProposal, StoreError, type ApplyResult, type ClusterStore, type Proposal } from './store.js';
 
 /** Results older than this many entries are forgotten; a proposer waits for far fewer. */

@@ -4,24 +4,17 @@
  * changes (debounced) and on a slow timer, so a lost proposal is simply redone by the next pass.
  */
 import type { Logger } from 'pino';
-import type { ClusterLog } from '../state/cluster-log.js';
-import { newObjectId } from '../controlapi/control.js';
-import type { Dispatcher } from '../dispatcher/dispatcher.js';
-import { AllocationError, addressesInUse, attachedNetworkIds, ingressNetwork, NetworkAllocator } from '../allocator/allocator.js';
-import { isAttachment } from '../allocator/attachment.js';
-import type { NodeObject, TaskObject } from '../../api/objects.js';
-import { autoRebalanceActions } from './rebalance.js';
-import { reconcile } from './reconcile.js';
-import { planUpdates } from './updater.js';
-import type { Action, ClusterStore } from '../state/store.js';
-
-/** Placement of tasks on nodes: the scheduler, seen from the manager. */
-export interface Placer {
-  place(nodes: NodeObject[], running: TaskObject[], toPlace: TaskObject[]): {
-    assignments: Map<string, string>;
-    unplaced: Map<string, string>; // task id -> why ("no suitable node (...)")
-  };
-}
+import type { ClusterLog } from './state/cluster-log.js';
+import { newObjectId } from '../api/ids.js';
+import type { Dispatcher } from './dispatcher/dispatcher.js';
+import { AllocationError, addressesInUse, attachedNetworkIds, ingressNetwork, NetworkAllocator } from './allocator/allocator.js';
+import { isAttachment } from './allocator/attachment.js';
+import type { TaskObject } from '../api/objects.js';
+import type { Placer } from './orchestrator/placement.js';
+import { autoRebalanceActions, requestedRebalanceActions } from './orchestrator/rebalance.js';
+import { reconcile } from './orchestrator/reconcile.js';
+import { planUpdates } from './orchestrator/updater.js';
+import type { Action, ClusterStore } from './state/store.js';
 
 export interface LeaderOptions {
   store: ClusterStore;
@@ -101,6 +94,7 @@ export class LeaderDuties {
         await this.propose(this.allocate(), 'allocate');
         await this.propose(this.orchestrate(), 'orchestrate');
         await this.propose(this.rollingUpdates(), 'rolling update');
+        await this.propose(this.requestedRebalances(), 'requested rebalance');
         await this.propose(this.autoRebalance(), 'rebalance');
         await this.propose(this.schedule(), 'schedule');
       } while (this.again && !this.stopped);
@@ -136,6 +130,14 @@ export class LeaderDuties {
     );
     if (wakeAt !== undefined) this.wakeUp(wakeAt);
     return actions;
+  }
+
+  /** `service update --rebalance`: the moves of every service whose request is pending (orchestrator/rebalance.ts). */
+  requestedRebalances(): Action[] {
+    const { store } = this.opts;
+    return requestedRebalanceActions(store.list('service'), {
+      nodes: store.list('node'), tasksOfNode: (id) => store.tasksOfNode(id), tasksOfService: (id) => store.tasksOfService(id),
+    }, { now: new Date().toISOString(), newId: newObjectId });
   }
 
   /**

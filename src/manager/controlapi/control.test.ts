@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../api/validation.js';
 import type { ClusterLog } from '../state/cluster-log.js';
-import { ControlError, ControlService } from './control.js';
+import { ControlError } from '../../api/errors.js';
+import { ControlService } from './control.js';
 import { attachmentTask } from '../allocator/attachment.js';
 import { ClusterStore } from '../state/store.js';
 

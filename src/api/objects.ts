@@ -185,6 +185,9 @@ export interface NetworkObject {
  * The swarm itself (one object): its root CA and join-token secrets live in the replicated store, so
  * that every manager can sign certificates and check tokens, and a new leader has them at once.
  */
+/** The id of the one cluster object. */
+export const CLUSTER_OBJECT_ID = 'cluster';
+
 export interface ClusterObject {
   id: string;
   meta: Meta;

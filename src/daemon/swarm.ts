@@ -212,7 +212,7 @@ export class SwarmNode {
     const m = this.managerRole;
     if (!m) throw new SwarmError('this node is not a swarm manager: join tokens are only available on managers', 'unavailable');
     if (role !== 'worker' && role !== 'manager') throw new SwarmError(`unknown role "${role}": expected worker or manager`);
-    const token = rotate ? await m.rotateJoinToken(role) : m.joinToken(role);
+    const token = rotate ? await m.certificates.rotateJoinToken(role) : m.certificates.joinToken(role);
     return { token, managerAddr: this.state!.advertiseAddr };
   }
 

@@ -127,11 +127,11 @@ export function caHandlers(manager: () => Manager | undefined, logger: Logger): 
       if (!r.token) {
         // Renewal: the caller proves who it is with the certificate it has.
         const who = await peerIdentity(call, mgr.cluster().rootCA.certPem);
-        const certPem = await mgr.renewCertificate(r.csr.toString(), who);
+        const certPem = await mgr.certificates.renewCertificate(r.csr.toString(), who);
         logger.info({ nodeId: who.nodeId, role: who.role }, 'node certificate renewed');
         return { nodeId: who.nodeId, role: who.role, certificate: Buffer.from(certPem), clusterId: who.clusterId, managers: mgr.managerAddrs(), raftId: 0 };
       }
-      const issued = await mgr.issueCertificate({ csrPem: r.csr.toString(), token: r.token, hostname: r.hostname, advertiseAddr: r.advertiseAddr });
+      const issued = await mgr.certificates.issueCertificate({ csrPem: r.csr.toString(), token: r.token, hostname: r.hostname, advertiseAddr: r.advertiseAddr });
       logger.info({ nodeId: issued.nodeId, role: issued.role, hostname: r.hostname }, 'node joined: certificate issued');
       return { nodeId: issued.nodeId, role: issued.role, certificate: Buffer.from(issued.certPem), clusterId: '', managers: mgr.managerAddrs(), raftId: issued.raftId };
     }),

@@ -3,7 +3,7 @@
  * restart. Owns <data-dir>/swarm/: state.json, the certificates, and (managers) the raft log.
  * Every role listens on --listen-addr over mutual TLS; the worker agent runs on every node.
  */
-import { randomInt, X509Certificate } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -16,7 +16,8 @@ import { Manager } from '../manager/manager.js';
 import { constraintProblem, nodeMeetsConstraints, SchedulerPlacer } from '../manager/orchestrator/placement.js';
 import { newObjectId } from '../api/ids.js';
 import { parseJoinToken } from '../ca/join-token.js';
-import { caDigest, createNodeKeyAndCsr, identityOf, needsRenewal, type NodeRole } from '../ca/node-certs.js';
+import { caDigest, createNodeKeyAndCsr, identityOf, type NodeRole } from '../ca/node-certs.js';
+import { CertificateRenewal } from '../ca/renewal.js';
 import {
   anonymousClientCredentials, CHANNEL_OPTIONS, clientCredentials, NodeCertificates, requireRole, serverCredentials, unverifiedClientCredentials, type NodeTls,
 } from '../ca/tls-credentials.js';
@@ -76,9 +77,7 @@ export class SwarmNode {
   private readonly dir: string;
   private busy = false;
   private certs?: NodeCertificates;
-  private renewTimer?: NodeJS.Timeout;
-  /** Where in 50–80% of the validity this node renews, so that nodes do not all renew at once. */
-  private readonly renewJitter = Math.random();
+  private renewal?: CertificateRenewal;
 
   constructor(private readonly opts: SwarmNodeOptions) {
     this.dir = join(opts.dataDir, 'swarm');
@@ -320,7 +319,12 @@ export class SwarmNode {
     }
     this.executor = new TaskExecutor(this.opts.containers, agent.report, logger.child({ role: 'executor' }), this.opts.network);
     agent.start(this.executor);
-    this.scheduleRenewal();
+    this.renewal = new CertificateRenewal({
+      certs, logger,
+      currentManager: () => this.agent?.currentManager() ?? (state.role === 'manager' ? state.advertiseAddr : state.managers[0]!),
+      persist: (next) => this.persist(this.state ?? state, next),
+    });
+    this.renewal.start();
   }
 
   /**
@@ -338,7 +342,7 @@ export class SwarmNode {
         this.opts.logger.info({ from: s.role, to: role, raftId }, 'changing role');
         const managers = this.agent?.knownManagers() ?? s.managers;
         // Ask another manager: a demoted one may no longer reach raft itself.
-        await this.renewIfDue(true, managers.filter((m) => m !== s.advertiseAddr));
+        await this.renewal!.renewIfDue(true, managers.filter((m) => m !== s.advertiseAddr));
         const tls = this.certs!.current();
         await this.stopRoles(false);
         if (role === 'worker') await rm(join(this.dir, 'raft'), { recursive: true, force: true });
@@ -353,48 +357,10 @@ export class SwarmNode {
     });
   }
 
-  /** Checks the certificate often enough to renew it at 50–80% of its validity. */
-  private scheduleRenewal(): void {
-    clearTimeout(this.renewTimer);
-    const cert = new X509Certificate(this.certs!.current().certPem);
-    const span = Date.parse(cert.validTo) - Date.parse(cert.validFrom);
-    const every = Math.min(600_000, Math.max(1000, span / 40));
-    this.renewTimer = setTimeout(() => {
-      void this.renewIfDue().catch((err) => this.opts.logger.warn({ err: (err as Error).message }, 'certificate renewal failed; will retry'))
-        .finally(() => { if (this.certs) this.scheduleRenewal(); });
-    }, every);
-  }
-
-  private async renewIfDue(force = false, through: string[] = []): Promise<void> {
-    const certs = this.certs;
-    const state = this.state;
-    if (!certs || !state || (!force && !needsRenewal(certs.current().certPem, new Date(), this.renewJitter))) return;
-    const candidates = through.length ? through : [this.agent?.currentManager() ?? (state.role === 'manager' ? state.advertiseAddr : state.managers[0]!)];
-    const { keyPem, csrPem } = await createNodeKeyAndCsr();
-    const CA = serviceClient('control.proto', 'tsswarm.swarm.v1.CA');
-    let issued: { certificate: Buffer } | undefined;
-    let lastError: unknown;
-    for (const manager of candidates) {
-      const client = new CA(manager, clientCredentials(certs), CHANNEL_OPTIONS) as grpc.Client & Record<string, Function>;
-      try {
-        issued = await call<{ certificate: Buffer }>(client, 'IssueNodeCertificate', { csr: Buffer.from(csrPem), token: '' }, `renewing the certificate through ${manager} failed`);
-        break;
-      } catch (err) {
-        lastError = err;
-      } finally {
-        client.close();
-      }
-    }
-    if (!issued) throw lastError;
-    const tls = { caPem: certs.current().caPem, certPem: issued.certificate.toString(), keyPem };
-    await this.persist(state, tls);
-    certs.update(tls);
-    this.opts.logger.info({ validTo: new X509Certificate(tls.certPem).validTo }, 'node certificate renewed');
-  }
-
   /** Stops the roles; with `removeTasks`, the containers of swarm tasks go too (leave). */
   private async stopRoles(removeTasks: boolean): Promise<void> {
-    clearTimeout(this.renewTimer);
+    this.renewal?.stop();
+    this.renewal = undefined;
     this.certs = undefined;
     this.agent?.stop();
     this.agent = undefined;

@@ -36,7 +36,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   'raft/transport': ['raft/core'],
   raft: ['raft/core', 'raft/storage', 'raft/transport'],
   cli: ['api', 'rpc'],
-  ca: ['api'],
+  ca: ['api', 'rpc'],
   network: ['api', ...LIBRARIES],
   engine: ['api', ...LIBRARIES],
   agent: ['api', 'ca', 'engine', 'network', ...LIBRARIES],

@@ -1,21 +1,23 @@
 /**
- * The containers of this node: create, start, stop, restart policies, adoption after a daemon
- * restart. Each container lives in <data-dir>/containers/<id>/ (container.json, config.json, the
+ * The containers of this node: create, start, stop, exits and restarts (restart-policy.ts), adoption after a daemon
+ * restart (adoption.ts). Each container lives in <data-dir>/containers/<id>/ (container.json, config.json, the
  * overlay's upper and work dirs, the json log and the shim's pid and exit files); the shim, not the
  * daemon, is the container's parent, so the daemon can die and come back without touching it.
  */
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { access, mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../../durable-file.js';
 import { buildOciSpec, resolveCommand, type ImageRuntimeConfig } from '../runtime/oci-spec.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
+import { findLeftovers } from './adoption.js';
 import { resolveIdentity } from './identity.js';
 import { readLogBatches, readLogs, type LogEntry, type LogReadOptions } from './logs.js';
 import { randomContainerName } from './names.js';
+import { restartDelayMs, shouldRestart } from './restart-policy.js';
 import { ContainerError, type ContainerRecord, type ContainerSpec, type ExitRecord, type PortMapping } from '../../api/container.js';
 
 /** What the manager needs of the image store. */
@@ -78,7 +80,6 @@ class Deferred<T> {
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const RESTART_BACKOFF_MS = { first: 100, max: 60_000 };
 
 export class ContainerManager {
   private readonly containers = new Map<string, Live>();
@@ -483,12 +484,12 @@ export class ContainerManager {
       error: exit.error ?? '', finishedAt: exit.finishedAt || new Date().toISOString(),
     };
     this.opts.log.info({ id: r.id, name: r.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled }, 'container exited');
-    const restart = this.shouldRestart(r) && !this.closed;
+    const restart = shouldRestart(r) && !this.closed;
     // Everything a waiter looks at is decided before the first await, so that `run --rm` never
     // sees "exited" without also seeing the removal under way. exit.json stays the durable record.
     if (restart) {
       r.state.status = 'restarting';
-      const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.first * 2 ** Math.min(r.state.restartCount, 16));
+      const delay = restartDelayMs(r.state.restartCount);
       live.restartTimer = setTimeout(() => {
         live.restartTimer = undefined;
         r.state.restartCount++;
@@ -506,20 +507,6 @@ export class ContainerManager {
     }
     live.exited.resolve(exit);
     await saved;
-  }
-
-  private shouldRestart(r: ContainerRecord): boolean {
-    if (r.stoppedByUser) return false;
-    const p = r.spec.restart;
-    switch (p.name) {
-      case 'always':
-      case 'unless-stopped':
-        return true;
-      case 'on-failure':
-        return r.state.exitCode !== 0 && (p.maxRetries === 0 || r.state.restartCount < p.maxRetries);
-      default:
-        return false;
-    }
   }
 
   private settledAfterExit(live: Live): Promise<unknown> {
@@ -550,50 +537,35 @@ export class ContainerManager {
     await writeFileAtomic(join(r.bundle, 'container.json'), JSON.stringify(r), durable);
   }
 
-  /** After a daemon restart: take every container back, and learn what happened while we were away. */
+  /** After a daemon restart: take every container back, and learn what happened while we were away (adoption.ts). */
   private async adopt(): Promise<void> {
-    for (const id of await readdir(this.dir)) {
-      const cdir = join(this.dir, id);
-      let record: ContainerRecord;
-      try {
-        record = JSON.parse(await readFile(join(cdir, 'container.json'), 'utf8')) as ContainerRecord;
-      } catch (err) {
-        this.opts.log.warn({ dir: cdir, err: (err as Error).message }, 'skipping container dir without a readable container.json');
-        continue;
-      }
+    for (const leftover of await findLeftovers(this.dir, this.opts.log)) {
+      const { record } = leftover;
       const live: Live = { record, exited: new Deferred(), busy: Promise.resolve() };
       this.containers.set(record.id, live);
-      const s = record.state.status;
-      if (s !== 'running' && s !== 'paused' && s !== 'restarting') continue;
-      if (s === 'restarting') {
-        record.state.status = 'exited';
-        if (this.shouldRestart(record)) void this.serialise(live, () => this.startLocked(live, true)).catch(() => {});
-        continue;
-      }
-      const exitJson = await readFile(join(cdir, 'exit.json'), 'utf8').catch(() => undefined);
-      if (exitJson) {
-        await this.applyExit(live, JSON.parse(exitJson) as ExitRecord);
-        continue;
-      }
-      if (await shimAlive(cdir, record.id)) {
-        this.watch(live);
-        void this.checkExit(live);
-        this.opts.log.info({ id: record.id, name: record.name }, 'adopted running container');
-      } else {
-        record.state = { ...record.state, status: 'dead', pid: 0, error: 'the shim died without recording an exit', finishedAt: new Date().toISOString() };
-        await this.save(record, false);
-        live.exited.resolve({ exitCode: record.state.exitCode, signal: null, oomKilled: false, finishedAt: record.state.finishedAt, error: record.state.error });
+      switch (leftover.found) {
+        case 'stopped':
+          break;
+        case 'restart-due':
+          record.state.status = 'exited';
+          if (shouldRestart(record)) void this.serialise(live, () => this.startLocked(live, true)).catch(() => {});
+          break;
+        case 'exited':
+          await this.applyExit(live, leftover.exit);
+          break;
+        case 'running':
+          this.watch(live);
+          void this.checkExit(live);
+          this.opts.log.info({ id: record.id, name: record.name }, 'adopted running container');
+          break;
+        case 'shim-lost':
+          record.state = { ...record.state, status: 'dead', pid: 0, error: 'the shim died without recording an exit', finishedAt: new Date().toISOString() };
+          await this.save(record, false);
+          live.exited.resolve({ exitCode: record.state.exitCode, signal: null, oomKilled: false, finishedAt: record.state.finishedAt, error: record.state.error });
+          break;
       }
     }
   }
-}
-
-async function shimAlive(cdir: string, id: string): Promise<boolean> {
-  const pid = Number(await readFile(join(cdir, 'shim.pid'), 'utf8').catch(() => '0'));
-  if (!pid) return false;
-  // The pid could have been reused: the live shim names its container on its command line.
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return cmdline.includes(id);
 }
 
 async function hostResolvConf(network: ContainerSpec['network']): Promise<string> {

@@ -1,56 +1,30 @@
 /**
- * The worker's view of the dispatcher's messages (proto/control.proto and proto/objects.proto, as
- * proto-loader decodes them). The worker knows the manager only through these wire shapes.
+ * The dispatcher's messages as this node's agent receives them: the data model of src/api/ as
+ * proto/control.proto carries it and proto-loader decodes it. Only what the wire changes is written
+ * here: a message field that was never set arrives as null, and a task carries no store metadata.
  */
+import { isTerminal, taskStateRank, type ResourceSpec, type ServiceSpec, type TaskObject, type TaskState } from '../api/objects.js';
 
-export interface WireTaskSpec {
-  image: string;
-  command: string[];
-  args: string[];
-  env: string[];
-  workingDir: string;
-  user: string;
-  hostname: string;
-  mounts: { source: string; target: string; readOnly: boolean }[];
-  resources?: {
-    reservations?: { nanoCpus: number; memoryBytes: number };
-    limits?: { nanoCpus: number; memoryBytes: number; pids: number };
-  };
-  stopGracePeriodMs: number;
-  stopSignal: string;
-  healthcheck?: { test: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number };
-}
+type TaskSpec = ServiceSpec['task'];
 
-export type WireTaskState =
-  | 'new' | 'pending' | 'assigned' | 'accepted' | 'preparing' | 'starting' | 'running'
-  | 'complete' | 'shutdown' | 'failed' | 'rejected' | 'orphaned';
+export type WireTaskState = TaskState;
 
-export interface WireTaskStatus {
-  state: WireTaskState;
-  timestamp: string;
-  message: string;
-  error: string;
-  exitCode: number;
-  containerId: string;
-  health?: '' | 'starting' | 'healthy' | 'unhealthy';
-  startedAt?: string;
-}
+export type WireTaskSpec = Omit<TaskSpec, 'resources' | 'restartPolicy' | 'placement' | 'networks'> & {
+  resources?: { reservations?: ResourceSpec; limits?: ResourceSpec & { pids: number } } | null;
+  restartPolicy?: TaskSpec['restartPolicy'] | null;
+  placement?: TaskSpec['placement'] | null;
+  networks?: string[];
+};
 
-export interface WireTask {
-  id: string;
-  serviceId: string;
-  serviceName: string;
-  slot: number;
-  nodeId: string;
+export type WireTaskStatus = TaskObject['status'];
+
+export type WireTask = Omit<TaskObject, 'meta' | 'spec' | 'networks' | 'attachment' | 'restarts'> & {
   spec: WireTaskSpec;
-  specVersion: number;
-  desiredState: 'running' | 'shutdown' | 'remove';
-  status: WireTaskStatus;
   /** The task's addresses on the overlay networks it joins (the first gives its default route). */
-  networks?: { networkId: string; addresses: string[] }[];
+  networks?: TaskObject['networks'];
   /** Set on a standalone container's network attachment: the node runs nothing for it. */
-  attachment?: { containerId: string; containerName: string } | null;
-}
+  attachment?: TaskObject['attachment'] | null;
+};
 
 /** proto AttachNetworkResponse. */
 export interface WireNetworkAttachment {
@@ -77,15 +51,5 @@ export interface WireSessionMessage {
   networkState: unknown;
 }
 
-const ORDER: WireTaskState[] = [
-  'new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running',
-  'complete', 'shutdown', 'failed', 'rejected', 'orphaned',
-];
-
-export function stateRank(s: WireTaskState): number {
-  return ORDER.indexOf(s);
-}
-
-export function isFinished(s: WireTaskState): boolean {
-  return stateRank(s) > stateRank('running');
-}
+export const stateRank = taskStateRank;
+export const isFinished = isTerminal;

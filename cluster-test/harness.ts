@@ -13,7 +13,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Fabric, freeRunId, hostNetns, listNetns, PREFIX, removeRunNamespaces, run } from '../testkit/fabric.js';
+import { Fabric, freeRunId, hostNetns, listNetns, PREFIX, removeRunNamespaces, run, runLayout } from '../testkit/fabric.js';
 import { Host, networkPrefixOf, REPO } from './host.js';
 import { runtimeStateRoot } from '../src/engine/runtime/state-root.js';
 import { networkScratchDir } from '../src/network/driver.js';
@@ -72,7 +72,7 @@ export class Cluster {
   readonly log: (line: string) => void;
 
   constructor(readonly runId: number, readonly opts: ClusterOptions) {
-    this.fabric = new Fabric(runId);
+    this.fabric = new Fabric(runLayout(runId));
     this.workDir = join(WORK_ROOT, String(runId));
     this.log = opts.log ?? (() => {});
   }

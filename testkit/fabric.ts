@@ -1,11 +1,11 @@
 /**
- * The network of a cluster test: one network namespace per test host, all plugged into a bridge
- * that lives in a fabric namespace of its own, so nothing here ever touches the root namespace's
- * links, addresses, routes or firewall. Partitions are nftables drop rules inside the hosts'
- * namespaces (the kernel here has no netem).
+ * The test network, for cluster tests and the network driver's tests alike: one network namespace
+ * per test host, all plugged into a bridge that lives in a fabric namespace of its own, so nothing
+ * here ever touches the root namespace's links, addresses, routes or firewall. Partitions are
+ * nftables drop rules inside the hosts' namespaces (the kernel here has no netem).
  *
- * Names: `tswct<run>-fab` for the fabric, `tswct<run>-h<N>` for host N; host N has address
- * 10.231.<run>.<N>/24 on its `eth0`.
+ * Names (FabricLayout): `<prefix>-fab` for the fabric, `<prefix>-h<N>` for host N, with address
+ * <subnet>.<N>/24; a cluster test run uses `tswct<run>` and 10.231.<run>.
  */
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -29,9 +29,7 @@ export function run(cmd: string, args: string[], input?: string): Promise<string
   });
 }
 
-export const fabricNetns = (runId: number) => `${PREFIX}${runId}-fab`;
 export const hostNetns = (runId: number, index: number) => `${PREFIX}${runId}-h${index}`;
-export const hostIp = (runId: number, index: number) => `10.231.${runId}.${index}`;
 
 export function listNetns(): string[] {
   try {
@@ -60,43 +58,78 @@ const hostRuleset = `table inet ${NFT_TABLE} {
 }
 `;
 
+/**
+ * Where a fabric's namespaces and addresses are: `<prefix>-fab` holds the bridge, host N is
+ * `<prefix>-hN` with `<subnet>.N/24` on its link `hostLink`.
+ */
+export interface FabricLayout {
+  prefix: string;
+  /** The first three octets of the hosts' /24. */
+  subnet: string;
+  /** The name of each host's end of its link to the fabric (default eth0). */
+  hostLink?: string;
+  /** The underlay's MTU (default 1500). */
+  mtu?: number;
+}
+
+/** A cluster test run's layout: `tswct<run>-*`, 10.231.<run>.0/24. */
+export function runLayout(runId: number): FabricLayout {
+  return { prefix: `${PREFIX}${runId}`, subnet: `10.231.${runId}` };
+}
+
 export class Fabric {
   readonly hosts: FabricHost[] = [];
   /** host index -> addresses it currently drops traffic from */
   private readonly blocked = new Map<number, Set<string>>();
+  private readonly withTable = new Set<number>();
+  private readonly layout: Required<FabricLayout>;
 
-  constructor(readonly runId: number) {}
+  constructor(layout: FabricLayout) {
+    this.layout = { hostLink: 'eth0', mtu: 1500, ...layout };
+  }
 
   get netns(): string {
-    return fabricNetns(this.runId);
+    return `${this.layout.prefix}-fab`;
   }
 
-  /** Creates the fabric namespace and bridge, then `count` hosts on it. */
+  hostNetns(index: number): string {
+    return `${this.layout.prefix}-h${index}`;
+  }
+
+  hostIp(index: number): string {
+    return `${this.layout.subnet}.${index}`;
+  }
+
+  /** Creates the fabric namespace and bridge, then hosts 1..count on it, in a few batches. */
   async create(count: number): Promise<FabricHost[]> {
-    await run('ip', ['netns', 'add', this.netns]);
-    await run('ip', ['-n', this.netns, '-batch', '-'], 'link set lo up\nlink add br0 type bridge\nlink set br0 up\n');
-    for (let i = 1; i <= count; i++) await this.addHost(i);
+    const { hostLink, mtu } = this.layout;
+    const indexes = Array.from({ length: count }, (_, i) => i + 1);
+    const namespaces = [this.netns, ...indexes.map((i) => this.hostNetns(i))];
+    await run('ip', ['-batch', '-'], `${namespaces.map((ns) => `netns add ${ns}`).join('\n')}\n`);
+    // Both ends of each pair are made from inside the fabric namespace: the root namespace never sees them.
+    const links = ['link set lo up', 'link add br0 type bridge', 'link set br0 up'];
+    for (const i of indexes) {
+      links.push(`link add h${i} mtu ${mtu} type veth peer name ${hostLink} netns ${this.hostNetns(i)} mtu ${mtu}`, `link set h${i} master br0 up`);
+    }
+    await run('ip', ['-n', this.netns, '-batch', '-'], `${links.join('\n')}\n`);
+    await Promise.all(indexes.map(async (i) => {
+      const ns = this.hostNetns(i);
+      await run('ip', ['-n', ns, '-batch', '-'], `link set lo up\naddr add ${this.hostIp(i)}/24 dev ${hostLink}\nlink set ${hostLink} up\n`);
+      this.hosts.push({ index: i, netns: ns, ip: this.hostIp(i) });
+      this.blocked.set(i, new Set());
+    }));
+    this.hosts.sort((a, b) => a.index - b.index);
+    // The fabric must only switch: no bridge netfilter (a dockerd on this machine loads it) there or
+    // in the hosts (it is per namespace), and no IPv6 chatter.
+    await Promise.all(namespaces.map((ns) => run('nsenter', [`--net=/run/netns/${ns}`, 'sysctl', '-q', '-e', '-w',
+      'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0',
+      'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])));
     return this.hosts;
-  }
-
-  async addHost(index: number): Promise<FabricHost> {
-    const ns = hostNetns(this.runId, index);
-    const ip = hostIp(this.runId, index);
-    await run('ip', ['netns', 'add', ns]);
-    // Both ends are made from inside the fabric namespace: the root namespace never sees the pair.
-    await run('ip', ['-n', this.netns, '-batch', '-'],
-      `link add h${index} type veth peer name eth0 netns ${ns}\nlink set h${index} master br0\nlink set h${index} up\n`);
-    await run('ip', ['-n', ns, '-batch', '-'], `link set lo up\naddr add ${ip}/24 dev eth0\nlink set eth0 up\n`);
-    await run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], hostRuleset);
-    const host = { index, netns: ns, ip };
-    this.hosts.push(host);
-    this.blocked.set(index, new Set());
-    return host;
   }
 
   private host(index: number): FabricHost {
     const h = this.hosts.find((x) => x.index === index);
-    if (!h) throw new Error(`no test host ${index} in run ${this.runId}`);
+    if (!h) throw new Error(`no test host ${index} in fabric ${this.layout.prefix}`);
     return h;
   }
 
@@ -114,8 +147,7 @@ export class Fabric {
     };
     for (const t of to) block(t, from.filter((f) => f !== t));
     if (!opts.oneWay) for (const f of from) block(f, to.filter((t) => t !== f));
-    await Promise.all([...changes].map(([at, ips]) => run('ip', ['netns', 'exec', this.host(at).netns, 'nft', '-f', '-'],
-      `add element inet ${NFT_TABLE} blocked_from { ${ips.join(', ')} }\n`)));
+    await Promise.all([...changes].map(([at, ips]) => this.nft(at, `add element inet ${NFT_TABLE} blocked_from { ${ips.join(', ')} }\n`)));
   }
 
   /** Lifts the cuts between host `index` and `others`, both ways. */
@@ -130,8 +162,7 @@ export class Fabric {
       const set = this.blocked.get(o)!;
       if (set.delete(ip)) changes.set(o, [...(changes.get(o) ?? []), ip]);
     }
-    await Promise.all([...changes].map(([at, ips]) => run('ip', ['netns', 'exec', this.host(at).netns, 'nft', '-f', '-'],
-      `delete element inet ${NFT_TABLE} blocked_from { ${ips.join(', ')} }\n`)));
+    await Promise.all([...changes].map(([at, ips]) => this.nft(at, `delete element inet ${NFT_TABLE} blocked_from { ${ips.join(', ')} }\n`)));
   }
 
   /** Lifts every cut. */
@@ -139,7 +170,7 @@ export class Fabric {
     const touched = [...this.blocked].filter(([, s]) => s.size > 0);
     await Promise.all(touched.map(([at, s]) => {
       s.clear();
-      return run('ip', ['netns', 'exec', this.host(at).netns, 'nft', 'flush', 'set', 'inet', NFT_TABLE, 'blocked_from']);
+      return this.nft(at, `flush set inet ${NFT_TABLE} blocked_from\n`);
     }));
   }
 
@@ -148,22 +179,36 @@ export class Fabric {
     return [...this.blocked].filter(([, s]) => s.size > 0).map(([at, s]) => ({ at, from: [...s] }));
   }
 
-  /** Removes every namespace of this run (the veth pairs and the bridge go with them). */
+  /** Removes every namespace named with this fabric's prefix (the veth pairs and the bridge go with them). */
   async destroy(): Promise<void> {
-    await removeRunNamespaces(this.runId);
+    await removeNamespaces((ns) => ns.startsWith(`${this.layout.prefix}-`));
     this.hosts.length = 0;
+  }
+
+  /** Runs an nft batch in a host, its drop table made first on the first cut there (hosts never cut have none). */
+  private async nft(index: number, batch: string): Promise<string> {
+    const netns = `--net=/run/netns/${this.host(index).netns}`;
+    if (!this.withTable.has(index)) {
+      await run('nsenter', [netns, 'nft', '-f', '-'], hostRuleset);
+      this.withTable.add(index);
+    }
+    return run('nsenter', [netns, 'nft', '-f', '-'], batch);
   }
 }
 
 /** Containers' and sandboxes' namespaces before hosts, hosts before the fabric. */
 function rank(ns: string): number {
-  return ns.endsWith('-fab') ? 2 : ns.startsWith(PREFIX) ? 1 : 0;
+  return ns.endsWith('-fab') ? 2 : /-h\d+$/.test(ns) ? 1 : 0;
 }
 
+/** Removes the namespaces `mine` picks: what tests made inside hosts first, then hosts, then the fabric. */
+export async function removeNamespaces(mine: (ns: string) => boolean): Promise<void> {
+  // Deleting a namespace deletes its end of each veth pair.
+  const names = listNetns().filter(mine).sort((a, b) => rank(a) - rank(b));
+  for (const ns of names) await run('ip', ['netns', 'delete', ns]).catch(() => {});
+}
+
+/** A cluster test run's hosts and fabric, and what each host's daemon made for overlays (host.ts networkPrefixOf). */
 export async function removeRunNamespaces(runId: number): Promise<void> {
-  // The run's hosts and fabric, and what each host's daemon made for overlays (host.ts networkPrefixOf).
-  const mine = listNetns().filter((n) => n.startsWith(`${PREFIX}${runId}-`) || n.startsWith(`c${runId}h`));
-  // Hosts first, then the fabric: deleting a namespace deletes its end of each veth pair.
-  mine.sort((a, b) => rank(a) - rank(b));
-  for (const ns of mine) await run('ip', ['netns', 'delete', ns]).catch(() => {});
+  await removeNamespaces((n) => n.startsWith(`${PREFIX}${runId}-`) || n.startsWith(`c${runId}h`));
 }

@@ -1,15 +1,15 @@
 /**
- * Test hosts for the network driver on one machine: network namespaces `<tag>-h1..N` with addresses
- * 10.231.0.N/24 on a bridge in `<tag>-fab`, each able to run a driver (host-process.js) inside. Every
- * namespace made here or by the drivers carries the given names, and destroy() removes them all.
- * Only for tests and benchmarks; it never touches the root namespace's links.
+ * Test hosts for the network driver on one machine: the test fabric (fabric.ts) with hosts
+ * `<tag>-h1..N` at 10.231.0.N/24, each able to run a driver (src/network/host-process.ts) inside.
+ * Every namespace made here or by the drivers carries the given names, and destroy() removes them
+ * all. Only for tests and benchmarks; it never touches the root namespace's links.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { runTool } from '../src/network/commands.js';
+import { Fabric, removeNamespaces } from './fabric.js';
 import type { NodeNetworkState, TaskAttachmentRequest, TaskSandbox } from '../src/network/types.js';
 
 export const UNDERLAY_SUBNET = '10.231.0';
@@ -101,42 +101,24 @@ export class DriverClient {
   }
 }
 
+/**
+ * The network driver's test hosts: a fabric (fabric.ts) whose hosts each run a driver process, and
+ * whose teardown also removes every namespace those drivers made (they carry the drivers' prefixes).
+ */
 export class TestFabric {
   private readonly drivers: DriverClient[] = [];
   private readonly processes: ChildProcess[] = [];
   private readonly ownedPrefixes: string[];
 
-  private constructor(readonly tag: string, readonly hostCount: number) {
+  private constructor(readonly tag: string, readonly hostCount: number, private readonly fabric: Fabric) {
     this.ownedPrefixes = [`${tag}-`];
   }
 
   static async create(tag: string, hostCount: number, underlayMtu = 1500): Promise<TestFabric> {
     if (!/^tsw[a-z]-[a-z0-9]{1,4}$/.test(tag)) throw new Error(`fabric tag ${tag} must look like tswt-xx`);
-    const fabric = new TestFabric(tag, hostCount);
+    const fabric = new TestFabric(tag, hostCount, new Fabric({ prefix: tag, subnet: UNDERLAY_SUBNET, hostLink: 'u0', mtu: underlayMtu }));
     try {
-      const fab = fabric.fabricNetns();
-      await runTool('fabric', 'ip', ['-batch', '-'], [
-        `netns add ${fab}`,
-        ...Array.from({ length: hostCount }, (_, i) => `netns add ${fabric.host(i)}`),
-      ].join('\n') + '\n');
-      const lines = ['link set lo up', 'link add fbr type bridge', 'link set fbr up'];
-      for (let i = 0; i < hostCount; i++) {
-        lines.push(
-          `link add f${i} mtu ${underlayMtu} type veth peer name u0 netns ${fabric.host(i)} mtu ${underlayMtu}`,
-          `link set f${i} master fbr up`,
-        );
-      }
-      await runTool('fabric links', 'ip', ['-n', fab, '-batch', '-'], `${lines.join('\n')}\n`);
-      for (let i = 0; i < hostCount; i++) {
-        await runTool('host links', 'ip', ['-n', fabric.host(i), '-batch', '-'],
-          `link set lo up\naddr add ${fabric.address(i)}/24 dev u0\nlink set u0 up\n`);
-      }
-      // The fabric must only switch: no bridge-netfilter there or in the hosts (it is per namespace).
-      for (const netns of [fab, ...Array.from({ length: hostCount }, (_, i) => fabric.host(i))]) {
-        await runTool('fabric sysctls', 'nsenter', [`--net=/run/netns/${netns}`, 'sysctl', '-q', '-e', '-w',
-          'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0',
-          'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-      }
+      await fabric.fabric.create(hostCount);
     } catch (err) {
       await fabric.destroy();
       throw err;
@@ -145,15 +127,16 @@ export class TestFabric {
   }
 
   fabricNetns(): string {
-    return `${this.tag}-fab`;
+    return this.fabric.netns;
   }
 
+  /** Host i (0-based) of the fabric. */
   host(i: number): string {
-    return `${this.tag}-h${i + 1}`;
+    return this.fabric.hostNetns(i + 1);
   }
 
   address(i: number): string {
-    return `${UNDERLAY_SUBNET}.${i + 1}`;
+    return this.fabric.hostIp(i + 1);
   }
 
   /** Starts a driver inside host i (same mount namespace as ours, so its namespaces are visible here). */
@@ -204,9 +187,6 @@ export class TestFabric {
     for (const child of this.processes) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
-    const names = this.leftovers();
-    if (names.length > 0) {
-      await runTool('fabric teardown', 'ip', ['-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n') + '\n').catch(() => {});
-    }
+    await removeNamespaces((n) => this.ownedPrefixes.some((p) => n.startsWith(p)));
   }
 }

@@ -18,8 +18,8 @@
 typedef Tsswarm__Node__V1__ContainerRunRequest RunRequest;
 
 struct run_command {
-  char socket_path[108]; /* sun_path */
-  RunRequest request;
+	char socket_path[108]; /* sun_path */
+	RunRequest request;
 };
 
 /* Fills `out` (its strings point into argv or into memory that lives as long as the process).

@@ -16,12 +16,15 @@ struct parser {
 
 static void perr(struct parser *ps, const char *at, const char *what)
 {
-	if (ps->failed)
-		return;
+	if (ps->failed) return;
 	ps->failed = 1;
 	int line = 1, col = 1;
 	for (const char *q = ps->start; q < at && q < ps->end; q++) {
-		if (*q == '\n') { line++; col = 1; } else col++;
+		if (*q == '\n') {
+			line++;
+			col = 1;
+		} else
+			col++;
 	}
 	snprintf(ps->err, ps->errlen, "line %d, column %d: %s", line, col, what);
 }
@@ -29,15 +32,17 @@ static void perr(struct parser *ps, const char *at, const char *what)
 static struct jval *newval(enum jtype t)
 {
 	struct jval *v = calloc(1, sizeof(*v));
-	if (!v) { perror("calloc"); exit(1); }
+	if (!v) {
+		perror("calloc");
+		exit(1);
+	}
 	v->t = t;
 	return v;
 }
 
 static void skip_ws(struct parser *ps)
 {
-	while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
-		ps->p++;
+	while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r')) ps->p++;
 }
 
 static int hexval(char c)
@@ -50,11 +55,17 @@ static int hexval(char c)
 
 static int read_u4(struct parser *ps, unsigned *out)
 {
-	if (ps->end - ps->p < 4) { perr(ps, ps->p, "truncated \\u escape"); return -1; }
+	if (ps->end - ps->p < 4) {
+		perr(ps, ps->p, "truncated \\u escape");
+		return -1;
+	}
 	unsigned v = 0;
 	for (int i = 0; i < 4; i++) {
 		int h = hexval(ps->p[i]);
-		if (h < 0) { perr(ps, ps->p + i, "invalid hex digit in \\u escape"); return -1; }
+		if (h < 0) {
+			perr(ps, ps->p + i, "invalid hex digit in \\u escape");
+			return -1;
+		}
 		v = v * 16 + (unsigned)h;
 	}
 	ps->p += 4;
@@ -64,26 +75,49 @@ static int read_u4(struct parser *ps, unsigned *out)
 
 static size_t put_utf8(char *o, unsigned cp)
 {
-	if (cp < 0x80) { o[0] = (char)cp; return 1; }
-	if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-	if (cp < 0x10000) {
-		o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		o[2] = (char)(0x80 | (cp & 0x3F)); return 3;
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
 	}
-	o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F)); return 4;
+	if (cp < 0x800) {
+		o[0] = (char)(0xC0 | (cp >> 6));
+		o[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xE0 | (cp >> 12));
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		o[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	o[0] = (char)(0xF0 | (cp >> 18));
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	o[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
 }
 
 /* Length of a valid UTF-8 sequence at p (strict: no overlongs, no surrogates), or 0. */
 static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
 {
 	unsigned c = p[0];
-	size_t n; unsigned cp, min;
+	size_t n;
+	unsigned cp, min;
 	if (c < 0x80) return 1;
-	if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
-	else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
-	else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
-	else return 0;
+	if ((c & 0xE0) == 0xC0) {
+		n = 2;
+		cp = c & 0x1F;
+		min = 0x80;
+	} else if ((c & 0xF0) == 0xE0) {
+		n = 3;
+		cp = c & 0x0F;
+		min = 0x800;
+	} else if ((c & 0xF8) == 0xF0) {
+		n = 4;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else
+		return 0;
 	if ((size_t)(end - p) < n) return 0;
 	for (size_t i = 1; i < n; i++) {
 		if ((p[i] & 0xC0) != 0x80) return 0;
@@ -102,19 +136,40 @@ static char *parse_string_raw(struct parser *ps, size_t *outlen)
 		if (*scan == '\\') scan++;
 		scan++;
 	}
-	if (scan >= ps->end) { perr(ps, ps->p, "unterminated string"); return NULL; }
+	if (scan >= ps->end) {
+		perr(ps, ps->p, "unterminated string");
+		return NULL;
+	}
 	char *out = malloc((size_t)(scan - q) + 1);
-	if (!out) { perror("malloc"); exit(1); }
+	if (!out) {
+		perror("malloc");
+		exit(1);
+	}
 	size_t o = 0;
 	ps->p = q;
 	for (;;) {
-		if (ps->p >= ps->end) { perr(ps, ps->p, "unterminated string"); free(out); return NULL; }
+		if (ps->p >= ps->end) {
+			perr(ps, ps->p, "unterminated string");
+			free(out);
+			return NULL;
+		}
 		unsigned char c = (unsigned char)*ps->p;
-		if (c == '"') { ps->p++; break; }
-		if (c < 0x20) { perr(ps, ps->p, "control character in string"); free(out); return NULL; }
+		if (c == '"') {
+			ps->p++;
+			break;
+		}
+		if (c < 0x20) {
+			perr(ps, ps->p, "control character in string");
+			free(out);
+			return NULL;
+		}
 		if (c == '\\') {
 			ps->p++;
-			if (ps->p >= ps->end) { perr(ps, ps->p, "unterminated string"); free(out); return NULL; }
+			if (ps->p >= ps->end) {
+				perr(ps, ps->p, "unterminated string");
+				free(out);
+				return NULL;
+			}
 			char e = *ps->p++;
 			switch (e) {
 			case '"': out[o++] = '"'; break;
@@ -127,30 +182,54 @@ static char *parse_string_raw(struct parser *ps, size_t *outlen)
 			case 't': out[o++] = '\t'; break;
 			case 'u': {
 				unsigned cp;
-				if (read_u4(ps, &cp)) { free(out); return NULL; }
+				if (read_u4(ps, &cp)) {
+					free(out);
+					return NULL;
+				}
 				if (cp >= 0xD800 && cp <= 0xDBFF) {
 					unsigned lo;
 					if (ps->end - ps->p < 2 || ps->p[0] != '\\' || ps->p[1] != 'u') {
-						perr(ps, ps->p, "unpaired surrogate in \\u escape"); free(out); return NULL;
+						perr(ps, ps->p, "unpaired surrogate in \\u escape");
+						free(out);
+						return NULL;
 					}
 					ps->p += 2;
-					if (read_u4(ps, &lo)) { free(out); return NULL; }
-					if (lo < 0xDC00 || lo > 0xDFFF) { perr(ps, ps->p, "invalid low surrogate"); free(out); return NULL; }
+					if (read_u4(ps, &lo)) {
+						free(out);
+						return NULL;
+					}
+					if (lo < 0xDC00 || lo > 0xDFFF) {
+						perr(ps, ps->p, "invalid low surrogate");
+						free(out);
+						return NULL;
+					}
 					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 				} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-					perr(ps, ps->p, "unpaired surrogate in \\u escape"); free(out); return NULL;
+					perr(ps, ps->p, "unpaired surrogate in \\u escape");
+					free(out);
+					return NULL;
 				}
-				if (cp == 0) { perr(ps, ps->p, "NUL character in string"); free(out); return NULL; }
+				if (cp == 0) {
+					perr(ps, ps->p, "NUL character in string");
+					free(out);
+					return NULL;
+				}
 				o += put_utf8(out + o, cp);
 				break;
 			}
 			default:
-				perr(ps, ps->p - 1, "invalid escape in string"); free(out); return NULL;
+				perr(ps, ps->p - 1, "invalid escape in string");
+				free(out);
+				return NULL;
 			}
 			continue;
 		}
 		size_t n = utf8_seq((const unsigned char *)ps->p, (const unsigned char *)ps->end);
-		if (!n) { perr(ps, ps->p, "invalid UTF-8 in string"); free(out); return NULL; }
+		if (!n) {
+			perr(ps, ps->p, "invalid UTF-8 in string");
+			free(out);
+			return NULL;
+		}
 		memcpy(out + o, ps->p, n);
 		o += n;
 		ps->p += n;
@@ -167,25 +246,45 @@ static struct jval *parse_number(struct parser *ps)
 	const char *s = ps->p, *q = s;
 	int is_int = 1;
 	if (q < ps->end && *q == '-') q++;
-	if (q >= ps->end) { perr(ps, q, "invalid number"); return NULL; }
-	if (*q == '0') q++;
-	else if (*q >= '1' && *q <= '9') while (q < ps->end && *q >= '0' && *q <= '9') q++;
-	else { perr(ps, q, "invalid number"); return NULL; }
+	if (q >= ps->end) {
+		perr(ps, q, "invalid number");
+		return NULL;
+	}
+	if (*q == '0')
+		q++;
+	else if (*q >= '1' && *q <= '9')
+		while (q < ps->end && *q >= '0' && *q <= '9') q++;
+	else {
+		perr(ps, q, "invalid number");
+		return NULL;
+	}
 	if (q < ps->end && *q == '.') {
-		is_int = 0; q++;
-		if (q >= ps->end || *q < '0' || *q > '9') { perr(ps, q, "invalid number: digit expected after '.'"); return NULL; }
+		is_int = 0;
+		q++;
+		if (q >= ps->end || *q < '0' || *q > '9') {
+			perr(ps, q, "invalid number: digit expected after '.'");
+			return NULL;
+		}
 		while (q < ps->end && *q >= '0' && *q <= '9') q++;
 	}
 	if (q < ps->end && (*q == 'e' || *q == 'E')) {
-		is_int = 0; q++;
+		is_int = 0;
+		q++;
 		if (q < ps->end && (*q == '+' || *q == '-')) q++;
-		if (q >= ps->end || *q < '0' || *q > '9') { perr(ps, q, "invalid number: digit expected in exponent"); return NULL; }
+		if (q >= ps->end || *q < '0' || *q > '9') {
+			perr(ps, q, "invalid number: digit expected in exponent");
+			return NULL;
+		}
 		while (q < ps->end && *q >= '0' && *q <= '9') q++;
 	}
 	char tmp[64];
 	size_t n = (size_t)(q - s);
-	if (n >= sizeof(tmp)) { perr(ps, s, "number too long"); return NULL; }
-	memcpy(tmp, s, n); tmp[n] = 0;
+	if (n >= sizeof(tmp)) {
+		perr(ps, s, "number too long");
+		return NULL;
+	}
+	memcpy(tmp, s, n);
+	tmp[n] = 0;
 	struct jval *v = newval(J_NUM);
 	v->n = strtod(tmp, NULL);
 	if (is_int) {
@@ -201,26 +300,37 @@ static struct jval *parse_number(struct parser *ps)
 static int literal(struct parser *ps, const char *word)
 {
 	size_t n = strlen(word);
-	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
-		return 0;
+	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0) return 0;
 	ps->p += n;
 	return 1;
 }
 
 static struct jval *parse_value(struct parser *ps, int depth)
 {
-	if (depth > MAX_DEPTH) { perr(ps, ps->p, "nesting too deep"); return NULL; }
+	if (depth > MAX_DEPTH) {
+		perr(ps, ps->p, "nesting too deep");
+		return NULL;
+	}
 	skip_ws(ps);
-	if (ps->p >= ps->end) { perr(ps, ps->p, "unexpected end of input"); return NULL; }
+	if (ps->p >= ps->end) {
+		perr(ps, ps->p, "unexpected end of input");
+		return NULL;
+	}
 	char c = *ps->p;
 	if (c == '{') {
 		struct jval *obj = newval(J_OBJ), **tail = &obj->child;
 		ps->p++;
 		skip_ws(ps);
-		if (ps->p < ps->end && *ps->p == '}') { ps->p++; return obj; }
+		if (ps->p < ps->end && *ps->p == '}') {
+			ps->p++;
+			return obj;
+		}
 		for (;;) {
 			skip_ws(ps);
-			if (ps->p >= ps->end || *ps->p != '"') { perr(ps, ps->p, "expected a string key"); return NULL; }
+			if (ps->p >= ps->end || *ps->p != '"') {
+				perr(ps, ps->p, "expected a string key");
+				return NULL;
+			}
 			size_t kl;
 			char *key = parse_string_raw(ps, &kl);
 			if (!key) return NULL;
@@ -232,15 +342,26 @@ static struct jval *parse_value(struct parser *ps, int depth)
 					return NULL;
 				}
 			skip_ws(ps);
-			if (ps->p >= ps->end || *ps->p != ':') { perr(ps, ps->p, "expected ':' after key"); return NULL; }
+			if (ps->p >= ps->end || *ps->p != ':') {
+				perr(ps, ps->p, "expected ':' after key");
+				return NULL;
+			}
 			ps->p++;
 			struct jval *v = parse_value(ps, depth + 1);
 			if (!v) return NULL;
 			v->key = key;
-			*tail = v; tail = &v->next; obj->len++;
+			*tail = v;
+			tail = &v->next;
+			obj->len++;
 			skip_ws(ps);
-			if (ps->p < ps->end && *ps->p == ',') { ps->p++; continue; }
-			if (ps->p < ps->end && *ps->p == '}') { ps->p++; return obj; }
+			if (ps->p < ps->end && *ps->p == ',') {
+				ps->p++;
+				continue;
+			}
+			if (ps->p < ps->end && *ps->p == '}') {
+				ps->p++;
+				return obj;
+			}
 			perr(ps, ps->p, "expected ',' or '}' in object");
 			return NULL;
 		}
@@ -249,14 +370,25 @@ static struct jval *parse_value(struct parser *ps, int depth)
 		struct jval *arr = newval(J_ARR), **tail = &arr->child;
 		ps->p++;
 		skip_ws(ps);
-		if (ps->p < ps->end && *ps->p == ']') { ps->p++; return arr; }
+		if (ps->p < ps->end && *ps->p == ']') {
+			ps->p++;
+			return arr;
+		}
 		for (;;) {
 			struct jval *v = parse_value(ps, depth + 1);
 			if (!v) return NULL;
-			*tail = v; tail = &v->next; arr->len++;
+			*tail = v;
+			tail = &v->next;
+			arr->len++;
 			skip_ws(ps);
-			if (ps->p < ps->end && *ps->p == ',') { ps->p++; continue; }
-			if (ps->p < ps->end && *ps->p == ']') { ps->p++; return arr; }
+			if (ps->p < ps->end && *ps->p == ',') {
+				ps->p++;
+				continue;
+			}
+			if (ps->p < ps->end && *ps->p == ']') {
+				ps->p++;
+				return arr;
+			}
 			perr(ps, ps->p, "expected ',' or ']' in array");
 			return NULL;
 		}
@@ -266,9 +398,12 @@ static struct jval *parse_value(struct parser *ps, int depth)
 		v->s = parse_string_raw(ps, &v->len);
 		return v->s ? v : NULL;
 	}
-	if (c == '-' || (c >= '0' && c <= '9'))
-		return parse_number(ps);
-	if (literal(ps, "true")) { struct jval *v = newval(J_BOOL); v->b = 1; return v; }
+	if (c == '-' || (c >= '0' && c <= '9')) return parse_number(ps);
+	if (literal(ps, "true")) {
+		struct jval *v = newval(J_BOOL);
+		v->b = 1;
+		return v;
+	}
 	if (literal(ps, "false")) return newval(J_BOOL);
 	if (literal(ps, "null")) return newval(J_NULL);
 	perr(ps, ps->p, "unexpected character");
@@ -279,8 +414,7 @@ struct jval *json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
 	struct parser ps = { .p = text, .start = text, .end = text + len, .err = err, .errlen = errlen };
 	struct jval *v = parse_value(&ps, 0);
-	if (!v)
-		return NULL;
+	if (!v) return NULL;
 	skip_ws(&ps);
 	if (ps.p != ps.end) {
 		perr(&ps, ps.p, "trailing characters after the JSON value");
@@ -291,11 +425,9 @@ struct jval *json_parse(const char *text, size_t len, char *err, size_t errlen)
 
 struct jval *json_get(const struct jval *obj, const char *key)
 {
-	if (!obj || obj->t != J_OBJ)
-		return NULL;
+	if (!obj || obj->t != J_OBJ) return NULL;
 	for (struct jval *m = obj->child; m; m = m->next)
-		if (strcmp(m->key, key) == 0)
-			return m;
+		if (strcmp(m->key, key) == 0) return m;
 	return NULL;
 }
 
@@ -307,8 +439,7 @@ const char *json_type_name(enum jtype t)
 
 static int put(char *buf, size_t cap, size_t *pos, const char *s, size_t n)
 {
-	if (*pos + n >= cap)
-		return -1;
+	if (*pos + n >= cap) return -1;
 	memcpy(buf + *pos, s, n);
 	*pos += n;
 	buf[*pos] = 0;
@@ -324,14 +455,30 @@ int json_escape(char *buf, size_t cap, size_t *pos, const char *s, size_t n)
 		unsigned char c = *p;
 		char esc[8];
 		size_t el = 0;
-		if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; el = 2; }
-		else if (c == '\n') { memcpy(esc, "\\n", 2); el = 2; }
-		else if (c == '\r') { memcpy(esc, "\\r", 2); el = 2; }
-		else if (c == '\t') { memcpy(esc, "\\t", 2); el = 2; }
-		else if (c < 0x20 || c == 0x7f) {
-			memcpy(esc, "\\u00", 4); esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; el = 6;
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			el = 2;
+		} else if (c == '\n') {
+			memcpy(esc, "\\n", 2);
+			el = 2;
+		} else if (c == '\r') {
+			memcpy(esc, "\\r", 2);
+			el = 2;
+		} else if (c == '\t') {
+			memcpy(esc, "\\t", 2);
+			el = 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			el = 6;
 		}
-		if (el) { if (put(buf, cap, pos, esc, el)) return -1; p++; continue; }
+		if (el) {
+			if (put(buf, cap, pos, esc, el)) return -1;
+			p++;
+			continue;
+		}
 		size_t sl = utf8_seq(p, end);
 		if (!sl) {
 			/* Container output is arbitrary bytes; keep the JSON valid like docker does. */
@@ -352,8 +499,10 @@ int json_write(char *buf, size_t cap, size_t *pos, const struct jval *v)
 	case J_NULL: return put(buf, cap, pos, "null", 4);
 	case J_BOOL: return v->b ? put(buf, cap, pos, "true", 4) : put(buf, cap, pos, "false", 5);
 	case J_NUM:
-		if (v->is_int) snprintf(num, sizeof(num), "%lld", v->i);
-		else snprintf(num, sizeof(num), "%.17g", v->n);
+		if (v->is_int)
+			snprintf(num, sizeof(num), "%lld", v->i);
+		else
+			snprintf(num, sizeof(num), "%.17g", v->n);
 		return put(buf, cap, pos, num, strlen(num));
 	case J_STR: return json_escape(buf, cap, pos, v->s, v->len);
 	case J_ARR:

@@ -7,13 +7,13 @@ enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
 
 struct jval {
 	enum jtype t;
-	char *key;          /* set when this value is an object member */
-	char *s;            /* J_STR: NUL-terminated (embedded NULs are refused) */
-	size_t len;         /* J_STR: byte length; J_ARR/J_OBJ: number of children */
-	double n;           /* J_NUM */
-	int b;              /* J_BOOL */
-	int is_int;         /* J_NUM without fraction/exponent */
-	long long i;        /* J_NUM when is_int */
+	char *key;   /* set when this value is an object member */
+	char *s;     /* J_STR: NUL-terminated (embedded NULs are refused) */
+	size_t len;  /* J_STR: byte length; J_ARR/J_OBJ: number of children */
+	double n;    /* J_NUM */
+	int b;       /* J_BOOL */
+	int is_int;  /* J_NUM without fraction/exponent */
+	long long i; /* J_NUM when is_int */
 	struct jval *child, *next;
 };
 

@@ -36,8 +36,7 @@ void tcp_send(struct tcp_conn *c, uint8_t *msg, size_t len)
 			return;
 		}
 		sent = w > 0 ? (size_t)w : 0;
-		if (sent == len)
-			return;
+		if (sent == len) return;
 	}
 	/* The slow path: the client reads slower than it asks. Keep the rest; reading from it stops
 	 * past 64 KiB (see the poll), and one that still has more coming than it reads is dropped. */
@@ -63,8 +62,7 @@ void read_udp(int64_t now)
 		addr_t from;
 		socklen_t fromlen = sizeof(from);
 		ssize_t n = recvfrom(udp_fd, RX, RX_SIZE, MSG_DONTWAIT, &from.sa, &fromlen);
-		if (n < 0)
-			return;
+		if (n < 0) return;
 		handle_query(RX, n, &from, fromlen, NULL, now);
 	}
 }
@@ -73,8 +71,7 @@ void accept_tcp(int64_t now)
 {
 	for (int i = 0; i < BURST; i++) {
 		int fd = accept4(tcp_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
+		if (fd < 0) return;
 		struct tcp_conn *c = NULL, *oldest = NULL;
 		for (size_t k = 0; k < MAX_TCP && !c; k++) {
 			if (conns[k].fd < 0)
@@ -97,8 +94,7 @@ void tcp_readable(struct tcp_conn *c, int64_t now)
 {
 	ssize_t n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, MSG_DONTWAIT);
 	if (n <= 0) {
-		if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			tcp_close(c);
+		if (n == 0 || (errno != EAGAIN && errno != EINTR)) tcp_close(c);
 		return;
 	}
 	c->last = now;
@@ -110,8 +106,7 @@ void tcp_readable(struct tcp_conn *c, int64_t now)
 			tcp_close(c);
 			return;
 		}
-		if (c->inlen < 2 + mlen)
-			return;
+		if (c->inlen < 2 + mlen) return;
 		/* copied out, so that the connection's buffer can take the next one */
 		memcpy(RX, c->in + 2, mlen);
 		memmove(c->in, c->in + 2 + mlen, c->inlen - 2 - mlen);
@@ -124,8 +119,7 @@ void tcp_writable(struct tcp_conn *c, int64_t now)
 {
 	ssize_t w = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (w < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			tcp_close(c);
+		if (errno != EAGAIN && errno != EINTR) tcp_close(c);
 		return;
 	}
 	c->last = now;

@@ -21,18 +21,14 @@ static void reply_line(const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
+	if (n < 0) return;
+	if ((size_t)n > sizeof(line) - 2) n = sizeof(line) - 2;
 	line[n++] = '\n';
 	/* stdout is a pipe to the daemon; if it went away, stdin's EOF ends us soon */
 	for (int off = 0; off < n;) {
 		ssize_t w = write(1, line + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
+		if (w < 0 && errno == EINTR) continue;
+		if (w <= 0) return;
 		off += w;
 	}
 }
@@ -42,27 +38,21 @@ static void reply_line(const char *fmt, ...)
 static const char *normalize_name(char *name, size_t *len)
 {
 	size_t n = strlen(name);
-	if (n && name[n - 1] == '.')
-		name[--n] = 0;
-	if (!n || n > 253)
-		return "a name has 1 to 253 characters";
+	if (n && name[n - 1] == '.') name[--n] = 0;
+	if (!n || n > 253) return "a name has 1 to 253 characters";
 	size_t label = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = name[i];
 		if (c == '.') {
-			if (!label)
-				return "empty label";
+			if (!label) return "empty label";
 			label = 0;
 			continue;
 		}
-		if (!isalnum(c) && c != '-' && c != '_')
-			return "a name has only letters, digits, '-', '_' and dots";
-		if (++label > 63)
-			return "a label has at most 63 characters";
+		if (!isalnum(c) && c != '-' && c != '_') return "a name has only letters, digits, '-', '_' and dots";
+		if (++label > 63) return "a label has at most 63 characters";
 		name[i] = tolower(c);
 	}
-	if (!label)
-		return "empty label";
+	if (!label) return "empty label";
 	*len = n;
 	return NULL;
 }
@@ -91,8 +81,7 @@ static void cmd_set(char **argv, int argc)
 		}
 	uint32_t count = argc - 2;
 	uint32_t *copy = malloc(count * sizeof(*copy));
-	if (!copy)
-		die("out of memory");
+	if (!copy) die("out of memory");
 	memcpy(copy, addrs, count * sizeof(*copy));
 	record_set(argv[1], len, copy, count);
 }
@@ -123,8 +112,7 @@ static void run_command(char *line)
 		}
 		argv[argc++] = tok;
 	}
-	if (!argc)
-		return;
+	if (!argc) return;
 	if (!strcmp(argv[0], "set"))
 		cmd_set(argv, argc);
 	else if (!strcmp(argv[0], "del"))
@@ -145,14 +133,11 @@ static int line_overflow; /* discarding the rest of a line that was too long */
 int read_commands(void)
 {
 	ssize_t n = read(0, line_buf + line_len, sizeof(line_buf) - line_len);
-	if (n < 0)
-		return errno == EINTR || errno == EAGAIN;
-	if (n == 0)
-		return 0;
+	if (n < 0) return errno == EINTR || errno == EAGAIN;
+	if (n == 0) return 0;
 	size_t end = line_len + n, start = 0;
 	for (size_t i = line_len; i < end; i++) {
-		if (line_buf[i] != '\n')
-			continue;
+		if (line_buf[i] != '\n') continue;
 		line_buf[i] = 0;
 		if (line_overflow) {
 			line_overflow = 0;

@@ -20,12 +20,12 @@
 
 struct query {
 	uint16_t id, flags, qtype, qclass;
-	size_t qend;      /* offset just past the question */
-	int local;        /* the name can be one of ours (no '.' or odd byte inside a label) */
-	int edns;         /* the query carries an OPT record */
-	size_t limit;     /* the largest reply the client accepts */
+	size_t qend;  /* offset just past the question */
+	int local;    /* the name can be one of ours (no '.' or odd byte inside a label) */
+	int edns;     /* the query carries an OPT record */
+	size_t limit; /* the largest reply the client accepts */
 	size_t namelen;
-	char name[256];   /* lowercase, dotted, no trailing dot */
+	char name[256]; /* lowercase, dotted, no trailing dot */
 };
 
 /* The question's identity, to match an upstream's reply with the query it answers. */
@@ -34,7 +34,7 @@ uint64_t question_hash(const struct query *q);
 int parse_message(const uint8_t *p, size_t len, struct query *q, int find_opt);
 /* Writes a reply to QUERY into TXP and returns its length (see dns.c). */
 size_t build_reply(const uint8_t *query, const struct query *q, size_t limit, int rcode, int authoritative,
-		   struct record *r);
+                   struct record *r);
 
 /* Two spare bytes in front of each: room for the length prefix when the message goes out over TCP. */
 extern uint8_t rx_buf[2 + 65536], tx_buf[2 + 65536];

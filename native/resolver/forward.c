@@ -32,8 +32,7 @@ int64_t next_due = INT64_MAX;
 
 void pending_init(void)
 {
-	for (size_t i = 0; i < MAX_PENDING; i++)
-		free_slots[nfree++] = MAX_PENDING - 1 - i;
+	for (size_t i = 0; i < MAX_PENDING; i++) free_slots[nfree++] = MAX_PENDING - 1 - i;
 }
 
 static void pending_release(struct pending *f)
@@ -51,16 +50,14 @@ static void deliver(struct pending *f, uint8_t *msg, size_t len)
 		return;
 	}
 	struct tcp_conn *c = &conns[f->conn];
-	if (c->fd >= 0 && c->gen == f->gen)
-		tcp_send(c, msg, len);
+	if (c->fd >= 0 && c->gen == f->gen) tcp_send(c, msg, len);
 }
 
 static void answer_servfail(struct pending *f)
 {
 	struct query q;
 	put16(f->pkt, f->client_id);
-	if (parse_message(f->pkt, f->len, &q, 1) < 0)
-		return;
+	if (parse_message(f->pkt, f->len, &q, 1) < 0) return;
 	size_t len = build_reply(f->pkt, &q, q.limit, RCODE_SERVFAIL, 0, NULL);
 	deliver(f, TXP, len);
 }
@@ -70,8 +67,7 @@ static int forward_next(struct pending *f)
 {
 	while (f->next_up < nups) {
 		struct upstream *u = &ups[f->next_up++];
-		if (send(u->fd, f->pkt, f->len, MSG_DONTWAIT) == f->len)
-			return 0;
+		if (send(u->fd, f->pkt, f->len, MSG_DONTWAIT) == f->len) return 0;
 	}
 	return -1;
 }
@@ -80,14 +76,12 @@ static void schedule(struct pending *f, int64_t now)
 {
 	/* the two seconds are shared among the upstreams, tried one after the other */
 	f->due = f->next_up >= nups ? f->deadline : now + FORWARD_TIMEOUT_MS / (int64_t)nups;
-	if (f->due > f->deadline)
-		f->due = f->deadline;
-	if (f->due < next_due)
-		next_due = f->due;
+	if (f->due > f->deadline) f->due = f->deadline;
+	if (f->due < next_due) next_due = f->due;
 }
 
 void forward(const uint8_t *pkt, size_t len, const struct query *q, const addr_t *client, socklen_t client_len,
-	     struct tcp_conn *c, int64_t now)
+             struct tcp_conn *c, int64_t now)
 {
 	if (!nfree) {
 		size_t n = build_reply(pkt, q, c ? 65535 : q->limit, RCODE_SERVFAIL, 0, NULL);
@@ -101,8 +95,7 @@ void forward(const uint8_t *pkt, size_t len, const struct query *q, const addr_t
 	npending++;
 	f->used = 1;
 	uint16_t id;
-	do
-		id = rng();
+	do id = rng();
 	while (id_slot[id]);
 	id_slot[id] = f - pending + 1;
 	f->up_id = id;
@@ -130,18 +123,14 @@ void forward(const uint8_t *pkt, size_t len, const struct query *q, const addr_t
 static void upstream_reply(size_t upstream, uint8_t *msg, size_t len)
 {
 	struct query q;
-	if (len < DNS_HEADER || !(msg[2] & 0x80))
-		return;
+	if (len < DNS_HEADER || !(msg[2] & 0x80)) return;
 	uint16_t slot = id_slot[get16(msg)];
-	if (!slot)
-		return; /* late (we already answered SERVFAIL) or not ours */
+	if (!slot) return; /* late (we already answered SERVFAIL) or not ours */
 	struct pending *f = &pending[slot - 1];
-	if (upstream >= f->next_up)
-		return; /* we never asked that one */
+	if (upstream >= f->next_up) return; /* we never asked that one */
 	/* the question must be the one asked; a reply without one is only accepted as an error */
 	if (parse_message(msg, len, &q, 0) == 0) {
-		if (question_hash(&q) != f->qhash)
-			return;
+		if (question_hash(&q) != f->qhash) return;
 	} else if (len < DNS_HEADER || get16(msg + 4) != 0 || (msg[3] & 0x0f) == 0) {
 		return;
 	}
@@ -152,14 +141,12 @@ static void upstream_reply(size_t upstream, uint8_t *msg, size_t len)
 
 void expire_pending(int64_t now)
 {
-	if (now < next_due)
-		return;
+	if (now < next_due) return;
 	next_due = INT64_MAX;
 	size_t seen = 0;
 	for (size_t i = 0; i < MAX_PENDING && seen < npending; i++) {
 		struct pending *f = &pending[i];
-		if (!f->used)
-			continue;
+		if (!f->used) continue;
 		seen++;
 		if (now >= f->due) {
 			if (now >= f->deadline || forward_next(f) < 0) {
@@ -170,8 +157,7 @@ void expire_pending(int64_t now)
 			}
 			schedule(f, now);
 		}
-		if (f->due < next_due)
-			next_due = f->due;
+		if (f->due < next_due) next_due = f->due;
 	}
 }
 
@@ -181,8 +167,7 @@ static void upstream_refused(size_t u, int64_t now)
 	size_t seen = 0;
 	for (size_t i = 0; i < MAX_PENDING && seen < npending; i++) {
 		struct pending *f = &pending[i];
-		if (!f->used)
-			continue;
+		if (!f->used) continue;
 		seen++;
 		if (f->next_up == u + 1 && f->next_up < nups) {
 			f->due = now;
@@ -196,11 +181,9 @@ void read_upstream(size_t u, int64_t now)
 	for (int i = 0; i < BURST; i++) {
 		ssize_t n = recv(ups[u].fd, RX, RX_SIZE, MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) return;
 			/* an ICMP error is not tied to one query; the last one is whoever refused */
-			if (errno == ECONNREFUSED)
-				upstream_refused(u, now);
+			if (errno == ECONNREFUSED) upstream_refused(u, now);
 			continue;
 		}
 		upstream_reply(u, RX, n);

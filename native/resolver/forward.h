@@ -24,7 +24,7 @@ extern int64_t next_due;
 void pending_init(void);
 /* Relays a query that is not ours. C is its TCP connection, or NULL for UDP (then CLIENT). */
 void forward(const uint8_t *pkt, size_t len, const struct query *q, const addr_t *client, socklen_t client_len,
-	     struct tcp_conn *c, int64_t now);
+             struct tcp_conn *c, int64_t now);
 /* Moves on, or gives up, the forwards that are due. */
 void expire_pending(int64_t now);
 /* Takes what upstream U's socket has: replies, or its port unreachable. */

@@ -5,14 +5,12 @@
 #include "records.h"
 
 /* One query from a client. C is its TCP connection, or NULL for UDP (then CLIENT is its address). */
-void handle_query(uint8_t *pkt, size_t len, const addr_t *client, socklen_t client_len, struct tcp_conn *c,
-		  int64_t now)
+void handle_query(uint8_t *pkt, size_t len, const addr_t *client, socklen_t client_len, struct tcp_conn *c, int64_t now)
 {
 	struct query q;
 	if (len < DNS_HEADER || (pkt[2] & 0x80))
 		return; /* a response sent to us: never answer one, or two resolvers could ping-pong */
-	if (parse_message(pkt, len, &q, 1) < 0)
-		return;
+	if (parse_message(pkt, len, &q, 1) < 0) return;
 	size_t limit = c ? 65535 : q.limit;
 	size_t n;
 	int opcode = (q.flags >> 11) & 0x0f;

@@ -56,7 +56,8 @@ int cg_init(struct cgroup *cg, const char *path, int want_cpuset)
 		snprintf(root, sizeof(root), CGROOT "/%s", ctrls[i]);
 		if (stat(root, &st) < 0 || statfs(root, &sf) < 0 || sf.f_type != CGROUP_SUPER_MAGIC) continue;
 		int dup = 0;
-		for (int k = 0; k < cg->n; k++) if (seen[k] == st.st_dev) dup = 1;
+		for (int k = 0; k < cg->n; k++)
+			if (seen[k] == st.st_dev) dup = 1;
 		if (dup) continue;
 		seen[cg->n] = st.st_dev;
 		cg->name[cg->n] = ctrls[i];
@@ -75,8 +76,7 @@ static int cg_write(const char *dir, const char *file, const char *val)
 {
 	char p[1400];
 	snprintf(p, sizeof(p), "%s/%s", dir, file);
-	if (write_str(p, val) < 0)
-		return seterr("cgroup: write %s to %s: %s", val, p, strerror(errno));
+	if (write_str(p, val) < 0) return seterr("cgroup: write %s to %s: %s", val, p, strerror(errno));
 	return 0;
 }
 
@@ -113,7 +113,7 @@ static int mkdir_cg(const char *dir, int cpuset)
 	size_t n = strlen(dir);
 	memcpy(buf, dir, n + 1);
 	/* Walk from /sys/fs/cgroup/<ctrl> down so intermediate cpuset dirs get cpus/mems too. */
-	for (char *p = buf + strlen(CGROOT) + 1; ; p++) {
+	for (char *p = buf + strlen(CGROOT) + 1;; p++) {
 		if (*p == '/' || *p == 0) {
 			char c = *p;
 			*p = 0;
@@ -144,8 +144,8 @@ static int v2_enable(struct cgroup *cg, const struct resources *res)
 	snprintf(want, sizeof(want), "%s", ctl);
 	for (tok = strtok_r(want, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
 		if (!strstr(avail, tok + 1))
-			return seterr("cgroup: the %s controller is not available in cgroup2 (controllers: %.100s)", tok + 1,
-				      avail[0] ? avail : "none");
+			return seterr("cgroup: the %s controller is not available in cgroup2 (controllers: %.100s)",
+			              tok + 1, avail[0] ? avail : "none");
 	/* Controllers must be enabled in every ancestor's subtree_control, top down (not in the leaf). */
 	char buf[1200];
 	snprintf(buf, sizeof(buf), "%s", cg->dir[0]);
@@ -154,8 +154,7 @@ static int v2_enable(struct cgroup *cg, const struct resources *res)
 		char sc[1300];
 		snprintf(sc, sizeof(sc), "%s/cgroup.subtree_control", buf);
 		*p = '/';
-		if (write_str(sc, ctl + 1) < 0)
-			return seterr("cgroup: enable%s in %s: %s", ctl, sc, strerror(errno));
+		if (write_str(sc, ctl + 1) < 0) return seterr("cgroup: enable%s in %s: %s", ctl, sc, strerror(errno));
 	}
 	return 0;
 }
@@ -171,8 +170,11 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 		if (res->mem_limit > 0) {
 			/* v2 has a separate swap limit; OCI swap is memory+swap. Default: no swap, like memsw=limit. */
 			char p[1300], sw[32];
-			if (res->has_swap && res->mem_swap == -1) strcpy(sw, "max");
-			else snprintf(sw, sizeof(sw), "%lld", res->mem_swap > 0 ? res->mem_swap - res->mem_limit : 0);
+			if (res->has_swap && res->mem_swap == -1)
+				strcpy(sw, "max");
+			else
+				snprintf(sw, sizeof(sw), "%lld",
+				         res->mem_swap > 0 ? res->mem_swap - res->mem_limit : 0);
 			snprintf(p, sizeof(p), "%s/memory.swap.max", d);
 			if (access(p, F_OK) == 0 && cg_write(d, "memory.swap.max", sw)) goto fail;
 		}
@@ -183,8 +185,10 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 		if (res->cpu_quota > 0 || res->cpu_period) {
 			char b[64];
 			unsigned long long period = res->cpu_period ? res->cpu_period : 100000;
-			if (res->cpu_quota > 0) snprintf(b, sizeof(b), "%lld %llu", res->cpu_quota, period);
-			else snprintf(b, sizeof(b), "max %llu", period);
+			if (res->cpu_quota > 0)
+				snprintf(b, sizeof(b), "%lld %llu", res->cpu_quota, period);
+			else
+				snprintf(b, sizeof(b), "max %llu", period);
 			if (cg_write(d, "cpu.max", b)) goto fail;
 		}
 		if (res->pids_limit > 0 && cg_writell(d, "pids.max", res->pids_limit)) goto fail;
@@ -194,9 +198,11 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 	}
 	int need_mem = res->mem_limit > 0 || res->mem_swap > 0 || res->mem_reservation > 0 || res->has_swappiness;
 	int need_cpu = res->cpu_shares || res->cpu_quota > 0 || res->cpu_period;
-	if (need_mem && cg->mem < 0) return seterr("cgroup: memory limit requested but the memory controller is not mounted");
+	if (need_mem && cg->mem < 0)
+		return seterr("cgroup: memory limit requested but the memory controller is not mounted");
 	if (need_cpu && cg->cpu < 0) return seterr("cgroup: cpu limit requested but the cpu controller is not mounted");
-	if (res->pids_limit > 0 && cg->pids < 0) return seterr("cgroup: pids limit requested but the pids controller is not mounted");
+	if (res->pids_limit > 0 && cg->pids < 0)
+		return seterr("cgroup: pids limit requested but the pids controller is not mounted");
 	for (int i = 0; i < cg->n; i++) {
 		const char *d = cg->dir[i], *name = cg->name[i];
 		if (mkdir_cg(d, strcmp(name, "cpuset") == 0)) goto fail;
@@ -206,14 +212,20 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 				char p[1300];
 				snprintf(p, sizeof(p), "%s/memory.memsw.limit_in_bytes", d);
 				/* Unset swap means no swap (memsw = limit); an explicit -1 means unlimited. */
-				long long sw = res->has_swap && res->mem_swap == -1 ? -1 : res->mem_swap > 0 ? res->mem_swap : res->mem_limit;
+				long long sw = res->has_swap && res->mem_swap == -1 ? -1
+				               : res->mem_swap > 0                  ? res->mem_swap
+				                                                    : res->mem_limit;
 				if (access(p, F_OK) == 0 && cg_writell(d, "memory.memsw.limit_in_bytes", sw)) goto fail;
 			}
-			if (res->mem_reservation > 0 && cg_writell(d, "memory.soft_limit_in_bytes", res->mem_reservation)) goto fail;
-			if (res->has_swappiness && cg_writell(d, "memory.swappiness", (long long)res->swappiness)) goto fail;
+			if (res->mem_reservation > 0 &&
+			    cg_writell(d, "memory.soft_limit_in_bytes", res->mem_reservation))
+				goto fail;
+			if (res->has_swappiness && cg_writell(d, "memory.swappiness", (long long)res->swappiness))
+				goto fail;
 		} else if (i == cg->cpu) {
 			if (res->cpu_shares && cg_writell(d, "cpu.shares", (long long)res->cpu_shares)) goto fail;
-			if (res->cpu_period && cg_writell(d, "cpu.cfs_period_us", (long long)res->cpu_period)) goto fail;
+			if (res->cpu_period && cg_writell(d, "cpu.cfs_period_us", (long long)res->cpu_period))
+				goto fail;
 			if (res->cpu_quota && cg_writell(d, "cpu.cfs_quota_us", res->cpu_quota)) goto fail;
 		} else if (i == cg->pids) {
 			if (res->pids_limit > 0 && cg_writell(d, "pids.max", res->pids_limit)) goto fail;
@@ -222,15 +234,23 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 			if (res->mems && *res->mems && cg_write(d, "cpuset.mems", res->mems)) goto fail;
 		} else if (!strcmp(name, "devices") && res->has_devices) {
 			/* The spec's rules, then the devices every container needs (as runc and crun add). */
-			static const char *defaults[] = { "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",
-				"c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm" };
+			static const char *defaults[] = { "c *:* m",   "b *:* m",   "c 1:3 rwm",   "c 1:5 rwm",
+				                          "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",   "c 5:0 rwm",
+				                          "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm" };
 			for (int k = 0; k < res->ndevs; k++) {
 				const struct dev_rule *r = &res->devs[k];
 				char line[96], maj[24], min[24];
-				if (r->type == 'a') snprintf(line, sizeof(line), "a");
+				if (r->type == 'a')
+					snprintf(line, sizeof(line), "a");
 				else {
-					if (r->major < 0) strcpy(maj, "*"); else snprintf(maj, sizeof(maj), "%lld", r->major);
-					if (r->minor < 0) strcpy(min, "*"); else snprintf(min, sizeof(min), "%lld", r->minor);
+					if (r->major < 0)
+						strcpy(maj, "*");
+					else
+						snprintf(maj, sizeof(maj), "%lld", r->major);
+					if (r->minor < 0)
+						strcpy(min, "*");
+					else
+						snprintf(min, sizeof(min), "%lld", r->minor);
 					snprintf(line, sizeof(line), "%c %s:%s %s", r->type, maj, min, r->access);
 				}
 				if (cg_write(d, r->allow ? "devices.allow" : "devices.deny", line)) goto fail;
@@ -279,7 +299,7 @@ int cg_freeze(struct cgroup *cg, int freeze)
 	for (int tries = 0; tries < 5000; tries++) {
 		if (tries % 100 == 0) {
 			if (cg->v2 ? cg_write(d, "cgroup.freeze", freeze ? "1" : "0")
-				   : cg_write(d, "freezer.state", freeze ? "FROZEN" : "THAWED"))
+			           : cg_write(d, "freezer.state", freeze ? "FROZEN" : "THAWED"))
 				return -1;
 		}
 		int f = cg_is_frozen(cg);

@@ -8,11 +8,11 @@
 
 struct cgroup {
 	int v2;
-	char path[1024];                 /* "/parent/id" as in linux.cgroupsPath */
+	char path[1024]; /* "/parent/id" as in linux.cgroupsPath */
 	int n;
-	char dir[CG_MAX][1200];          /* v1: one per hierarchy; v2: dir[0] only */
-	const char *name[CG_MAX];        /* controller name of each v1 hierarchy */
-	int mem, cpu, pids, freezer;     /* index into dir[] or -1 */
+	char dir[CG_MAX][1200];      /* v1: one per hierarchy; v2: dir[0] only */
+	const char *name[CG_MAX];    /* controller name of each v1 hierarchy */
+	int mem, cpu, pids, freezer; /* index into dir[] or -1 */
 };
 
 /* Resolves the hierarchies present on this host for path. want_cpuset adds cpuset (only when asked). */
@@ -20,7 +20,7 @@ int cg_init(struct cgroup *cg, const char *path, int want_cpuset);
 int cg_create(struct cgroup *cg, const struct resources *res);
 int cg_attach(struct cgroup *cg, pid_t pid);
 int cg_freeze(struct cgroup *cg, int freeze);
-int cg_is_frozen(struct cgroup *cg);           /* 1 frozen, 0 not, -1 no freezer */
+int cg_is_frozen(struct cgroup *cg); /* 1 frozen, 0 not, -1 no freezer */
 int cg_destroy(struct cgroup *cg);
 int cg_pids(struct cgroup *cg, pid_t *out, int max);
 long long cg_oom_kills(struct cgroup *cg);

@@ -22,8 +22,7 @@ void install_forwarding(pid_t pid)
 
 void reap(pid_t pid, int *status)
 {
-	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-		continue;
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR) continue;
 }
 
 int exit_code(int status)

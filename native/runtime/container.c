@@ -26,7 +26,8 @@
 
 /* Our own copy: <linux/sched.h> clashes with glibc's <sched.h>. */
 struct clone3_args {
-	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+		cgroup;
 };
 #define CLONE_INTO_CGROUP_FLAG 0x200000000ULL
 #ifndef SYS_clone3
@@ -38,7 +39,10 @@ struct clone3_args {
 #endif
 
 enum { MSG_MAPS = 1, MSG_CGROUP_DIRS, MSG_CGROUP_OK, MSG_READY, MSG_ERROR, MSG_GO };
-struct msg { int type; char text[1000]; };
+struct msg {
+	int type;
+	char text[1000];
+};
 
 static int sync_fd = -1;
 static int cgroup_stage; /* last cgroup message seen by the child: DIRS, then OK */
@@ -124,7 +128,10 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 	if (!g_cg->v2 && !(s->ns_flags & CLONE_NEWUSER) && cg_enter_self(g_cg)) child_fail();
 	if (s->ns_flags & CLONE_NEWUSER) {
 		if (recv_msg(sync_fd, &m) < 0 || m.type != MSG_MAPS) _exit(1);
-		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) { seterr("become root in the user namespace: %s", strerror(errno)); child_fail(); }
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+			seterr("become root in the user namespace: %s", strerror(errno));
+			child_fail();
+		}
 	}
 	static const int joinable[] = { CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS };
 	for (size_t i = 0; i < sizeof(joinable) / sizeof(joinable[0]); i++) {
@@ -132,8 +139,14 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		if (ns_path_for(s, joinable[i], &p) && p && join_ns(p, joinable[i])) child_fail();
 	}
 	if (s->hostname && s->hostname[0]) {
-		if (!(s->ns_flags & CLONE_NEWUTS)) { seterr("hostname is set but no new uts namespace is requested"); child_fail(); }
-		if (sethostname(s->hostname, strlen(s->hostname)) < 0) { seterr("sethostname: %s", strerror(errno)); child_fail(); }
+		if (!(s->ns_flags & CLONE_NEWUTS)) {
+			seterr("hostname is set but no new uts namespace is requested");
+			child_fail();
+		}
+		if (sethostname(s->hostname, strlen(s->hostname)) < 0) {
+			seterr("sethostname: %s", strerror(errno));
+			child_fail();
+		}
 	}
 	if (s->ns_flags & CLONE_NEWNET) lo_up();
 	int fifo = -1;
@@ -141,21 +154,29 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		/* O_RDWR never blocks on a FIFO; the read below waits for `start` to write one byte. */
 		state_path(o->root, o->id, "exec.fifo", path, sizeof(path));
 		fifo = open(path, O_RDWR | O_CLOEXEC);
-		if (fifo < 0) { seterr("open %s: %s", path, strerror(errno)); child_fail(); }
+		if (fifo < 0) {
+			seterr("open %s: %s", path, strerror(errno));
+			child_fail();
+		}
 	}
 	if (rootfs_setup(s, g_cg, (s->ns_flags & CLONE_NEWUSER) != 0, child_wait_cgroup)) child_fail();
 	const char *cgp;
 	if (ns_path_for(s, CLONE_NEWCGROUP, &cgp)) {
 		child_wait(MSG_CGROUP_OK);
 		/* After the move into the container's cgroup, so that cgroup becomes the namespace root. */
-		if (cgp ? join_ns(cgp, CLONE_NEWCGROUP) : (unshare(CLONE_NEWCGROUP) < 0 ? seterr("unshare cgroup namespace: %s", strerror(errno)) : 0))
+		if (cgp ? join_ns(cgp, CLONE_NEWCGROUP)
+		        : (unshare(CLONE_NEWCGROUP) < 0 ? seterr("unshare cgroup namespace: %s", strerror(errno)) : 0))
 			child_fail();
 	}
 	for (int i = 0; i < s->nsysctl; i++) {
 		char p[512];
 		int n = snprintf(p, sizeof(p), "/proc/sys/%s", s->sysctl_k[i]);
-		for (char *c = p + 10; c < p + n; c++) if (*c == '.') *c = '/';
-		if (write_str(p, s->sysctl_v[i]) < 0) { seterr("sysctl %s: %s", s->sysctl_k[i], strerror(errno)); child_fail(); }
+		for (char *c = p + 10; c < p + n; c++)
+			if (*c == '.') *c = '/';
+		if (write_str(p, s->sysctl_v[i]) < 0) {
+			seterr("sysctl %s: %s", s->sysctl_k[i], strerror(errno));
+			child_fail();
+		}
 	}
 	/* Descriptors inherited from whoever called us (Node, a shell) must not leak into the container. */
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -169,8 +190,7 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		close(sync_fd);
 		char c;
 		ssize_t r;
-		while ((r = read(fifo, &c, 1)) < 0 && errno == EINTR)
-			continue;
+		while ((r = read(fifo, &c, 1)) < 0 && errno == EINTR) continue;
 		if (r != 1) _exit(1);
 	} else if (recv_msg(sync_fd, &m) < 0 || m.type != MSG_GO) {
 		_exit(1);
@@ -191,7 +211,10 @@ static void child_error(int fd)
 	memset(&m, 0, sizeof(m));
 	for (int i = 0; i < 2; i++) {
 		ssize_t r = recv(fd, &m, sizeof(m) - 1, MSG_DONTWAIT);
-		if (r > 0 && m.type == MSG_ERROR) { seterr("%s", m.text); return; }
+		if (r > 0 && m.type == MSG_ERROR) {
+			seterr("%s", m.text);
+			return;
+		}
 		if (!(r < 0 && errno == ECONNRESET)) return;
 	}
 }
@@ -219,7 +242,8 @@ static void mark(const char *what)
 	if (!timing) return;
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	dprintf(2, "timing %-10s %.3f ms\n", what, (double)(now.tv_sec - t_start.tv_sec) * 1e3 + (double)(now.tv_nsec - t_start.tv_nsec) / 1e6);
+	dprintf(2, "timing %-10s %.3f ms\n", what,
+	        (double)(now.tv_sec - t_start.tv_sec) * 1e3 + (double)(now.tv_nsec - t_start.tv_nsec) / 1e6);
 }
 
 int container_create(const struct create_opts *o)
@@ -237,8 +261,10 @@ int container_create(const struct create_opts *o)
 	if (stat(s.root_path, &st) < 0 || !S_ISDIR(st.st_mode))
 		return seterr("config.json: root.path: %s is not a directory", s.root_path);
 	char cgpath[1100];
-	if (s.cgroups_path) snprintf(cgpath, sizeof(cgpath), "%s", s.cgroups_path);
-	else snprintf(cgpath, sizeof(cgpath), "/%s", o->id);
+	if (s.cgroups_path)
+		snprintf(cgpath, sizeof(cgpath), "%s", s.cgroups_path);
+	else
+		snprintf(cgpath, sizeof(cgpath), "/%s", o->id);
 	int want_cpuset = (s.res.cpus && *s.res.cpus) || (s.res.mems && *s.res.mems);
 	if (cg_init(&cg, cgpath, want_cpuset)) return -1;
 	mark("parsed");
@@ -254,30 +280,45 @@ int container_create(const struct create_opts *o)
 		return seterr("mkdir %s: %s", statedir, strerror(errno));
 	}
 	state_path(o->root, o->id, "config.json", path, sizeof(path));
-	if (write_atomic(path, raw, rawlen) < 0) { seterr("write %s: %s", path, strerror(errno)); goto fail_state; }
+	if (write_atomic(path, raw, rawlen) < 0) {
+		seterr("write %s: %s", path, strerror(errno));
+		goto fail_state;
+	}
 	int fifo_mode = o->mode == MODE_CREATE;
 	if (fifo_mode) {
 		state_path(o->root, o->id, "exec.fifo", path, sizeof(path));
-		if (mkfifo(path, 0600) < 0) { seterr("mkfifo %s: %s", path, strerror(errno)); goto fail_state; }
+		if (mkfifo(path, 0600) < 0) {
+			seterr("mkfifo %s: %s", path, strerror(errno));
+			goto fail_state;
+		}
 	}
 	const char *pidns_path;
-	if (ns_path_for(&s, CLONE_NEWPID, &pidns_path) && pidns_path && join_ns(pidns_path, CLONE_NEWPID)) goto fail_state;
+	if (ns_path_for(&s, CLONE_NEWPID, &pidns_path) && pidns_path && join_ns(pidns_path, CLONE_NEWPID))
+		goto fail_state;
 
 	int sp[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) { seterr("socketpair: %s", strerror(errno)); goto fail_state; }
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		seterr("socketpair: %s", strerror(errno));
+		goto fail_state;
+	}
 	fflush(NULL);
 	mark("pre-clone");
 	int flags = (s.ns_flags & ~CLONE_NEWCGROUP) | SIGCHLD;
 	pid_t pid;
 	/* The cgroup exists before the child, which then moves itself in (v1, see cg_enter_self)
 	 * or is born in it (v2): no slow cgroup.procs write by us on the start path. */
-	if (cg_create(&cg, &s.res)) { close(sp[0]); close(sp[1]); goto fail_state; }
+	if (cg_create(&cg, &s.res)) {
+		close(sp[0]);
+		close(sp[1]);
+		goto fail_state;
+	}
 	mark("cg-dirs");
 	if (cg.v2) {
 		/* v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), so no migration at all. */
 		int leaf = cg_open_leaf(&cg);
 		struct clone3_args ca = { .flags = (uint64_t)(s.ns_flags & ~CLONE_NEWCGROUP) | CLONE_INTO_CGROUP_FLAG,
-					  .exit_signal = SIGCHLD, .cgroup = (uint64_t)leaf };
+			                  .exit_signal = SIGCHLD,
+			                  .cgroup = (uint64_t)leaf };
 		pid = leaf < 0 ? -1 : (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 		if (leaf >= 0) close(leaf);
 	} else {
@@ -289,7 +330,8 @@ int container_create(const struct create_opts *o)
 		memcpy(keep, g_err, sizeof(keep));
 		cg_destroy(&cg);
 		memcpy(g_err, keep, sizeof(keep));
-		close(sp[0]); close(sp[1]);
+		close(sp[0]);
+		close(sp[1]);
 		goto fail_state;
 	}
 
@@ -303,18 +345,28 @@ int container_create(const struct create_opts *o)
 	int fd = sp[0];
 	struct msg m;
 	if (s.ns_flags & CLONE_NEWUSER) {
-		if (write_idmap(pid, "uid_map", s.uidmap, s.nuid) || write_idmap(pid, "gid_map", s.gidmap, s.ngid)) goto fail_child;
+		if (write_idmap(pid, "uid_map", s.uidmap, s.nuid) || write_idmap(pid, "gid_map", s.gidmap, s.ngid))
+			goto fail_child;
 		send_msg(fd, MSG_MAPS, NULL);
 	}
 	/* The child builds its rootfs while we create the cgroup and pay the first-move cost
 	 * (an RCU grace period in the kernel for v1): the two overlap instead of adding up. */
 	send_msg(fd, MSG_CGROUP_DIRS, NULL);
-	if (!cg.v2 && (s.ns_flags & CLONE_NEWUSER) && cg_attach(&cg, pid)) { child_error(fd); goto fail_child; }
+	if (!cg.v2 && (s.ns_flags & CLONE_NEWUSER) && cg_attach(&cg, pid)) {
+		child_error(fd);
+		goto fail_child;
+	}
 	mark("cg-attach");
 	/* If the child already failed, this send gets EPIPE but its error is still queued for recv. */
 	send_msg(fd, MSG_CGROUP_OK, NULL);
-	if (recv_msg(fd, &m) < 0) { seterr("container init exited during setup"); goto fail_child; }
-	if (m.type == MSG_ERROR) { seterr("%s", m.text); goto fail_child; }
+	if (recv_msg(fd, &m) < 0) {
+		seterr("container init exited during setup");
+		goto fail_child;
+	}
+	if (m.type == MSG_ERROR) {
+		seterr("%s", m.text);
+		goto fail_child;
+	}
 	mark("ready");
 
 	struct cstate cs;
@@ -335,10 +387,20 @@ int container_create(const struct create_opts *o)
 	if (o->pidfile) {
 		char b[24];
 		int n = snprintf(b, sizeof(b), "%d", (int)pid);
-		if (write_atomic(o->pidfile, b, (size_t)n) < 0) { seterr("pid file %s: %s", o->pidfile, strerror(errno)); goto fail_child; }
+		if (write_atomic(o->pidfile, b, (size_t)n) < 0) {
+			seterr("pid file %s: %s", o->pidfile, strerror(errno));
+			goto fail_child;
+		}
 	}
-	if (o->mode == MODE_CREATE) { close(fd); return 0; }
-	if (o->mode == MODE_RUN_DETACH) { send_msg(fd, MSG_GO, NULL); close(fd); return 0; }
+	if (o->mode == MODE_CREATE) {
+		close(fd);
+		return 0;
+	}
+	if (o->mode == MODE_RUN_DETACH) {
+		send_msg(fd, MSG_GO, NULL);
+		close(fd);
+		return 0;
+	}
 
 	install_forwarding(pid);
 	send_msg(fd, MSG_GO, NULL);
@@ -390,7 +452,10 @@ static int wait_gone(pid_t pid, unsigned long long start, int ms)
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pfd >= 0) {
 		/* The pid may have been reused between the check and pidfd_open. */
-		if (proc_starttime(pid) != start) { close(pfd); return 0; }
+		if (proc_starttime(pid) != start) {
+			close(pfd);
+			return 0;
+		}
 		struct pollfd pf = { pfd, POLLIN, 0 };
 		int r = poll(&pf, 1, ms);
 		close(pfd);
@@ -420,7 +485,8 @@ int container_delete(const char *root, const char *id, int force)
 		kill(st.pid, SIGKILL);
 		for (int i = 0; i < n; i++) kill(pids[i], SIGKILL);
 		if (strcmp(status, "paused") == 0) cg_freeze(&cg, 0); /* frozen tasks cannot die */
-		if (wait_gone(st.pid, st.start, 10000) < 0) return seterr("container %s: init %d did not exit after SIGKILL", id, (int)st.pid);
+		if (wait_gone(st.pid, st.start, 10000) < 0)
+			return seterr("container %s: init %d did not exit after SIGKILL", id, (int)st.pid);
 	}
 	int rc = cg_destroy(&cg);
 	state_remove(root, id);

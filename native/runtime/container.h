@@ -16,10 +16,13 @@ int container_create(const struct create_opts *o);
 
 struct exec_opts {
 	const char *root, *id, *process_file, *cwd, *pidfile;
-	char **env; int nenv;
-	char **args; int nargs;
+	char **env;
+	int nenv;
+	char **args;
+	int nargs;
 	int detach;
-	int has_user; unsigned uid, gid;
+	int has_user;
+	unsigned uid, gid;
 };
 int container_exec(const struct exec_opts *o);
 int container_kill_all(const char *root, const char *id, int sig);

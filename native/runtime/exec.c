@@ -21,7 +21,7 @@
 #endif
 
 static int load_exec_process(const struct exec_opts *o, const struct cstate *st, struct process_spec *p,
-			     struct seccomp_prog **sc)
+                             struct seccomp_prog **sc)
 {
 	char path[4200], perr[200];
 	size_t len;
@@ -53,7 +53,10 @@ static int load_exec_process(const struct exec_opts *o, const struct cstate *st,
 		p->nenv += o->nenv;
 	}
 	if (o->cwd) p->cwd = (char *)o->cwd;
-	if (o->has_user) { p->uid = o->uid; p->gid = o->gid; }
+	if (o->has_user) {
+		p->uid = o->uid;
+		p->gid = o->gid;
+	}
 	p->terminal = 0;
 	return 0;
 }
@@ -71,9 +74,13 @@ int container_exec(const struct exec_opts *o)
 	if (cg_init(&cg, st.cgpath, st.cpuset)) return -1;
 
 	/* Namespaces the container does not share with us; opened before any setns changes /proc. */
-	static const struct { const char *name; int flag; } nss[] = {
-		{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
-		{"pid", CLONE_NEWPID}, {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS},
+	static const struct {
+		const char *name;
+		int flag;
+	} nss[] = {
+		{ "user", CLONE_NEWUSER }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
+		{ "net", CLONE_NEWNET },   { "pid", CLONE_NEWPID }, { "cgroup", CLONE_NEWCGROUP },
+		{ "mnt", CLONE_NEWNS },
 	};
 	int fds[7], n = 0, flags[7], pidfd = -1;
 	for (size_t i = 0; i < sizeof(nss) / sizeof(nss[0]); i++) {
@@ -85,8 +92,12 @@ int container_exec(const struct exec_opts *o)
 		if (stat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev) continue;
 		int fd = open(a, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) return seterr("open %s: %s", a, strerror(errno));
-		if (nss[i].flag == CLONE_NEWPID) { pidfd = fd; continue; }
-		fds[n] = fd; flags[n++] = nss[i].flag;
+		if (nss[i].flag == CLONE_NEWPID) {
+			pidfd = fd;
+			continue;
+		}
+		fds[n] = fd;
+		flags[n++] = nss[i].flag;
 	}
 	if (pidfd >= 0 && setns(pidfd, CLONE_NEWPID) < 0) return seterr("join pid namespace: %s", strerror(errno));
 	int errp[2];
@@ -101,10 +112,14 @@ int container_exec(const struct exec_opts *o)
 		if (cg_enter_self(&cg) == 0) {
 			int i;
 			for (i = 0; i < n; i++)
-				if (setns(fds[i], flags[i]) < 0) { seterr("join namespace: %s", strerror(errno)); break; }
+				if (setns(fds[i], flags[i]) < 0) {
+					seterr("join namespace: %s", strerror(errno));
+					break;
+				}
 			if (i == n) {
 				syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-				if ((!sc || p.no_new_privs || seccomp_load(sc) == 0) && process_prepare(&p, path, sizeof(path)) == 0 &&
+				if ((!sc || p.no_new_privs || seccomp_load(sc) == 0) &&
+				    process_prepare(&p, path, sizeof(path)) == 0 &&
 				    (!sc || !p.no_new_privs || seccomp_load(sc) == 0))
 					process_exec(&p, path);
 			}
@@ -115,8 +130,7 @@ int container_exec(const struct exec_opts *o)
 	close(errp[1]);
 	char ebuf[1024];
 	ssize_t r;
-	while ((r = read(errp[0], ebuf, sizeof(ebuf) - 1)) < 0 && errno == EINTR)
-		continue;
+	while ((r = read(errp[0], ebuf, sizeof(ebuf) - 1)) < 0 && errno == EINTR) continue;
 	close(errp[0]);
 	if (r > 0) {
 		ebuf[r] = 0;
@@ -126,7 +140,8 @@ int container_exec(const struct exec_opts *o)
 	if (o->pidfile) {
 		char b[24];
 		int l = snprintf(b, sizeof(b), "%d", (int)pid);
-		if (write_atomic(o->pidfile, b, (size_t)l) < 0) return seterr("pid file %s: %s", o->pidfile, strerror(errno));
+		if (write_atomic(o->pidfile, b, (size_t)l) < 0)
+			return seterr("pid file %s: %s", o->pidfile, strerror(errno));
 	}
 	if (o->detach) return 0;
 	install_forwarding(pid);
@@ -134,4 +149,3 @@ int container_exec(const struct exec_opts *o)
 	reap(pid, &wst);
 	return exit_code(wst);
 }
-

@@ -34,7 +34,10 @@ static void stream_data(struct stream *s, const char *data, size_t n)
 				emit(s, s->buf + start, i + 1 - start);
 				start = i + 1;
 			}
-		if (start == 0 && s->len == sizeof(s->buf)) { emit(s, s->buf, s->len); start = s->len; }
+		if (start == 0 && s->len == sizeof(s->buf)) {
+			emit(s, s->buf, s->len);
+			start = s->len;
+		}
 		memmove(s->buf, s->buf + start, s->len - start);
 		s->len -= start;
 	}

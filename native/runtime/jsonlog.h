@@ -6,9 +6,9 @@
 #define LINE_MAX_BYTES 16384 /* docker's json-file splits longer lines into partial entries */
 
 struct stream {
-	int fd;                  /* read end of the container's pipe, -1 at EOF */
-	int log_fd;              /* O_APPEND log file */
-	const char *name;        /* "stdout" / "stderr" */
+	int fd;           /* read end of the container's pipe, -1 at EOF */
+	int log_fd;       /* O_APPEND log file */
+	const char *name; /* "stdout" / "stderr" */
 	char buf[LINE_MAX_BYTES];
 	size_t len;
 };

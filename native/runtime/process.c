@@ -16,8 +16,7 @@
 static int last_cap(void)
 {
 	char buf[16];
-	if (read_small("/proc/sys/kernel/cap_last_cap", buf, sizeof(buf)) > 0)
-		return atoi(buf);
+	if (read_small("/proc/sys/kernel/cap_last_cap", buf, sizeof(buf)) > 0) return atoi(buf);
 	return 40;
 }
 
@@ -31,12 +30,10 @@ static int apply_caps(const struct process_spec *p)
 		data[w].permitted = (uint32_t)(p->caps[CAPSET_PERMITTED] >> (32 * w));
 		data[w].inheritable = (uint32_t)(p->caps[CAPSET_INHERITABLE] >> (32 * w));
 	}
-	if (syscall(SYS_capset, &hdr, data) < 0)
-		return seterr("capset: %s", strerror(errno));
+	if (syscall(SYS_capset, &hdr, data) < 0) return seterr("capset: %s", strerror(errno));
 	/* Ambient needs the cap in permitted and inheritable; runc skips the rest, and so do we. */
 	for (int c = 0; c < 64; c++)
-		if (p->caps[CAPSET_AMBIENT] & (1ULL << c))
-			prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
+		if (p->caps[CAPSET_AMBIENT] & (1ULL << c)) prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
 	return 0;
 }
 
@@ -73,13 +70,16 @@ int process_prepare(const struct process_spec *p, char *path, size_t cap)
 	}
 	for (int i = 0; i < p->nrlimits; i++) {
 		struct rlimit rl = { p->rlimits[i].soft, p->rlimits[i].hard };
-		if (setrlimit(p->rlimits[i].res, &rl) < 0) return seterr("setrlimit %d: %s", p->rlimits[i].res, strerror(errno));
+		if (setrlimit(p->rlimits[i].res, &rl) < 0)
+			return seterr("setrlimit %d: %s", p->rlimits[i].res, strerror(errno));
 	}
-	int cwd_ok = chdir(p->cwd) == 0; /* retried below as the target user (root may lack search permission on NFS etc.) */
+	int cwd_ok =
+		chdir(p->cwd) == 0; /* retried below as the target user (root may lack search permission on NFS etc.) */
 	if (p->has_caps) {
 		int lc = last_cap();
 		for (int c = 0; c <= lc; c++)
-			if (!(p->caps[CAPSET_BOUNDING] & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			if (!(p->caps[CAPSET_BOUNDING] & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
+			    errno != EINVAL)
 				return seterr("drop bounding capability %d: %s", c, strerror(errno));
 		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return seterr("keepcaps: %s", strerror(errno));
 	}
@@ -96,7 +96,8 @@ int process_prepare(const struct process_spec *p, char *path, size_t cap)
 		if (apply_caps(p)) return -1;
 	}
 	if (!cwd_ok && chdir(p->cwd) < 0) return seterr("chdir to cwd %s: %s", p->cwd, strerror(errno));
-	if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return seterr("no_new_privs: %s", strerror(errno));
+	if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return seterr("no_new_privs: %s", strerror(errno));
 	return find_in_path(p, path, cap);
 }
 

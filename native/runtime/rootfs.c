@@ -26,16 +26,29 @@ static int open_in_root(int rootfd, const char *path, int as_file)
 	char parent[4096];
 	snprintf(parent, sizeof(parent), "%s", path);
 	char *slash = strrchr(parent, '/'), *last;
-	if (slash) { *slash = 0; last = slash + 1; }
-	else { last = parent; }
+	if (slash) {
+		*slash = 0;
+		last = slash + 1;
+	} else {
+		last = parent;
+	}
 	int pfd = slash ? open_in_root(rootfd, parent, 0) : openat(rootfd, ".", O_PATH | O_CLOEXEC);
 	if (pfd < 0) return -1;
 	if (as_file) {
 		int f = openat(pfd, last, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (f >= 0) close(f);
-		else if (errno != EEXIST) { int e = errno; close(pfd); errno = e; return -1; }
+		if (f >= 0)
+			close(f);
+		else if (errno != EEXIST) {
+			int e = errno;
+			close(pfd);
+			errno = e;
+			return -1;
+		}
 	} else if (mkdirat(pfd, last, 0755) < 0 && errno != EEXIST) {
-		int e = errno; close(pfd); errno = e; return -1;
+		int e = errno;
+		close(pfd);
+		errno = e;
+		return -1;
 	}
 	close(pfd);
 	return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
@@ -103,7 +116,8 @@ static int do_mount(const struct mount_spec *m, int rootfd, struct cgroup *cg, i
 	int as_file = 0;
 	struct stat st;
 	if (m->bind) {
-		if (stat(m->source, &st) < 0) return seterr("mount %s: bind source %s: %s", m->dest, m->source, strerror(errno));
+		if (stat(m->source, &st) < 0)
+			return seterr("mount %s: bind source %s: %s", m->dest, m->source, strerror(errno));
 		as_file = !S_ISDIR(st.st_mode);
 	}
 	int fd = open_in_root(rootfd, m->dest, as_file);
@@ -113,7 +127,10 @@ static int do_mount(const struct mount_spec *m, int rootfd, struct cgroup *cg, i
 	int rc = 0;
 	unsigned long remount = 0; /* flags a bind needs applied by a second, remount call */
 	if (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0) {
-		if (wait_cgroup()) { close(fd); return -1; }
+		if (wait_cgroup()) {
+			close(fd);
+			return -1;
+		}
 		rc = mount_cgroup(m, target, cg, rootfd);
 		remount = MS_NOSUID | MS_NODEV | MS_NOEXEC | (m->flags & MS_RDONLY);
 	} else if (m->bind) {
@@ -148,12 +165,15 @@ static int do_mount(const struct mount_spec *m, int rootfd, struct cgroup *cg, i
 	return rc;
 }
 
-static const struct { const char *name; unsigned maj, min; } std_devs[] = {
-	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+static const struct {
+	const char *name;
+	unsigned maj, min;
+} std_devs[] = {
+	{ "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
 };
 
-static int make_dev(int rootfd, const char *path, char type, unsigned maj, unsigned min, unsigned mode,
-		    int userns, int has_owner, unsigned uid, unsigned gid)
+static int make_dev(int rootfd, const char *path, char type, unsigned maj, unsigned min, unsigned mode, int userns,
+                    int has_owner, unsigned uid, unsigned gid)
 {
 	/* In a user namespace mknod is not allowed: bind-mount the host's node instead (as runc does). */
 	if (userns) {
@@ -177,7 +197,10 @@ static int make_dev(int rootfd, const char *path, char type, unsigned maj, unsig
 	unlinkat(dfd, slash + 1, 0);
 	int r = mknodat(dfd, slash + 1, kind | mode, makedev(maj, min));
 	int e = errno;
-	if (!r && has_owner && fchownat(dfd, slash + 1, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) { r = -1; e = errno; }
+	if (!r && has_owner && fchownat(dfd, slash + 1, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -1;
+		e = errno;
+	}
 	close(dfd);
 	return r < 0 ? seterr("device %s: mknod: %s", path, strerror(e)) : 0;
 }
@@ -194,14 +217,17 @@ static int setup_dev(const struct spec *s, int rootfd, int userns)
 	for (int i = 0; i < s->ndevices && !rc; i++) {
 		const struct dev_node *d = &s->devices[i];
 		rc = make_dev(rootfd, d->path, d->type, (unsigned)d->major, (unsigned)d->minor,
-			      d->has_mode ? d->mode : 0666, userns, d->has_uid || d->has_gid, d->uid, d->gid);
+		              d->has_mode ? d->mode : 0666, userns, d->has_uid || d->has_gid, d->uid, d->gid);
 	}
 	umask(old);
 	if (rc) return rc;
 	int dfd = open_in_root(rootfd, "/dev", 0);
 	if (dfd < 0) return seterr("/dev: %s", strerror(errno));
-	static const char *links[][2] = { {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
-		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"} };
+	static const char *links[][2] = { { "/proc/self/fd", "fd" },
+		                          { "/proc/self/fd/0", "stdin" },
+		                          { "/proc/self/fd/1", "stdout" },
+		                          { "/proc/self/fd/2", "stderr" },
+		                          { "pts/ptmx", "ptmx" } };
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
 		if (strcmp(links[i][1], "ptmx") == 0) unlinkat(dfd, "ptmx", 0);
 		if (symlinkat(links[i][0], dfd, links[i][1]) < 0 && errno != EEXIST) {
@@ -220,7 +246,7 @@ static int mask_paths(const struct spec *s)
 		const char *p = s->masked[i];
 		if (stat(p, &st) < 0) continue; /* absent paths need no mask */
 		int r = S_ISDIR(st.st_mode) ? mount("tmpfs", p, "tmpfs", MS_RDONLY, NULL)
-					    : mount("/dev/null", p, NULL, MS_BIND, NULL);
+		                            : mount("/dev/null", p, NULL, MS_BIND, NULL);
 		if (r < 0 && errno != ENOENT) return seterr("maskedPaths %s: %s", p, strerror(errno));
 	}
 	for (int i = 0; i < s->nreadonly; i++) {
@@ -251,15 +277,22 @@ int rootfs_setup(const struct spec *s, struct cgroup *cg, int userns, int (*wait
 	if (rootfd < 0) return seterr("open rootfs %s: %s", root, strerror(errno));
 	int dev_mounted = 0;
 	for (int i = 0; i < s->nmounts; i++) {
-		if (do_mount(&s->mounts[i], rootfd, cg, wait_cgroup)) { close(rootfd); return -1; }
+		if (do_mount(&s->mounts[i], rootfd, cg, wait_cgroup)) {
+			close(rootfd);
+			return -1;
+		}
 		if (strcmp(s->mounts[i].dest, "/dev") == 0) dev_mounted = 1;
 	}
-	if (dev_mounted && setup_dev(s, rootfd, userns)) { close(rootfd); return -1; }
+	if (dev_mounted && setup_dev(s, rootfd, userns)) {
+		close(rootfd);
+		return -1;
+	}
 	close(rootfd);
 	/* pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves only the container. */
 	if (chdir(root) < 0) return seterr("chdir %s: %s", root, strerror(errno));
 	if (syscall(SYS_pivot_root, ".", ".") < 0) return seterr("pivot_root %s: %s", root, strerror(errno));
-	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) return seterr("old root: make slave: %s", strerror(errno));
+	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		return seterr("old root: make slave: %s", strerror(errno));
 	if (umount2(".", MNT_DETACH) < 0) return seterr("detach old root: %s", strerror(errno));
 	if (chdir("/") < 0) return seterr("chdir /: %s", strerror(errno));
 	if (s->rootfs_prop && mount(NULL, "/", NULL, s->rootfs_prop, NULL) < 0)

@@ -21,8 +21,10 @@ static const char *g_cmd = "", *g_id;
 static __attribute__((noreturn)) void die(void)
 {
 	char line[1400];
-	if (g_id) snprintf(line, sizeof(line), "tsswarm-runtime: %s %s: %s", g_cmd, g_id, g_err);
-	else snprintf(line, sizeof(line), "tsswarm-runtime: %s%s%s", g_cmd, g_cmd[0] ? ": " : "", g_err);
+	if (g_id)
+		snprintf(line, sizeof(line), "tsswarm-runtime: %s %s: %s", g_cmd, g_id, g_err);
+	else
+		snprintf(line, sizeof(line), "tsswarm-runtime: %s%s%s", g_cmd, g_cmd[0] ? ": " : "", g_err);
 	dprintf(2, "%s\n", line);
 	if (g_log) {
 		/* Callers like containerd read the error from --log; keep it there too. */
@@ -45,7 +47,11 @@ static __attribute__((noreturn)) void die(void)
 	exit(1);
 }
 
-#define FAIL(...) do { seterr(__VA_ARGS__); die(); } while (0)
+#define FAIL(...)                                                                                                      \
+	do {                                                                                                           \
+		seterr(__VA_ARGS__);                                                                                   \
+		die();                                                                                                 \
+	} while (0)
 
 /* Accepts "--flag value", "--flag=value" and short aliases. Returns the value or NULL. */
 static int opt_val(char **argv, int *i, int argc, const char *lng, const char *shrt, const char **out)
@@ -57,7 +63,10 @@ static int opt_val(char **argv, int *i, int argc, const char *lng, const char *s
 		*out = argv[++*i];
 		return 1;
 	}
-	if (strncmp(a, lng, ll) == 0 && a[ll] == '=') { *out = a + ll + 1; return 1; }
+	if (strncmp(a, lng, ll) == 0 && a[ll] == '=') {
+		*out = a + ll + 1;
+		return 1;
+	}
 	/* runc uses single-dash long flags too (-bundle). */
 	if (a[0] == '-' && a[1] != '-' && strcmp(a + 1, lng + 2) == 0) {
 		if (*i + 1 >= argc) FAIL("flag %s needs a value", lng);
@@ -69,7 +78,8 @@ static int opt_val(char **argv, int *i, int argc, const char *lng, const char *s
 
 static int is_flag(const char *a, const char *lng, const char *shrt)
 {
-	return strcmp(a, lng) == 0 || (shrt && strcmp(a, shrt) == 0) || (a[0] == '-' && a[1] != '-' && strcmp(a + 1, lng + 2) == 0);
+	return strcmp(a, lng) == 0 || (shrt && strcmp(a, shrt) == 0) ||
+	       (a[0] == '-' && a[1] != '-' && strcmp(a + 1, lng + 2) == 0);
 }
 
 static const char *need_id(int argc, char **argv, int i)
@@ -89,11 +99,19 @@ static int cmd_create_run(int argc, char **argv, enum start_mode mode)
 		if (opt_val(argv, &i, argc, "--bundle", "-b", &o.bundle)) continue;
 		if (opt_val(argv, &i, argc, "--pid-file", NULL, &o.pidfile)) continue;
 		if (opt_val(argv, &i, argc, "--preserve-fds", NULL, &v)) continue;
-		if (opt_val(argv, &i, argc, "--console-socket", NULL, &v)) FAIL("--console-socket is not supported (terminal=false only)");
-		if (mode != MODE_CREATE && is_flag(argv[i], "--detach", "-d")) { o.mode = MODE_RUN_DETACH; continue; }
-		if (mode != MODE_CREATE && is_flag(argv[i], "--keep", NULL)) { o.keep = 1; continue; }
+		if (opt_val(argv, &i, argc, "--console-socket", NULL, &v))
+			FAIL("--console-socket is not supported (terminal=false only)");
+		if (mode != MODE_CREATE && is_flag(argv[i], "--detach", "-d")) {
+			o.mode = MODE_RUN_DETACH;
+			continue;
+		}
+		if (mode != MODE_CREATE && is_flag(argv[i], "--keep", NULL)) {
+			o.keep = 1;
+			continue;
+		}
 		if (is_flag(argv[i], "--no-pivot", NULL) || is_flag(argv[i], "--no-new-keyring", NULL) ||
-		    is_flag(argv[i], "--no-subreaper", NULL)) continue;
+		    is_flag(argv[i], "--no-subreaper", NULL))
+			continue;
 		FAIL("unknown flag %s", argv[i]);
 	}
 	o.id = need_id(argc, argv, i);
@@ -128,7 +146,8 @@ static void print_state(const struct cstate *st, const char *status)
 #define PUT(...) pos += (size_t)snprintf(buf + pos, sizeof(buf) - pos, __VA_ARGS__)
 	PUT("{\n  \"ociVersion\": \"1.0.2\",\n  \"id\": ");
 	json_escape(buf, sizeof(buf), &pos, st->id, strlen(st->id));
-	PUT(",\n  \"pid\": %d,\n  \"status\": \"%s\",\n  \"bundle\": ", strcmp(status, "stopped") ? (int)st->pid : 0, status);
+	PUT(",\n  \"pid\": %d,\n  \"status\": \"%s\",\n  \"bundle\": ", strcmp(status, "stopped") ? (int)st->pid : 0,
+	    status);
 	json_escape(buf, sizeof(buf), &pos, st->bundle, strlen(st->bundle));
 	PUT(",\n  \"rootfs\": ");
 	json_escape(buf, sizeof(buf), &pos, st->rootfs, strlen(st->rootfs));
@@ -150,7 +169,10 @@ static int cmd_kill(int argc, char **argv)
 {
 	int all = 0, i;
 	for (i = 0; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-		if (is_flag(argv[i], "--all", "-a")) { all = 1; continue; }
+		if (is_flag(argv[i], "--all", "-a")) {
+			all = 1;
+			continue;
+		}
 		FAIL("unknown flag %s", argv[i]);
 	}
 	const char *id = need_id(argc, argv, i);
@@ -173,7 +195,10 @@ static int cmd_delete(int argc, char **argv)
 {
 	int force = 0, i;
 	for (i = 0; i < argc && argv[i][0] == '-'; i++) {
-		if (is_flag(argv[i], "--force", "-f")) { force = 1; continue; }
+		if (is_flag(argv[i], "--force", "-f")) {
+			force = 1;
+			continue;
+		}
 		FAIL("unknown flag %s", argv[i]);
 	}
 	if (container_delete(g_root, need_id(argc, argv, i), force)) die();
@@ -217,7 +242,10 @@ static int cmd_exec(int argc, char **argv)
 			o.has_user = 1;
 			continue;
 		}
-		if (is_flag(argv[i], "--detach", "-d")) { o.detach = 1; continue; }
+		if (is_flag(argv[i], "--detach", "-d")) {
+			o.detach = 1;
+			continue;
+		}
 		if (is_flag(argv[i], "--tty", "-t")) FAIL("--tty is not supported");
 		if (strcmp(argv[i], "--") == 0) break;
 		FAIL("unknown flag %s", argv[i]);
@@ -226,7 +254,10 @@ static int cmd_exec(int argc, char **argv)
 	o.env = env;
 	o.args = argv + i + 1;
 	o.nargs = argc - i - 1;
-	if (o.nargs && strcmp(o.args[0], "--") == 0) { o.args++; o.nargs--; }
+	if (o.nargs && strcmp(o.args[0], "--") == 0) {
+		o.args++;
+		o.nargs--;
+	}
 	int rc = container_exec(&o);
 	if (rc < 0) die();
 	return rc;
@@ -259,7 +290,8 @@ static int cmd_ps(int argc, char **argv)
 		char path[64], cmd[4096];
 		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pids[k]);
 		ssize_t r = read_small(path, cmd, sizeof(cmd));
-		for (ssize_t j = 0; j < r - 1; j++) if (!cmd[j]) cmd[j] = ' ';
+		for (ssize_t j = 0; j < r - 1; j++)
+			if (!cmd[j]) cmd[j] = ' ';
 		printf("%d\t%s\n", (int)pids[k], r > 0 ? cmd : "");
 	}
 	return 0;
@@ -270,7 +302,10 @@ static int cmd_list(int argc, char **argv)
 	int quiet = 0;
 	const char *format = "table";
 	for (int i = 0; i < argc; i++) {
-		if (is_flag(argv[i], "--quiet", "-q")) { quiet = 1; continue; }
+		if (is_flag(argv[i], "--quiet", "-q")) {
+			quiet = 1;
+			continue;
+		}
 		if (opt_val(argv, &i, argc, "--format", "-f", &format)) continue;
 		FAIL("unknown flag %s", argv[i]);
 	}
@@ -285,18 +320,21 @@ static int cmd_list(int argc, char **argv)
 			if (e->d_name[0] == '.' || !valid_id(e->d_name) || state_read(g_root, e->d_name, &st)) continue;
 			const char *status = state_status(g_root, &st);
 			int pid = strcmp(status, "stopped") ? (int)st.pid : 0;
-			if (quiet) printf("%s\n", st.id);
+			if (quiet)
+				printf("%s\n", st.id);
 			else if (json) {
 				char b[9000];
 				size_t pos = 0;
 				pos += (size_t)snprintf(b, sizeof(b), "%s{\"id\":", first ? "" : ",");
 				json_escape(b, sizeof(b), &pos, st.id, strlen(st.id));
-				pos += (size_t)snprintf(b + pos, sizeof(b) - pos, ",\"pid\":%d,\"status\":\"%s\",\"bundle\":", pid, status);
+				pos += (size_t)snprintf(b + pos, sizeof(b) - pos,
+				                        ",\"pid\":%d,\"status\":\"%s\",\"bundle\":", pid, status);
 				json_escape(b, sizeof(b), &pos, st.bundle, strlen(st.bundle));
 				pos += (size_t)snprintf(b + pos, sizeof(b) - pos, ",\"created\":\"%s\"}", st.created);
 				fputs(b, stdout);
 				first = 0;
-			} else printf("%s\t%d\t%s\t%s\t%s\troot\n", st.id, pid, status, st.bundle, st.created);
+			} else
+				printf("%s\t%d\t%s\t%s\t%s\troot\n", st.id, pid, status, st.bundle, st.created);
 		}
 		closedir(d);
 	}
@@ -307,7 +345,7 @@ static int cmd_list(int argc, char **argv)
 static void usage(void)
 {
 	dprintf(1, "usage: tsswarm-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND ...\n"
-		   "commands: create start state kill delete run pause resume exec ps list\n");
+	           "commands: create start state kill delete run pause resume exec ps list\n");
 }
 
 int runtime_main(int argc, char **argv)
@@ -323,13 +361,23 @@ int runtime_main(int argc, char **argv)
 			if (strcmp(v, "cgroupfs") != 0) FAIL("--cgroup-manager %s is not supported (cgroupfs only)", v);
 			continue;
 		}
-		if (is_flag(argv[i], "--systemd-cgroup", NULL)) FAIL("--systemd-cgroup is not supported: cgroups are managed through cgroupfs");
+		if (is_flag(argv[i], "--systemd-cgroup", NULL))
+			FAIL("--systemd-cgroup is not supported: cgroups are managed through cgroupfs");
 		if (is_flag(argv[i], "--debug", NULL)) continue;
-		if (is_flag(argv[i], "--help", "-h")) { usage(); return 0; }
-		if (is_flag(argv[i], "--version", "-v")) { printf("tsswarm-runtime version 0.1.0\nspec: 1.0.2\n"); return 0; }
+		if (is_flag(argv[i], "--help", "-h")) {
+			usage();
+			return 0;
+		}
+		if (is_flag(argv[i], "--version", "-v")) {
+			printf("tsswarm-runtime version 0.1.0\nspec: 1.0.2\n");
+			return 0;
+		}
 		FAIL("unknown global flag %s", argv[i]);
 	}
-	if (i >= argc) { usage(); return 1; }
+	if (i >= argc) {
+		usage();
+		return 1;
+	}
 	g_cmd = argv[i];
 	int n = argc - i - 1;
 	char **a = argv + i + 1;

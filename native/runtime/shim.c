@@ -77,9 +77,12 @@ static const char *own_runtime_root(void)
 		return NULL;
 	const char *root = "/run/tsswarm-runtime";
 	for (int i = 0; i < n_rt_args; i++) {
-		if (!strcmp(rt_args[i], "--root") && i + 1 < n_rt_args) root = rt_args[++i];
-		else if (!strncmp(rt_args[i], "--root=", 7)) root = rt_args[i] + 7;
-		else return NULL;
+		if (!strcmp(rt_args[i], "--root") && i + 1 < n_rt_args)
+			root = rt_args[++i];
+		else if (!strncmp(rt_args[i], "--root=", 7))
+			root = rt_args[i] + 7;
+		else
+			return NULL;
 	}
 	return root;
 }
@@ -92,9 +95,17 @@ static int create_start_inproc(const char *root, const char *pidpath, int outfd,
 {
 	int ep[2];
 	msg[0] = 0;
-	if (pipe2(ep, O_CLOEXEC) < 0) { snprintf(msg, cap, "pipe: %s", strerror(errno)); return 1; }
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		snprintf(msg, cap, "pipe: %s", strerror(errno));
+		return 1;
+	}
 	pid_t p = fork();
-	if (p < 0) { snprintf(msg, cap, "fork: %s", strerror(errno)); close(ep[0]); close(ep[1]); return 1; }
+	if (p < 0) {
+		snprintf(msg, cap, "fork: %s", strerror(errno));
+		close(ep[0]);
+		close(ep[1]);
+		return 1;
+	}
 	if (p == 0) {
 		reset_child_signals();
 		int nul = open("/dev/null", O_RDWR);
@@ -102,7 +113,9 @@ static int create_start_inproc(const char *root, const char *pidpath, int outfd,
 		dup2(outfd, 1);
 		dup2(errfd, 2);
 		close(ep[0]);
-		struct create_opts o = { .root = root, .id = id, .bundle = bundle, .pidfile = pidpath, .mode = MODE_RUN_DETACH };
+		struct create_opts o = {
+			.root = root, .id = id, .bundle = bundle, .pidfile = pidpath, .mode = MODE_RUN_DETACH
+		};
 		if (container_create(&o) < 0) {
 			dprintf(ep[1], "tsswarm-runtime: create %s: %s", id, g_err);
 			_exit(1);
@@ -178,15 +191,20 @@ static int find_rootfs(char *err, size_t errlen)
 	size_t len;
 	snprintf(path, sizeof(path), "%s/config.json", bundle);
 	char *text = read_file(path, &len);
-	if (!text) { snprintf(err, errlen, "bundle %s: config.json: %s", bundle, strerror(errno)); return -1; }
+	if (!text) {
+		snprintf(err, errlen, "bundle %s: config.json: %s", bundle, strerror(errno));
+		return -1;
+	}
 	struct jval *v = json_parse(text, len, perr, sizeof(perr));
 	struct jval *root = v ? json_get(v, "root") : NULL, *p = root ? json_get(root, "path") : NULL;
 	if (!p || p->t != J_STR || !p->s[0]) {
 		snprintf(err, errlen, "config.json: %s", v ? "root.path: expected a string" : perr);
 		return -1;
 	}
-	if (p->s[0] == '/') snprintf(rootfs, sizeof(rootfs), "%s", p->s);
-	else snprintf(rootfs, sizeof(rootfs), "%s/%s", bundle, p->s);
+	if (p->s[0] == '/')
+		snprintf(rootfs, sizeof(rootfs), "%s", p->s);
+	else
+		snprintf(rootfs, sizeof(rootfs), "%s/%s", bundle, p->s);
 	return 0;
 }
 
@@ -194,7 +212,10 @@ static int mount_overlay_fsconfig(char *err, size_t errlen)
 {
 	static char layers[16384];
 	int fs = fsopen("overlay", FSOPEN_CLOEXEC), rc = -1;
-	if (fs < 0) { snprintf(err, errlen, "overlay: fsopen: %s", strerror(errno)); return -1; }
+	if (fs < 0) {
+		snprintf(err, errlen, "overlay: fsopen: %s", strerror(errno));
+		return -1;
+	}
 	snprintf(layers, sizeof(layers), "%s", lower);
 	const char *what = "source";
 	if (fsconfig(fs, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0) goto out;
@@ -229,7 +250,10 @@ static int mount_overlay(char *err, size_t errlen)
 		return -1;
 	}
 	int n = snprintf(data, sizeof(data), "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
-	if (n >= (int)sizeof(data) - 1) { snprintf(err, errlen, "overlay: too many lower layers"); return -1; }
+	if (n >= (int)sizeof(data) - 1) {
+		snprintf(err, errlen, "overlay: too many lower layers");
+		return -1;
+	}
 	/* mount(2) data is capped at one page: many layers need the fsconfig API, one layer per call. */
 	if (n >= 4000 ? mount_overlay_fsconfig(err, errlen) < 0 : mount("overlay", rootfs, "overlay", 0, data) < 0) {
 		if (!err[0]) snprintf(err, errlen, "overlay mount on %s: %s", rootfs, strerror(errno));
@@ -252,7 +276,10 @@ static int hide_cgroup2(char *err, size_t errlen)
 	}
 	/* Opened inside the new namespace: a bind source must belong to it. */
 	char *mi = read_file("/proc/self/mountinfo", NULL);
-	if (!mi) { snprintf(err, errlen, "read mountinfo: %s", strerror(errno)); return -1; }
+	if (!mi) {
+		snprintf(err, errlen, "read mountinfo: %s", strerror(errno));
+		return -1;
+	}
 	for (char *line = strtok(mi, "\n"); line && n < 16; line = strtok(NULL, "\n")) {
 		char *sep = strstr(line, " - ");
 		if (!sep || strncmp(sep + 3, "cgroup ", 7) != 0) continue;
@@ -284,7 +311,8 @@ static void drain_nonblock(int fd)
 {
 	char tmp[4096];
 	fcntl(fd, F_SETFL, O_NONBLOCK);
-	while (read(fd, tmp, sizeof(tmp)) > 0) ;
+	while (read(fd, tmp, sizeof(tmp)) > 0)
+		;
 	fcntl(fd, F_SETFL, 0);
 }
 
@@ -347,8 +375,10 @@ static void drop_clean_file_pages(void)
 		char perms[8] = "";
 		unsigned long a, b;
 		char path[16] = "";
-		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %15s", &a, &b, perms, path) >= 3 && strchr(line, '-') < strchr(line, ' ')) {
-			start = a; end = b;
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %15s", &a, &b, perms, path) >= 3 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			start = a;
+			end = b;
 			/* file-backed, never writable: text and read-only data of this binary */
 			candidate = path[0] == '/' && !strchr(perms, 'w');
 		} else if (candidate && strncmp(line, "Anonymous:", 10) == 0) {
@@ -366,12 +396,16 @@ static struct timespec timing_t0;
 static void tmark(const char *what)
 {
 	static int on = -1;
-	if (on < 0) { on = getenv("TSSWARM_SHIM_TIMING") != NULL; clock_gettime(CLOCK_MONOTONIC, &timing_t0); }
+	if (on < 0) {
+		on = getenv("TSSWARM_SHIM_TIMING") != NULL;
+		clock_gettime(CLOCK_MONOTONIC, &timing_t0);
+	}
 	if (!on) return;
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	timing_len += (size_t)snprintf(timing_buf + timing_len, sizeof(timing_buf) - timing_len, "%s %.3f\n", what,
-				       (double)(t.tv_sec - timing_t0.tv_sec) * 1e3 + (double)(t.tv_nsec - timing_t0.tv_nsec) / 1e6);
+	                               (double)(t.tv_sec - timing_t0.tv_sec) * 1e3 +
+	                                       (double)(t.tv_nsec - timing_t0.tv_nsec) / 1e6);
 	if (timing_len >= sizeof(timing_buf)) timing_len = sizeof(timing_buf) - 1;
 }
 
@@ -381,7 +415,9 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	int out[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	pid_t init = 0;
 	int nul = open("/dev/null", O_RDWR);
-	dup2(nul, 0); dup2(nul, 1); dup2(nul, 2);
+	dup2(nul, 0);
+	dup2(nul, 1);
+	dup2(nul, 2);
 	if (nul > 2) close(nul);
 	/* Whatever else the caller let us inherit (a daemon's pipes, sockets) must not be held open
 	 * for the container's lifetime. */
@@ -397,18 +433,27 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 
-	if (mkdir_p(statedir, 0711) < 0) { snprintf(err, sizeof(err), "state dir %s: %s", statedir, strerror(errno)); goto fail; }
+	if (mkdir_p(statedir, 0711) < 0) {
+		snprintf(err, sizeof(err), "state dir %s: %s", statedir, strerror(errno));
+		goto fail;
+	}
 	snprintf(b, sizeof(b), "%d", (int)getpid());
 	write_file_str("shim.pid", b);
 	snprintf(path, sizeof(path), "%s/exit.json", statedir);
 	unlink(path);
 	log_fd = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (log_fd < 0) { snprintf(err, sizeof(err), "log %s: %s", logpath, strerror(errno)); goto fail; }
+	if (log_fd < 0) {
+		snprintf(err, sizeof(err), "log %s: %s", logpath, strerror(errno));
+		goto fail;
+	}
 	tmark("setup");
 	if (lower && mount_overlay(err, sizeof(err))) goto fail;
 	tmark("overlay");
 	if (hide_cg2 && hide_cgroup2(err, sizeof(err))) goto fail;
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) { snprintf(err, sizeof(err), "pipe: %s", strerror(errno)); goto fail; }
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		snprintf(err, sizeof(err), "pipe: %s", strerror(errno));
+		goto fail;
+	}
 
 	snprintf(path, sizeof(path), "%s/init.pid", statedir);
 	unlink(path);
@@ -450,7 +495,10 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	close(out[1]);
 	close(errp[1]);
 	if (read_small(path, b, sizeof(b)) > 0) init = (pid_t)atoi(b);
-	if (init <= 0) { snprintf(err, sizeof(err), "runtime did not write %s", path); goto fail; }
+	if (init <= 0) {
+		snprintf(err, sizeof(err), "runtime did not write %s", path);
+		goto fail;
+	}
 	find_oom_file(init);
 	long long oom0 = oom_kills();
 	write_all(status_fd, "OK\n", 3);
@@ -458,8 +506,12 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	drop_clean_file_pages();
 
 	static struct stream so, se;
-	so.fd = out[0]; so.name = "stdout"; so.log_fd = log_fd;
-	se.fd = errp[0]; se.name = "stderr"; se.log_fd = log_fd;
+	so.fd = out[0];
+	so.name = "stdout";
+	so.log_fd = log_fd;
+	se.fd = errp[0];
+	se.name = "stderr";
+	se.log_fd = log_fd;
 	int exited = 0, status = 0;
 	char finishedAt[64] = "";
 	long long oom1 = -1;
@@ -481,7 +533,8 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 		if (pf[1].revents) stream_read(&se);
 		if (pf[2].revents) {
 			struct signalfd_siginfo si;
-			while (read(sfd, &si, sizeof(si)) > 0) ;
+			while (read(sfd, &si, sizeof(si)) > 0)
+				;
 			pid_t p;
 			int st;
 			while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
@@ -504,16 +557,15 @@ static __attribute__((noreturn)) void shim_run(int status_fd)
 	int oomk = oom1 > (oom0 < 0 ? 0 : oom0);
 	char exitjson[512];
 	snprintf(exitjson, sizeof(exitjson),
-		 "{\"exitCode\":%d,\"signal\":%s,\"oomKilled\":%s,\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n", code, sig,
-		 oomk ? "true" : "false", startedAt, finishedAt);
+	         "{\"exitCode\":%d,\"signal\":%s,\"oomKilled\":%s,\"startedAt\":\"%s\",\"finishedAt\":\"%s\"}\n", code,
+	         sig, oomk ? "true" : "false", startedAt, finishedAt);
 	/* Clean up first, then publish exit.json: once it exists, the runtime state is gone and the
 	 * overlay unmounted, so the daemon may restart the same id or remove the bundle at once. */
 	delete_container();
 	unmount_overlay();
 	write_file_str("exit.json", exitjson);
 	int st;
-	while (waitpid(-1, &st, WNOHANG) > 0)
-		continue;
+	while (waitpid(-1, &st, WNOHANG) > 0) continue;
 	_exit(0);
 
 fail:
@@ -530,7 +582,10 @@ fail:
 
 static void abspath(const char *in, char *out, size_t cap, const char *what)
 {
-	if (in[0] == '/') { snprintf(out, cap, "%s", in); return; }
+	if (in[0] == '/') {
+		snprintf(out, cap, "%s", in);
+		return;
+	}
 	char cwd[4096];
 	if (!getcwd(cwd, sizeof(cwd))) usage_fail("getcwd failed");
 	if ((size_t)snprintf(out, cap, "%s/%s", cwd, in) >= cap) {
@@ -545,15 +600,26 @@ int shim_main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *f = argv[i];
 		const char **dst = NULL;
-		if (!strcmp(f, "--hide-cgroup2")) { hide_cg2 = 1; continue; }
-		if (!strcmp(f, "--runtime")) dst = &rt_path;
-		else if (!strcmp(f, "--id")) dst = &a_id;
-		else if (!strcmp(f, "--bundle")) dst = &a_bundle;
-		else if (!strcmp(f, "--state-dir")) dst = &a_state;
-		else if (!strcmp(f, "--log")) dst = &a_log;
-		else if (!strcmp(f, "--lower")) dst = &lower;
-		else if (!strcmp(f, "--upper")) dst = &upper;
-		else if (!strcmp(f, "--work")) dst = &work;
+		if (!strcmp(f, "--hide-cgroup2")) {
+			hide_cg2 = 1;
+			continue;
+		}
+		if (!strcmp(f, "--runtime"))
+			dst = &rt_path;
+		else if (!strcmp(f, "--id"))
+			dst = &a_id;
+		else if (!strcmp(f, "--bundle"))
+			dst = &a_bundle;
+		else if (!strcmp(f, "--state-dir"))
+			dst = &a_state;
+		else if (!strcmp(f, "--log"))
+			dst = &a_log;
+		else if (!strcmp(f, "--lower"))
+			dst = &lower;
+		else if (!strcmp(f, "--upper"))
+			dst = &upper;
+		else if (!strcmp(f, "--work"))
+			dst = &work;
 		else if (!strcmp(f, "--runtime-arg")) {
 			if (i + 1 >= argc) usage_fail("--runtime-arg needs a value");
 			if (n_rt_args >= MAX_RT_ARGS) usage_fail("too many --runtime-arg");
@@ -563,24 +629,40 @@ int shim_main(int argc, char **argv)
 			dprintf(2, "tsswarm-shim: unknown flag %s\n", f);
 			return 1;
 		}
-		if (i + 1 >= argc) { dprintf(2, "tsswarm-shim: %s needs a value\n", f); return 1; }
+		if (i + 1 >= argc) {
+			dprintf(2, "tsswarm-shim: %s needs a value\n", f);
+			return 1;
+		}
 		*dst = argv[++i];
 	}
 	if (!rt_path || !a_id || !a_bundle || !a_state || !a_log)
-		usage_fail("usage: tsswarm-shim --runtime PATH [--runtime-arg ARG]... --id ID --bundle DIR --state-dir DIR --log FILE "
-			   "[--lower D1:D2 --upper DIR --work DIR] [--hide-cgroup2]");
+		usage_fail(
+			"usage: tsswarm-shim --runtime PATH [--runtime-arg ARG]... --id ID --bundle DIR --state-dir DIR --log FILE "
+			"[--lower D1:D2 --upper DIR --work DIR] [--hide-cgroup2]");
 	if (lower && (!upper || !work)) usage_fail("--lower needs --upper and --work");
 	if (!valid_id(a_id)) usage_fail("invalid --id (letters, digits, _ . -)");
-	if (access(rt_path, X_OK) < 0) { dprintf(2, "tsswarm-shim: runtime %s: %s\n", rt_path, strerror(errno)); return 1; }
+	if (access(rt_path, X_OK) < 0) {
+		dprintf(2, "tsswarm-shim: runtime %s: %s\n", rt_path, strerror(errno));
+		return 1;
+	}
 	snprintf(id, sizeof(id), "%s", a_id);
-	if (!realpath(a_bundle, bundle)) { dprintf(2, "tsswarm-shim: bundle %s: %s\n", a_bundle, strerror(errno)); return 1; }
+	if (!realpath(a_bundle, bundle)) {
+		dprintf(2, "tsswarm-shim: bundle %s: %s\n", a_bundle, strerror(errno));
+		return 1;
+	}
 	abspath(a_state, statedir, sizeof(statedir), "--state-dir");
 	abspath(a_log, logpath, sizeof(logpath), "--log");
 	static char rtabs[4096], up[4096], wk[4096];
 	abspath(rt_path, rtabs, sizeof(rtabs), "--runtime");
 	rt_path = rtabs;
-	if (upper) { abspath(upper, up, sizeof(up), "--upper"); upper = up; }
-	if (work) { abspath(work, wk, sizeof(wk), "--work"); work = wk; }
+	if (upper) {
+		abspath(upper, up, sizeof(up), "--upper");
+		upper = up;
+	}
+	if (work) {
+		abspath(work, wk, sizeof(wk), "--work");
+		work = wk;
+	}
 
 	/* The shim works from "/": path-valued runtime flags given relative to the caller's cwd must be
 	 * made absolute first. */
@@ -614,7 +696,8 @@ int shim_main(int argc, char **argv)
 	char buf[1400];
 	size_t n = 0;
 	ssize_t r;
-	while (n < sizeof(buf) - 1 && ((r = read(sp[0], buf + n, sizeof(buf) - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
+	while (n < sizeof(buf) - 1 &&
+	       ((r = read(sp[0], buf + n, sizeof(buf) - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
 		if (r > 0) n += (size_t)r;
 	buf[n] = 0;
 	if (n >= 2 && strncmp(buf, "OK", 2) == 0) return 0;

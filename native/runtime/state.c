@@ -62,7 +62,8 @@ int state_read(const char *root, const char *id, struct cstate *st)
 	copy_str(v, "rootfs", st->rootfs, sizeof(st->rootfs));
 	copy_str(v, "created", st->created, sizeof(st->created));
 	copy_str(v, "cgroupsPath", st->cgpath, sizeof(st->cgpath));
-	struct jval *p = json_get(v, "pid"), *s = json_get(v, "pidStart"), *pn = json_get(v, "pidns"), *cs = json_get(v, "cpuset");
+	struct jval *p = json_get(v, "pid"), *s = json_get(v, "pidStart"), *pn = json_get(v, "pidns"),
+		    *cs = json_get(v, "cpuset");
 	st->pid = p && p->t == J_NUM ? (pid_t)p->i : 0;
 	st->start = s && s->t == J_NUM ? (unsigned long long)s->i : 0;
 	st->pidns = pn && pn->t == J_BOOL && pn->b;

@@ -6,13 +6,13 @@
 struct cstate {
 	char id[1100];
 	pid_t pid;
-	unsigned long long start;   /* /proc/<pid>/stat starttime: guards against pid reuse */
+	unsigned long long start; /* /proc/<pid>/stat starttime: guards against pid reuse */
 	char bundle[4096];
 	char rootfs[4096];
 	char created[64];
 	char cgpath[1100];
 	int pidns, cpuset;
-	char *annotations;          /* raw JSON object text */
+	char *annotations; /* raw JSON object text */
 	char dir[4200];
 };
 

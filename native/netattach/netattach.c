@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #define NETNS_RUN_DIR "/run/netns"
-/* The sandbox's bridge is created with this index (src/worker/network/names.ts BRIDGE_INDEX). */
+/* The sandbox's bridge is created with this index (src/network/names.ts BRIDGE_INDEX). */
 #define BRIDGE_INDEX 100
 #define MAX_ATTACHMENTS 16
 

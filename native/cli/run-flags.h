@@ -6,7 +6,7 @@
  * Anything this reader is not sure to read the same way (other commands, --help, grouped short
  * options, a value the Node CLI would refuse, ...) is "not ours": the caller hands the command line
  * to the Node CLI unchanged, which then prints its own error or does the work. So every message and
- * exit code of a refused command line comes from one place. test/cli/native-run-front.test.ts checks
+ * exit code of a refused command line comes from one place. test/daemon/run-front.test.ts checks
  * the two readers against each other.
  */
 #ifndef TSSWARM_RUN_FLAGS_H

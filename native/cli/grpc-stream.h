@@ -13,10 +13,10 @@
 typedef bool (*grpc_message_fn)(void *ctx, const uint8_t *data, size_t len);
 
 struct grpc_outcome {
-  int status;             /* grpc-status; -1 when the call did not end with one */
-  char message[1024];     /* grpc-message (percent-decoded), or what went wrong on the way */
-  bool daemon_answered;   /* the server set tsswarm-answered: UNAVAILABLE then came from the daemon */
-  bool connected;         /* false: the socket could not be reached */
+	int status;           /* grpc-status; -1 when the call did not end with one */
+	char message[1024];   /* grpc-message (percent-decoded), or what went wrong on the way */
+	bool daemon_answered; /* the server set tsswarm-answered: UNAVAILABLE then came from the daemon */
+	bool connected;       /* false: the socket could not be reached */
 };
 
 /* `path` is "/package.Service/Method"; `request` one encoded message. Returns when the stream ends. */

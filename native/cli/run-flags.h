@@ -6,7 +6,7 @@
  * Anything this reader is not sure to read the same way (other commands, --help, grouped short
  * options, a value the Node CLI would refuse, ...) is "not ours": the caller hands the command line
  * to the Node CLI unchanged, which then prints its own error or does the work. So every message and
- * exit code of a refused command line comes from one place. test/cli/native-run-front.test.ts checks
+ * exit code of a refused command line comes from one place. test/daemon/run-front.test.ts checks
  * the two readers against each other.
  */
 #ifndef TSSWARM_RUN_FLAGS_H
@@ -18,8 +18,8 @@
 typedef Tsswarm__Node__V1__ContainerRunRequest RunRequest;
 
 struct run_command {
-  char socket_path[108]; /* sun_path */
-  RunRequest request;
+	char socket_path[108]; /* sun_path */
+	RunRequest request;
 };
 
 /* Fills `out` (its strings point into argv or into memory that lives as long as the process).

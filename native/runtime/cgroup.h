@@ -1,0 +1,32 @@
+/* cgroup v1 (one hierarchy per controller) and v2 (unified) behind one small interface. */
+#ifndef TSS_CGROUP_H
+#define TSS_CGROUP_H
+#include <sys/types.h>
+#include "spec.h"
+
+#define CG_MAX 10
+
+struct cgroup {
+	int v2;
+	char path[1024]; /* "/parent/id" as in linux.cgroupsPath */
+	int n;
+	char dir[CG_MAX][1200];      /* v1: one per hierarchy; v2: dir[0] only */
+	const char *name[CG_MAX];    /* controller name of each v1 hierarchy */
+	int mem, cpu, pids, freezer; /* index into dir[] or -1 */
+};
+
+/* Resolves the hierarchies present on this host for path. want_cpuset adds cpuset (only when asked). */
+int cg_init(struct cgroup *cg, const char *path, int want_cpuset);
+int cg_create(struct cgroup *cg, const struct resources *res);
+int cg_attach(struct cgroup *cg, pid_t pid);
+int cg_freeze(struct cgroup *cg, int freeze);
+int cg_is_frozen(struct cgroup *cg); /* 1 frozen, 0 not, -1 no freezer */
+int cg_destroy(struct cgroup *cg);
+int cg_pids(struct cgroup *cg, pid_t *out, int max);
+long long cg_oom_kills(struct cgroup *cg);
+int cg_is_v2_host(void);
+/* Moves the calling single-threaded process in (fast path for v1, see cgroup.c). */
+int cg_enter_self(struct cgroup *cg);
+/* v2: an O_PATH fd of the (created) leaf for clone3(CLONE_INTO_CGROUP), or -1. */
+int cg_open_leaf(struct cgroup *cg);
+#endif

@@ -40,6 +40,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   network: ['api', ...LIBRARIES],
   engine: ['api', ...LIBRARIES],
   agent: ['api', 'ca', 'engine', 'network', ...LIBRARIES],
+  manager: ['api', 'ca', 'raft', 'manager/controlapi', 'manager/state', 'manager/orchestrator', 'manager/allocator', 'manager/dispatcher', ...LIBRARIES],
   'manager/state': ['api', 'raft', 'raft/core'],
   'manager/controlapi': ['api', 'manager/state', 'manager/allocator'],
   'manager/orchestrator': ['api', 'manager/state', 'scheduler'],

@@ -23,6 +23,7 @@ import type { LayerStore } from '../layer-store.js';
 import type { UnpackedLayer } from '../layer-unpack.js';
 import { blobChunks, DEFAULT_ATTEMPTS } from './blob-download.js';
 import type { RegistryClient, RepositoryClient } from './client.js';
+import { forEachConcurrently } from './concurrency.js';
 import { RegistryError } from './errors.js';
 import { checkPullable, DEFAULT_MAX_MANIFEST_BYTES, nodePlatform, parseManifestDocument, selectPlatform } from './manifest.js';
 import { layerId, throttled, type PullEvent, type PullLayerStatus } from './progress.js';
@@ -239,22 +240,4 @@ async function downloadAndUnpack(target: PullTarget, repo: RepositoryClient, t: 
 async function closeFile(file: WriteStream): Promise<void> {
   file.end();
   await once(file, 'finish');
-}
-
-/** Runs `fn` over `items`, `limit` at a time; stops taking new items after a failure and throws the first. */
-async function forEachConcurrently<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  const worker = async (): Promise<void> => {
-    while (next < items.length && errors.length === 0) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (errors.length > 0) throw errors[0];
 }

@@ -10,6 +10,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { Transform } from 'node:stream';
 import type { BlobStore } from '../blob-store.js';
 import { readHead, sniffCompression } from '../compression.js';
 import { sha256Of, shortDigest, type Digest } from '../digest.js';
@@ -106,10 +107,13 @@ async function pushBlob(
     }
     await repo.finishUpload(location, d.digest);
   } else {
-    const body = createReadStream(path, { highWaterMark: 1 << 20 });
+    // Counted as it is read by the request, not with a 'data' listener, which would start the flow
+    // (and lose bytes) before the request is ready to take them.
     let sent = 0;
-    body.on('data', (c) => progress((sent += (c as Buffer).length)));
-    await repo.putBlob(location, d.digest, d.size, body);
+    const counter = new Transform({ transform: (chunk: Buffer, _enc, cb) => { progress((sent += chunk.length)); cb(null, chunk); } });
+    const file = createReadStream(path, { highWaterMark: 1 << 20 });
+    file.on('error', (err) => counter.destroy(err));
+    await repo.putBlob(location, d.digest, d.size, file.pipe(counter));
   }
   say('Pushed');
 }

@@ -187,6 +187,10 @@ async function downloadAndUnpack(target: PullTarget, repo: RepositoryClient, t: 
   const tmpFile = target.tmp();
   const file = createWriteStream(tmpFile, { flags: 'wx', mode: 0o644 });
   const feed = new PassThrough({ highWaterMark: 1 << 20 });
+  // The feed's failures reach us through the unpacker's result; the file's are checked as we write.
+  feed.on('error', () => {});
+  let fileError: Error | undefined;
+  file.on('error', (err) => { fileError = err; });
   const hash = createHash('sha256');
   const progress = throttled((current) => emit('Downloading', { current, total: t.size }), t.size);
   let unpack: Promise<UnpackedLayer> | undefined;
@@ -207,6 +211,7 @@ async function downloadAndUnpack(target: PullTarget, repo: RepositoryClient, t: 
       if (unpack === undefined) startUnpack(sniffCompression(chunk));
       hash.update(chunk);
       received += chunk.length;
+      if (fileError) throw fileError;
       if (!file.write(chunk)) await once(file, 'drain');
       // Once the unpacker has stopped (failed, or done before the blob's last bytes), the rest is still
       // downloaded and hashed: a digest mismatch is the truer report than whatever corrupt bytes made
@@ -228,7 +233,8 @@ async function downloadAndUnpack(target: PullTarget, repo: RepositoryClient, t: 
     await target.blobs.adopt(tmpFile, t.blob);
     return result;
   } catch (err) {
-    feed.destroy();
+    // With an error, so that the unpacker's pipeline fails too (a bare destroy() only closes it).
+    feed.destroy(err instanceof Error ? err : new Error(String(err)));
     file.destroy();
     await unpackSettled;
     await rm(tmpFile, { force: true });
@@ -238,6 +244,7 @@ async function downloadAndUnpack(target: PullTarget, repo: RepositoryClient, t: 
 }
 
 async function closeFile(file: WriteStream): Promise<void> {
+  if (file.errored) throw file.errored;
   file.end();
-  await once(file, 'finish');
+  await once(file, 'finish'); // rejects when the file fails instead
 }

@@ -8,6 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,6 +32,8 @@ export async function freePort(): Promise<number> {
 }
 
 export interface RegistryAuth {
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { certificate: string; key: string };
   htpasswd?: string;
   token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
 }
@@ -45,6 +48,7 @@ export async function startRegistry(dir: string, auth: RegistryAuth = {}): Promi
     'storage:', `  filesystem:`, `    rootdirectory: ${join(dir, 'storage')}`, '  delete:', '    enabled: true',
     'http:', `  addr: ${addr}`,
   ];
+  if (auth.tls) lines.push('  tls:', `    certificate: ${auth.tls.certificate}`, `    key: ${auth.tls.key}`);
   if (auth.htpasswd) lines.push('auth:', '  htpasswd:', '    realm: tsswarm-test', `    path: ${auth.htpasswd}`);
   if (auth.token) {
     const t = auth.token;
@@ -65,19 +69,33 @@ export async function startRegistry(dir: string, auth: RegistryAuth = {}): Promi
   };
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) break;
-    if (await answers(addr)) return { addr, pid, stop };
+    if (await answers(addr, auth.tls !== undefined)) return { addr, pid, stop };
     await sleep(50);
   }
   await stop();
   throw new Error(`docker-registry did not start on ${addr}: ${readFileSync(join(dir, 'registry.log'), 'utf8').slice(-2000)}`);
 }
 
-function answers(addr: string): Promise<boolean> {
+function answers(addr: string, tls: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get(`http://${addr}/v2/`, (res) => { res.resume(); resolve(true); });
+    const done = (res: http.IncomingMessage): void => { res.resume(); resolve(true); };
+    const req = tls ? https.get(`https://${addr}/v2/`, { rejectUnauthorized: false }, done) : http.get(`http://${addr}/v2/`, done);
     req.on('error', () => resolve(false));
     req.setTimeout(1000, () => { req.destroy(); resolve(false); });
   });
+}
+
+/**
+ * A CA and a server certificate it signed for `name` (a DNS name), made with openssl in `dir`.
+ */
+export function testCertificates(dir: string, name: string): { ca: string; certificate: string; key: string } {
+  const f = (n: string): string => join(dir, n);
+  const ssl = (...args: string[]): void => { execFileSync('openssl', args, { stdio: 'ignore' }); };
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=tsswarm test CA');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', `/CN=${name}`);
+  writeFileSync(f('san.ext'), `subjectAltName=DNS:${name}\n`);
+  ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '2', '-extfile', f('san.ext'));
+  return { ca: f('ca.crt'), certificate: f('server.crt'), key: f('server.key') };
 }
 
 /** An htpasswd file with one bcrypt entry (as the registry requires), made by apache2-utils' htpasswd. */

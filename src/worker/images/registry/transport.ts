@@ -16,7 +16,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -32,6 +32,8 @@ export interface TransportOptions {
   connectTimeoutMs?: number;
   /** Longest silence while waiting for an answer or for the next bytes of a body. */
   readTimeoutMs?: number;
+  /** Name resolution for registry hosts (default: the system's), e.g. to pin a registry's address. */
+  lookup?: LookupFunction;
 }
 
 export const DEFAULT_CERTS_DIRS = ['/etc/tsswarm/certs.d', '/etc/docker/certs.d'];
@@ -104,6 +106,7 @@ export class Transport {
     const insecure = this.isInsecure(registry);
     const tlsEp: Endpoint = { registry, base: new URL(`https://${apiHost}`), agent: this.httpsAgent(registry, !insecure) };
     if (!insecure) return tlsEp;
+    // Docker's order for an insecure registry: HTTPS without verification, then plain HTTP.
     try {
       const res = await this.send(tlsEp, { method: 'GET', url: '/v2/' });
       res.body.resume();
@@ -111,7 +114,7 @@ export class Transport {
     } catch (err) {
       if (!(err instanceof RegistryError) || err.kind !== 'unreachable') throw err;
       tlsEp.agent.destroy();
-      const plain: Endpoint = { registry, base: new URL(`http://${apiHost}`), agent: new http.Agent({ keepAlive: true, maxSockets: 16 }) };
+      const plain: Endpoint = { registry, base: new URL(`http://${apiHost}`), agent: new http.Agent({ keepAlive: true, maxSockets: 16, ...this.lookupOption() }) };
       const res = await this.send(plain, { method: 'GET', url: '/v2/' });
       res.body.resume();
       return plain;
@@ -124,9 +127,14 @@ export class Transport {
       keepAlive: true,
       maxSockets: 16,
       rejectUnauthorized: verify,
+      ...this.lookupOption(),
       ...(tls.ca.length > 0 ? { ca: [...rootCertificates, ...tls.ca] } : {}),
       ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
     });
+  }
+
+  private lookupOption(): { lookup?: LookupFunction } {
+    return this.opts.lookup ? { lookup: this.opts.lookup } : {};
   }
 
   /** CAs and client certificate from the registry's certs.d folder, as docker reads them. */

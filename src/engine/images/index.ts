@@ -4,3 +4,5 @@ export type { ImageRecord } from './metadata.js';
 export type { ImageConfig } from './image-config.js';
 export { ImageError } from './errors.js';
 export { normalizeRef, parseReference } from './reference.js';
+export type { PullResult } from './store.js';
+export * from './registry/index.js';

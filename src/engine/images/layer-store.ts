@@ -10,7 +10,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { hexOf, isDigest, type Digest } from './digest.js';
-import { unpackLayer, type UnpackedLayer, type UnpackOptions } from './layer-unpack.js';
+import { unpackLayer, type LayerInput, type UnpackedLayer, type UnpackOptions } from './layer-unpack.js';
 
 export class LayerStore {
   readonly dir: string;
@@ -32,15 +32,15 @@ export class LayerStore {
   }
 
   /**
-   * Unpacks the blob at `blobPath` as a layer. With `opts.diffId` its uncompressed content must hash to
+   * Unpacks the blob at `blob` (a file, or a stream being downloaded) as a layer. With `opts.diffId` its uncompressed content must hash to
    * it; without (a plain rootfs tarball has no config to say), it is stored under what it hashes to.
    */
-  async unpack(blobPath: string, what: string, opts: UnpackOptions = {}): Promise<UnpackedLayer> {
+  async unpack(blob: LayerInput, what: string, opts: UnpackOptions = {}): Promise<UnpackedLayer> {
     const work = this.tmp();
     await mkdir(work, { mode: 0o755 });
     const started = performance.now();
     try {
-      const result = await unpackLayer(blobPath, work, what, opts);
+      const result = await unpackLayer(blob, work, what, opts);
       if (await this.has(result.diffId)) {
         // Already there (the same content imported before, or twice in one load): keep the first.
         await rm(work, { recursive: true, force: true });

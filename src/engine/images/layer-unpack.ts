@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestMismatch, HashingStream, type Digest } from './digest.js';
-import { openDecompressed, type Compression } from './compression.js';
+import { decompress, openDecompressed, type Compression } from './compression.js';
 import { ImageError, reason } from './errors.js';
 import { BLOCK, encodeEntry, END_OF_ARCHIVE, parseTar, TarType, type TarEvent } from './tar-format.js';
 
@@ -188,12 +188,15 @@ export interface UnpackOptions {
   verifiedBlobDigest?: Digest;
 }
 
+/** A layer blob: a file, or a stream (a download) whose compression the caller sniffed. */
+export type LayerInput = string | { stream: Readable; compression: Compression };
+
 /**
- * Unpacks the layer blob at `blobPath` into the existing empty directory `dest`. On failure `dest` may
+ * Unpacks the layer blob at `blob` into the existing empty directory `dest`. On failure `dest` may
  * hold a partial tree: the caller unpacks into a temp dir and removes it.
  */
-export async function unpackLayer(blobPath: string, dest: string, what: string, opts: UnpackOptions = {}): Promise<UnpackedLayer> {
-  const { stream, compression, done } = await openDecompressed(blobPath, what);
+export async function unpackLayer(blob: LayerInput, dest: string, what: string, opts: UnpackOptions = {}): Promise<UnpackedLayer> {
+  const { stream, compression, done } = typeof blob === 'string' ? await openDecompressed(blob, what) : decompress(blob.stream, blob.compression, what);
   const known = compression === 'none' ? opts.verifiedBlobDigest : undefined;
   if (known !== undefined && opts.diffId !== undefined && known !== opts.diffId) {
     stream.destroy();

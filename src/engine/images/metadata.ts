@@ -27,6 +27,8 @@ export interface ImageRecord {
 /** What the store keeps about an image beyond the public record: the blobs it holds on to. */
 export interface StoredImage extends ImageRecord {
   blobs: string[];
+  /** "name@sha256:…" of the manifests (or indexes) the image was pulled by, as docker's RepoDigests. */
+  repoDigests?: string[];
 }
 
 export interface StoreState {
@@ -46,6 +48,7 @@ const StateSchema = z.object({
     created: z.string(),
     size: z.number(),
     blobs: z.array(digest),
+    repoDigests: z.array(z.string()).optional(),
   })),
   layers: z.record(digest, z.object({ size: z.number() })),
 });

@@ -25,11 +25,24 @@ import { loadState, referencedContent, saveState, type ImageRecord, type StoredI
 import { isOciLayout, readOciLayout } from './oci-layout.js';
 import { normalizeRef, tryParseReference } from './reference.js';
 import { ArchiveSource, DirectorySource, type ImageSource } from './source.js';
+import { pullImage, type PulledImage, type PullOptions, type PullTarget } from './registry/pull.js';
+import { pushImage, type PushOptions, type PushResult } from './registry/push.js';
+import { localName, parseRemoteReference } from './registry/remote-reference.js';
 
 export type { ImageRecord } from './metadata.js';
 
 const SHORT_ID_MIN = 12;
 const UNPACK_CONCURRENCY = 3;
+
+export interface PullResult {
+  image: ImageRecord;
+  /** docker's full reference: "docker.io/library/busybox:latest" */
+  reference: string;
+  /** What the reference resolved to at the registry (the index's digest for a multi-platform image). */
+  digest: Digest;
+  /** docker's last line: "Downloaded newer image for …" or "Image is up to date for …" */
+  status: string;
+}
 
 export interface RemoveOptions {
   force?: boolean;
@@ -86,6 +99,7 @@ export class ImageStore {
   }
 
   private find(refOrId: string): StoredImage | undefined {
+    if (refOrId.includes('@')) return this.findByRepoDigest(refOrId);
     const ref = tryParseReference(refOrId);
     if (typeof ref !== 'string') {
       const tag = `${ref.name}:${ref.tag}`;
@@ -97,6 +111,13 @@ export class ImageStore {
     const matches = this.state.images.filter((i) => i.id.startsWith(`sha256:${hex}`));
     if (matches.length > 1) throw new ImageError(`image id prefix ${hex} is ambiguous (${matches.length} images)`);
     return matches[0];
+  }
+
+  /** "name[:tag]@sha256:…": the image pulled under that digest from that repository. */
+  private findByRepoDigest(input: string): StoredImage | undefined {
+    const ref = parseRemoteReference(input);
+    const key = `${localName(ref.registry, ref.repository)}@${ref.digest}`;
+    return this.state.images.find((i) => i.repoDigests?.includes(key));
   }
 
   /** overlayfs lowerdir= entries for the image, top layer first. */
@@ -174,6 +195,44 @@ export class ImageStore {
   }
 
   /**
+   * Like `docker pull`: fetches the image's missing layers from its registry (see registry/pull.ts),
+   * then tags it and records the digest it was pulled by. A failed pull leaves no partial content:
+   * whatever was not verified stays in tmp/ and is removed; verified layers stay for the next try
+   * until the next sweep.
+   */
+  pull(ref: string, opts: PullOptions): Promise<PullResult> {
+    return this.serial(async () => {
+      const pulled = await pullImage(this.pullTarget(), ref, opts);
+      const { image, upToDate } = await this.commitPulled(pulled);
+      const shown = pulled.ref.localTag ?? pulled.ref.full;
+      const status = upToDate ? `Image is up to date for ${shown}` : `Downloaded newer image for ${shown}`;
+      opts.onProgress?.({ type: 'done', reference: pulled.ref.full, digest: pulled.digest, status });
+      this.log?.info({ image: image.id, ref: pulled.ref.full, digest: pulled.digest }, 'image pulled');
+      return { image: publicRecord(image), reference: pulled.ref.full, digest: pulled.digest, status };
+    });
+  }
+
+  /**
+   * Like `docker push`: `ref` must be a tag of a local image ("host:5000/shop/web:1.4"); see
+   * registry/push.ts. Resolves with the manifest's digest as the registry stores it.
+   */
+  push(ref: string, opts: PushOptions): Promise<PushResult> {
+    return this.serial(async () => {
+      const img = this.find(ref);
+      if (!img) throw new ImageError(`An image does not exist locally with the tag: ${ref}`);
+      const target = parseRemoteReference(ref);
+      // Repositories of the same registry that images here came from: the registry may mount their blobs.
+      const mountCandidates = [...new Set(this.state.images.flatMap((i) => [...i.refs, ...(i.repoDigests ?? [])]).flatMap((r) => {
+        const p = parseRemoteReference(r);
+        return p.registry === target.registry ? [p.repository] : [];
+      }))];
+      const result = await pushImage({ image: { id: img.id as Digest, layers: img.layers as Digest[], blobs: img.blobs as Digest[] }, blobs: this.blobs, mountCandidates }, ref, opts);
+      this.log?.info({ image: img.id, ref: result.reference, digest: result.digest }, 'image pushed');
+      return result;
+    });
+  }
+
+  /**
    * Like `docker rmi`: a tag removes that tag, and the image too once no tag is left; an id removes
    * the image with all its tags (with `force` when it has several). Layers and blobs no other image
    * shares are deleted.
@@ -217,6 +276,40 @@ export class ImageStore {
   }
 
   // --- internals ---
+
+  private pullTarget(): PullTarget {
+    return {
+      blobs: this.blobs,
+      layers: this.layers,
+      tmp: () => join(this.tmpDir, `${process.pid}-${Date.now().toString(36)}-${this.tmpSeq++}`),
+      layerSize: async (diffId) => {
+        const known = this.state.layers[diffId]?.size;
+        return known !== undefined && (await this.layers.has(diffId)) ? known : undefined;
+      },
+    };
+  }
+
+  private async commitPulled(pulled: PulledImage): Promise<{ image: StoredImage; upToDate: boolean }> {
+    const blobs = new Set<string>([await this.blobs.put(pulled.config.bytes)]);
+    for (const d of pulled.documents) blobs.add(await this.blobs.put(d));
+    for (const l of pulled.layers) if (await this.blobs.has(l.blob)) blobs.add(l.blob);
+    const existing = this.state.images.find((i) => i.id === pulled.config.digest);
+    const tag = pulled.ref.localTag;
+    const repoDigest = `${localName(pulled.ref.registry, pulled.ref.repository)}@${pulled.digest}`;
+    const image: StoredImage = {
+      id: pulled.config.digest,
+      refs: [...new Set([...(existing?.refs ?? []), ...(tag !== undefined ? [tag] : [])])],
+      layers: pulled.layers.map((l) => l.diffId),
+      config: toImageConfig(pulled.config.doc),
+      created: pulled.config.doc.created ?? existing?.created ?? new Date().toISOString(),
+      size: pulled.layers.reduce((sum, l) => sum + l.size, 0),
+      blobs: [...new Set([...(existing?.blobs ?? []), ...blobs])],
+      repoDigests: [...new Set([...(existing?.repoDigests ?? []).filter((d) => !d.startsWith(`${repoDigest.split('@')[0]}@`)), repoDigest])],
+    };
+    const upToDate = !pulled.fetched && existing !== undefined && (tag === undefined || existing.refs.includes(tag));
+    await this.commit(image, new Map(pulled.layers.map((l) => [l.diffId, l.size])));
+    return { image, upToDate };
+  }
 
   private serial<T>(op: () => Promise<T>): Promise<T> {
     const run = this.queue.then(op, op);

@@ -14,10 +14,10 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ImageStore } from '../src/worker/images/store.js';
-import { RegistryClient } from '../src/worker/images/registry/client.js';
-import { skopeoCopy, startRegistry } from '../src/worker/images/registry/test-registry.js';
-import { makeTempDir, sh, writeOciLayout } from '../src/worker/images/test-support.js';
+import { ImageStore } from '../src/engine/images/store.js';
+import { RegistryClient } from '../src/engine/images/registry/client.js';
+import { skopeoCopy, startRegistry } from '../testkit/registry.js';
+import { makeTempDir, sh, writeOciLayout } from '../testkit/images.js';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 

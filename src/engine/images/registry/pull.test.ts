@@ -2,11 +2,11 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'nod
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { ImageStore } from '../store.js';
-import { busyboxRootfs, makeTempDir, removeTempDir, sh, writeOciLayout } from '../test-support.js';
+import { busyboxRootfs, makeTempDir, removeTempDir, sh, writeOciLayout } from '../../../../testkit/images.js';
 import { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
 import type { PullEvent } from './progress.js';
-import { skopeoCopy, skopeoDigest, startRegistry, umociImage, type RunningRegistry } from './test-registry.js';
+import { skopeoCopy, skopeoDigest, startRegistry, umociImage, type RunningRegistry } from '../../../../testkit/registry.js';
 
 let shared: string;
 let registry: RunningRegistry;

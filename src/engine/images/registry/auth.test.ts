@@ -2,11 +2,11 @@ import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { ImageStore } from '../store.js';
-import { busyboxRootfs, makeTempDir, removeTempDir } from '../test-support.js';
+import { busyboxRootfs, makeTempDir, removeTempDir } from '../../../../testkit/images.js';
 import { RegistryClient } from './client.js';
 import { CredentialStore } from './credentials.js';
 import { RegistryError } from './errors.js';
-import { htpasswdFile, startRegistry, startTokenServer, type RunningRegistry, type TokenServer } from './test-registry.js';
+import { htpasswdFile, startRegistry, startTokenServer, type RunningRegistry, type TokenServer } from '../../../../testkit/registry.js';
 
 let shared: string;
 let busyboxTar: string;

@@ -2,10 +2,10 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { ImageStore } from '../store.js';
-import { busyboxRootfs, makeTempDir, removeTempDir, sh } from '../test-support.js';
+import { busyboxRootfs, makeTempDir, removeTempDir, sh } from '../../../../testkit/images.js';
 import { RegistryClient } from './client.js';
 import type { PushEvent } from './progress.js';
-import { skopeoCopy, skopeoDigest, startRegistry, umociImage, type RunningRegistry } from './test-registry.js';
+import { skopeoCopy, skopeoDigest, startRegistry, umociImage, type RunningRegistry } from '../../../../testkit/registry.js';
 
 let shared: string;
 let busyboxTar: string;

@@ -12,7 +12,7 @@ import https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sh } from '../test-support.js';
+import { sh } from './images.js';
 
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
 

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import type { LookupFunction } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { ImageStore } from '../store.js';
-import { busyboxRootfs, makeTempDir, removeTempDir } from '../test-support.js';
+import { busyboxRootfs, makeTempDir, removeTempDir } from '../../../../testkit/images.js';
 import { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
-import { startRegistry, testCertificates, type RunningRegistry } from './test-registry.js';
+import { startRegistry, testCertificates, type RunningRegistry } from '../../../../testkit/registry.js';
 
 /**
  * Registries under a name that is not loopback (so that docker's rules for real registries apply),

@@ -3,13 +3,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { ImageStore } from '../store.js';
-import { makeTempDir, removeTempDir } from '../test-support.js';
+import { makeTempDir, removeTempDir } from '../../../../testkit/images.js';
 import { RegistryClient } from './client.js';
 import { RegistryError } from './errors.js';
-import { cutAfter, digestOf, fakeImage, randomLayer, startFakeRegistry, type FakeImage, type FakeRegistry, type Override } from './fake-registry.js';
+import { cutAfter, digestOf, fakeImage, randomLayer, startFakeRegistry, type FakeImage, type FakeRegistry, type Override } from '../../../../testkit/fake-registry.js';
 import { nodePlatform } from './manifest.js';
 import type { PullEvent } from './progress.js';
-import { freePort } from './test-registry.js';
+import { freePort } from '../../../../testkit/registry.js';
 
 const LAYER_BYTES = 512 * 1024;
 

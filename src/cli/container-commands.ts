@@ -11,7 +11,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 interface RunFlags {
   detach?: boolean; rm?: boolean; name?: string; env: string[]; memory?: string; cpus?: string; pidsLimit?: string;
   hostname?: string; restart?: string; volume: string[]; network?: string; entrypoint?: string; workdir?: string;
-  user?: string; readOnly?: boolean; stopSignal?: string; stopTimeout?: string; label: string[]; publish: string[];
+  user?: string; readOnly?: boolean; stopSignal?: string; stopTimeout?: string; label: string[]; publish: string[]; pull?: string;
 }
 
 function addRunOptions(cmd: Command): Command {
@@ -118,7 +118,7 @@ async function runContainer(connect: Connect, image: string, command: string[], 
   let exitCode = 0;
   let id = '';
   // Ctrl-C: stop waiting; the container keeps running (or is removed with --rm), as with docker.
-  for await (const ev of client.stream('ContainerRun', { spec, detach: o.detach ?? false })) {
+  for await (const ev of client.stream('ContainerRun', { spec, detach: o.detach ?? false, pull: o.pull ?? '' })) {
     if (ev.created) {
       id = ev.created.id;
       if (o.detach) process.stdout.write(`${id}\n`);
@@ -136,7 +136,8 @@ export function containerCommands(connect: Connect, format: () => OutputFormat):
 
   const run = addRunOptions(new Command('run').description('create and start a container')
     .option('-d, --detach', 'run in the background and print the container id')
-    .option('--rm', 'remove the container when it exits'))
+    .option('--rm', 'remove the container when it exits')
+    .addOption(new Option('--pull <policy>', 'pull the image before running: missing (default), always or never').choices(['missing', 'always', 'never'])))
     .action(async (image: string, command: string[], o: RunFlags) => {
       process.exitCode = await runContainer(connect, image, command, o);
     });

@@ -1,11 +1,12 @@
-/** `tsswarm image import|load|ls|rm`. */
+/** `tsswarm image import|load|ls|rm|pull|push|tag|inspect` and `login`/`logout`. */
 import { resolve } from 'node:path';
 import { Command } from 'commander';
+import { TransferProgress, type WireProgress } from './transfer-progress.js';
 import { formatAgo, formatBytes } from './units.js';
 import { printJson, printTable, shortId, type OutputFormat } from './format.js';
 import type { DaemonClient } from './client.js';
 
-interface WireImage { id: string; refs: string[]; layers: string[]; created: string; size: number; configJson: string }
+interface WireImage { id: string; refs: string[]; layers: string[]; created: string; size: number; configJson: string; repoDigests: string[] }
 
 export function imageCommands(connect: () => DaemonClient, format: () => OutputFormat): Command[] {
   const image = new Command('image').description('manage images on this node');
@@ -60,5 +61,81 @@ export function imageCommands(connect: () => DaemonClient, format: () => OutputF
         }
       }
     }));
+  image.addCommand(new Command('pull').description('pull an image from a registry')
+    .argument('<name>', 'NAME[:TAG|@DIGEST]; short names are Docker Hub\'s, as in docker')
+    .option('-q, --quiet', 'print only the reference')
+    .action(async (ref: string, o: { quiet?: boolean }) => {
+      const progress = new TransferProgress(process.stdout);
+      if (!o.quiet && !ref.includes('@') && !/:[^/]*$/.test(ref)) progress.line('Using default tag: latest');
+      for await (const e of connect().stream<WireProgress>('ImagePull', { ref })) {
+        if (o.quiet) { if (e.done) process.stdout.write(`${e.reference}\n`); continue; }
+        if (!e.done) { progress.layer(e); continue; }
+        progress.line(`Digest: ${e.digest}`);
+        progress.line(`Status: ${e.status}`);
+        progress.line(e.reference);
+      }
+    }));
+
+  image.addCommand(new Command('push').description('push an image to a registry')
+    .argument('<name>', 'NAME[:TAG] of a local image, the registry in its name')
+    .option('-q, --quiet', 'print only the digest line')
+    .action(async (ref: string, o: { quiet?: boolean }) => {
+      const progress = new TransferProgress(process.stdout);
+      const repo = ref.replace(/:[^/:]*$/, '');
+      if (!o.quiet) progress.line(`The push refers to repository [${repo}]`);
+      for await (const e of connect().stream<WireProgress>('ImagePush', { ref })) {
+        if (!e.done) { if (!o.quiet) progress.layer(e); continue; }
+        const tag = /:([^/:]+)$/.exec(ref)?.[1] ?? 'latest';
+        progress.line(`${tag}: digest: ${e.digest} size: ${e.size}`);
+      }
+    }));
+
+  image.addCommand(new Command('tag').description('give an image another name')
+    .argument('<source>', 'image id or NAME[:TAG]').argument('<target>', 'NAME[:TAG]')
+    .action(async (source: string, target: string) => {
+      await connect().call('ImageTag', { source, target });
+    }));
+
+  image.addCommand(new Command('inspect').description('show an image\'s details as JSON')
+    .argument('<images...>')
+    .action(async (refs: string[]) => {
+      const out: unknown[] = [];
+      for (const ref of refs) {
+        const i = await connect().call<WireImage>('ImageInspect', { ref });
+        out.push({ Id: i.id, RepoTags: i.refs, RepoDigests: i.repoDigests, Created: i.created, Size: i.size, Config: JSON.parse(i.configJson || 'null'), RootFS: { Type: 'layers', Layers: i.layers } });
+      }
+      printJson(out);
+    }));
   return [image];
+}
+
+/** Reads a password piped to stdin (`--password-stdin`), without its trailing newline. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** `tsswarm login|logout`: the daemon checks the credentials against the registry and keeps them. */
+export function loginCommands(connect: () => DaemonClient): Command[] {
+  const login = new Command('login').description('log in to a registry (the daemon keeps the credentials, in docker\'s config.json format)')
+    .argument('[registry]', 'host[:port]; default Docker Hub')
+    .option('-u, --username <user>')
+    .option('-p, --password <password>', 'the password (prefer --password-stdin: this one shows in the process list)')
+    .option('--password-stdin', 'read the password from stdin')
+    .action(async (registry: string | undefined, o: { username?: string; password?: string; passwordStdin?: boolean }) => {
+      if (!o.username) throw new Error('login: give a username with -u');
+      if (o.password && o.passwordStdin) throw new Error('login: --password and --password-stdin are mutually exclusive');
+      const password = o.passwordStdin ? await readStdin() : o.password;
+      if (!password) throw new Error('login: give the password with --password-stdin');
+      const res = await connect().call<{ status: string }>('RegistryLogin', { registry: registry ?? '', username: o.username, password });
+      process.stdout.write(`${res.status}\n`);
+    });
+  const logout = new Command('logout').description('forget a registry\'s credentials')
+    .argument('[registry]', 'host[:port]; default Docker Hub')
+    .action(async (registry: string | undefined) => {
+      const res = await connect().call<{ status: string }>('RegistryLogout', { registry: registry ?? '' });
+      process.stdout.write(`${res.status}\n`);
+    });
+  return [login, logout];
 }

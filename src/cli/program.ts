@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DaemonClient, daemonAddress, type SERVICES } from './client.js';
 import { containerCommands } from './container-commands.js';
-import { imageCommands } from './image-commands.js';
+import { imageCommands, loginCommands } from './image-commands.js';
 import { networkCommands } from './network-commands.js';
 import { serviceCommands } from './service-commands.js';
 import { swarmCommands } from './swarm-commands.js';
@@ -52,6 +52,7 @@ function buildProgram(command: string | undefined, makeClient: ClientFactory, ex
   const groups: Array<[names: string[], build: () => Command[]]> = [
     [['container'], () => containerCommands(connect, format)],
     [['image'], () => imageCommands(connect, format)],
+    [['login', 'logout'], () => loginCommands(connect)],
     [['swarm', 'node'], () => swarmCommands(connectTo, format)],
     [['service'], () => serviceCommands(connectTo, format)],
     [['network'], () => networkCommands(connectTo, format)],
@@ -74,6 +75,7 @@ function buildProgram(command: string | undefined, makeClient: ClientFactory, ex
 /** docker's top-level shortcuts: `tsswarm run`, `ps`, `rm`, `images`, ... */
 const SHORTCUTS: Record<string, string[]> = {
   images: ['image', 'ls'], rmi: ['image', 'rm'], import: ['image', 'import'], load: ['image', 'load'],
+  pull: ['image', 'pull'], push: ['image', 'push'], tag: ['image', 'tag'],
   ...Object.fromEntries(['run', 'create', 'start', 'ps', 'exec', 'logs', 'stop', 'kill', 'rm', 'pause', 'unpause', 'inspect', 'wait']
     .map((c) => [c, ['container', c]])),
 };

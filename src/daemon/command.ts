@@ -17,6 +17,8 @@ export function daemonCommand(): Command {
     .option('--network-prefix <prefix>', 'names of this daemon\'s overlay namespaces start with it (1-7 of a-z0-9-; default: from the data dir)')
     .option('--bridge-subnet <cidr>', 'subnet of the bridge network for `container run --network bridge` (default 172.29.0.0/16)')
     .option('--dns-upstream <ip:port...>', 'resolvers for names outside the swarm (default: those of /etc/resolv.conf)')
+    .option('--insecure-registry <host:port...>', 'registries to reach over plain HTTP (loopback ones always are)')
+    .option('--registry-config <dir>', 'where login keeps registry credentials (DIR/config.json; default $TSSWARM_CONFIG or ~/.tsswarm; docker\'s own config.json is read too)')
     .action(async (o) => {
       const { runDaemon } = await import('./main.js');
       await runDaemon(o);

@@ -21,7 +21,8 @@ import { startCommandLauncher } from '../launcher/command-launcher.js';
 /** The single-host bridge network of `container run --network bridge` (Docker's is 172.17.0.0/16). */
 const DEFAULT_BRIDGE_SUBNET = '172.29.0.0/16';
 import { nodeApiHandlers, nodeApiService } from '../engine/node-api.js';
-import { ImageStore } from '../engine/images/index.js';
+import { CredentialStore, ImageStore } from '../engine/images/index.js';
+import { ImageDistribution } from '../engine/images/distribution.js';
 import { SwarmNode } from './swarm.js';
 import { swarmApiHandlers, swarmApiService } from './swarm-api.js';
 import { controlService } from '../manager/grpc-services.js';
@@ -39,6 +40,10 @@ export interface DaemonOptions {
   networkPrefix?: string;
   bridgeSubnet?: string;
   dnsUpstream?: string[];
+  /** Registries reached over plain HTTP (besides loopback, as docker). */
+  insecureRegistry?: string[];
+  /** Where `login` keeps credentials (DIR/config.json); default $TSSWARM_CONFIG or ~/.tsswarm. */
+  registryConfig?: string;
 }
 
 const CGROUP_PARENT_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*(\/[a-zA-Z0-9][a-zA-Z0-9_.-]*)*$/;
@@ -90,6 +95,11 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   await mkdir(stateRoot, { recursive: true, mode: 0o700 });
   const runtime = new RuntimeDriver(o.runtime, stateRoot);
   const images = await ImageStore.open(join(dataDir, 'images'), log);
+  const distribution = new ImageDistribution({
+    store: images, log,
+    ...(o.registryConfig ? { credentials: new CredentialStore(join(o.registryConfig, 'config.json')) } : {}),
+    client: { insecureRegistries: o.insecureRegistry ?? [] },
+  });
   const networkPrefix = o.networkPrefix || `t${createHash('sha256').update(dataDir).digest('hex').slice(0, 5)}`;
   const bridge = o.networkDriver === 'none' ? undefined : new BridgeNetwork({ prefix: networkPrefix, index: 0, subnet: o.bridgeSubnet ?? DEFAULT_BRIDGE_SUBNET });
   // Containers on swarm networks go through the swarm role, made below (it needs the containers first).
@@ -129,6 +139,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   server.addService(nodeApiService(), nodeApiHandlers({
     containers,
     images,
+    distribution,
     log,
     info: {
       version: '0.1.0', nodeId: id, hostname: o.hostname || hostname(), dataDir, runtime: o.runtime,

@@ -10,6 +10,10 @@ import { ContainerManager, type ImageLookup } from './containers/manager.js';
 import { containerSpecSchema, withSpecDefaults } from '../api/container-spec.js';
 import { ContainerError, type ContainerRecord, type ContainerSpec } from '../api/container.js';
 import type { LogEntry } from './containers/logs.js';
+import type { ImageDistribution, PullPolicy } from './images/distribution.js';
+import { ImageError } from './images/errors.js';
+import { RegistryError } from './images/registry/errors.js';
+import type { PullEvent, PushEvent } from './images/registry/progress.js';
 
 export interface ImageRecordLike {
   id: string;
@@ -18,6 +22,7 @@ export interface ImageRecordLike {
   created: string;
   size: number;
   config: unknown;
+  repoDigests?: string[];
 }
 
 /** What the API needs of the image store. */
@@ -27,6 +32,7 @@ export interface ImageService extends ImageLookup {
   list(): ImageRecordLike[];
   resolve(ref: string): (ImageRecordLike & ReturnType<ImageLookup['resolve']>) | undefined;
   remove(ref: string, opts: { force?: boolean; inUse?: (id: string) => boolean }): Promise<{ untagged: string[]; deleted: string[] }>;
+  tag(source: string, target: string): Promise<ImageRecordLike>;
 }
 
 export interface NodeInfo {
@@ -40,7 +46,22 @@ export interface NodeInfo {
 }
 
 function toImage(img: ImageRecordLike) {
-  return { id: img.id, refs: img.refs, layers: img.layers, created: img.created, size: img.size, configJson: JSON.stringify(img.config) };
+  return { id: img.id, refs: img.refs, layers: img.layers, created: img.created, size: img.size, configJson: JSON.stringify(img.config), repoDigests: img.repoDigests ?? [] };
+}
+
+/** A pull's or push's event as ImageProgress. */
+function toProgress(e: PullEvent | PushEvent) {
+  if (e.type === 'layer') return { id: e.id, status: e.status, current: e.current ?? 0, total: e.total ?? 0 };
+  if (e.type === 'resolved') return undefined;
+  return { id: '', status: 'status' in e ? e.status : '', digest: e.digest, reference: e.reference, done: true, size: 'size' in e ? e.size : 0 };
+}
+
+const PULL_POLICIES = new Set<PullPolicy>(['missing', 'always', 'never']);
+
+function pullPolicy(raw: string | undefined): PullPolicy {
+  const p = (raw || 'missing') as PullPolicy;
+  if (!PULL_POLICIES.has(p)) throw new ValidationError(`invalid --pull "${raw}": expected missing, always or never`);
+  return p;
 }
 
 function toContainer(r: ContainerRecord) {
@@ -102,8 +123,16 @@ function toStatus(err: unknown): Partial<grpc.StatusObject> {
   if (err instanceof ValidationError) code = grpc.status.INVALID_ARGUMENT;
   else if (err instanceof ContainerError) {
     code = { 'not-found': grpc.status.NOT_FOUND, conflict: grpc.status.FAILED_PRECONDITION, invalid: grpc.status.INVALID_ARGUMENT, runtime: grpc.status.INTERNAL }[err.code];
-  } else if (err instanceof Error && err.name === 'ImageError') code = /no such|not found|unknown/i.test(message) ? grpc.status.NOT_FOUND : grpc.status.INVALID_ARGUMENT;
+  } else if (err instanceof RegistryError) {
+    // Never UNAVAILABLE: to the CLI that means the daemon itself is gone, not a registry it reaches.
+    code = { 'not-found': grpc.status.NOT_FOUND, unauthorized: grpc.status.PERMISSION_DENIED }[err.kind as string] ?? grpc.status.FAILED_PRECONDITION;
+  } else if (err instanceof ImageError) code = /no such|not found|unknown/i.test(message) ? grpc.status.NOT_FOUND : grpc.status.INVALID_ARGUMENT;
   return { code, details: message };
+}
+
+/** An error of the request (bad input, no such image, the registry's answer), not of the daemon: not logged as one. */
+function expected(err: unknown): boolean {
+  return err instanceof ValidationError || err instanceof ContainerError || err instanceof ImageError;
 }
 
 type Unary = (call: grpc.ServerUnaryCall<any, any>) => Promise<unknown>;
@@ -112,18 +141,17 @@ type Streaming = (call: grpc.ServerWritableStream<any, any>) => Promise<void>;
 export function nodeApiHandlers(deps: {
   containers: ContainerManager;
   images: ImageService;
+  distribution: ImageDistribution;
   info: NodeInfo;
   log: Logger;
 }): grpc.UntypedServiceImplementation {
-  const { containers, images, log } = deps;
+  const { containers, images, distribution, log } = deps;
 
   const unary = (name: string, fn: Unary): grpc.handleUnaryCall<any, any> => (call, callback) => {
     fn(call).then(
       (res) => callback(null, res),
       (err) => {
-        if (!(err instanceof ValidationError || err instanceof ContainerError) && (err as Error)?.name !== 'ImageError') {
-          log.error({ rpc: name, err }, 'request failed');
-        }
+        if (!expected(err)) log.error({ rpc: name, err }, 'request failed');
         callback(toStatus(err) as grpc.ServiceError);
       },
     );
@@ -132,7 +160,7 @@ export function nodeApiHandlers(deps: {
     fn(call).then(
       () => call.end(),
       (err) => {
-        if (!(err instanceof ValidationError || err instanceof ContainerError)) log.error({ rpc: name, err }, 'stream failed');
+        if (!expected(err)) log.error({ rpc: name, err }, 'stream failed');
         call.emit('error', toStatus(err));
       },
     );
@@ -179,11 +207,63 @@ export function nodeApiHandlers(deps: {
       return images.remove(ref, { force, inUse: (id) => inUse.has(id) });
     }),
 
-    ContainerCreate: unary('ContainerCreate', async (call) => toContainer(await containers.create(parseSpec(call.request)))),
+    ImageInspect: unary('ImageInspect', async (call) => {
+      const { ref } = call.request as { ref: string };
+      const img = images.resolve(ref);
+      if (!img) throw new ImageError(`No such image: ${ref}`);
+      return toImage(img);
+    }),
+    ImageTag: unary('ImageTag', async (call) => {
+      const { source, target } = call.request as { source: string; target: string };
+      if (!source || !target) throw new ValidationError('image tag: SOURCE and TARGET are required');
+      return toImage(await images.tag(source, target));
+    }),
+    ImagePull: stream('ImagePull', async (call) => {
+      const { ref } = call.request as { ref: string };
+      if (!ref) throw new ValidationError('image pull: a NAME[:TAG|@DIGEST] is required');
+      const signal = abortOnCancel(call);
+      const progress: Promise<void>[] = [];
+      await distribution.pull(ref, { onProgress: (e) => { const p = toProgress(e); if (p) progress.push(send(call, p, signal)); } });
+      await Promise.all(progress);
+    }),
+    ImagePush: stream('ImagePush', async (call) => {
+      const { ref } = call.request as { ref: string };
+      if (!ref) throw new ValidationError('image push: a NAME[:TAG] is required');
+      const signal = abortOnCancel(call);
+      const progress: Promise<void>[] = [];
+      await distribution.push(ref, { onProgress: (e) => { const p = toProgress(e); if (p) progress.push(send(call, p, signal)); } });
+      await Promise.all(progress);
+    }),
+    RegistryLogin: unary('RegistryLogin', async (call) => {
+      const { registry, username, password } = call.request as { registry: string; username: string; password: string };
+      if (!username || !password) throw new ValidationError('login: a username and a password are required');
+      await distribution.login(registry || 'docker.io', { username, password });
+      return { status: 'Login Succeeded' };
+    }),
+    RegistryLogout: unary('RegistryLogout', async (call) => {
+      const registry = (call.request as { registry: string }).registry || 'docker.io';
+      const removed = await distribution.logout(registry);
+      return { status: removed ? `Removing login credentials for ${registry}` : `Not logged in to ${registry}` };
+    }),
+
+    ContainerCreate: unary('ContainerCreate', async (call) => {
+      const spec = parseSpec(call.request);
+      await distribution.ensure(spec.image, 'missing');
+      return toContainer(await containers.create(spec));
+    }),
     ContainerRun: stream('ContainerRun', async (call) => {
-      const { spec: raw, detach } = call.request as { spec: unknown; detach: boolean };
+      const { spec: raw, detach, pull } = call.request as { spec: unknown; detach: boolean; pull: string };
       const spec = parseSpec(raw);
       const signal = abortOnCancel(call);
+      // As `docker run`: a missing image is pulled first, its progress on stderr.
+      const note = (text: string) => call.write({ log: { stream: 'stderr', data: Buffer.from(text), time: new Date().toISOString() } });
+      await distribution.ensure(spec.image, pullPolicy(pull), {
+        announce: () => note(`Unable to find image '${spec.image}' locally\n`),
+        onProgress: (e) => {
+          if (e.type === 'layer' && (e.status === 'Pull complete' || e.status === 'Already exists')) note(`${e.id}: ${e.status}\n`);
+          else if (e.type === 'done') note(`Digest: ${e.digest}\nStatus: ${e.status}\n`);
+        },
+      });
       const created = await containers.create(spec);
       // Subscribe to the exit before starting, so a container that exits at once is not missed.
       const started = await containers.start(created.id).catch(async (err) => {

@@ -50,7 +50,7 @@ describe('the bundled CLI', () => {
   });
 
   it('fails as the unbundled CLI does: one line, the same exit code', async () => {
-    for (const args of [['container', 'inspect', 'nosuch'], ['service', 'ls'], ['run', '--rm', 'no/such:image', 'true'], ['run', '--memory', 'lots', IMAGE, 'true']]) {
+    for (const args of [['container', 'inspect', 'nosuch'], ['service', 'ls'], ['run', '--rm', '127.0.0.1:9/no/such:image', 'true'], ['run', '--memory', 'lots', IMAGE, 'true']]) {
       const [bundled, unbundled] = await both(args);
       expect(bundled.code).not.toBe(0);
       expect(bundled.code).toBe(unbundled.code);

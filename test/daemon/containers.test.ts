@@ -186,7 +186,8 @@ describe('container lifecycle', () => {
 
 describe('bad input', () => {
   it.each([
-    [['run', '--rm', 'no/such:image'], /No such image: no\/such:image/],
+    [['run', '--rm', '--pull', 'never', 'no/such:image'], /No such image: no\/such:image/],
+    [['run', '--rm', '127.0.0.1:9/no/such:image'], /cannot connect to registry 127.0.0.1:9/],
     [['run', '--rm', '--memory', 'lots', IMAGE, 'true'], /invalid value "lots" for --memory/],
     [['run', '--rm', '--memory', '1k', IMAGE, 'true'], /minimum memory limit/],
     [['run', '--rm', '--restart', 'sometimes', IMAGE, 'true'], /invalid restart policy/],

@@ -174,7 +174,7 @@ describe.skipIf(!existsSync(FRONT))('the native run front on a real daemon', () 
 
   it('fails as the Node CLI does: the same line on stderr, exit code 125', async () => {
     await daemon.ok(['run', '-d', '--name', 'taken', IMAGE, 'sleep', '60']);
-    for (const args of [['run', '--name', 'taken', IMAGE, 'true'], ['run', '--rm', 'no/such:image', 'true'], ['run', '--memory', 'lots', IMAGE],
+    for (const args of [['run', '--name', 'taken', IMAGE, 'true'], ['run', '--rm', '127.0.0.1:9/no/such:image', 'true'], ['run', '--memory', 'lots', IMAGE],
       ['run', '--bogus', IMAGE], ['run']]) {
       const [front, node] = await both(args);
       expect(front.code, args.join(' ')).toBe(125);

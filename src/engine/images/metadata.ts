@@ -22,6 +22,8 @@ export interface ImageRecord {
   created: string;
   /** Bytes of file content in all layers, unpacked */
   size: number;
+  /** "name@sha256:…" of the manifests it was pulled by (docker's RepoDigests) */
+  repoDigests?: string[];
 }
 
 /** What the store keeps about an image beyond the public record: the blobs it holds on to. */

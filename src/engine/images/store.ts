@@ -232,6 +232,19 @@ export class ImageStore {
     });
   }
 
+  /** Like `docker tag`: `target` ("name[:tag]") now names the image `source` names; another image loses it. */
+  tag(source: string, target: string): Promise<ImageRecord> {
+    return this.serial(async () => {
+      const img = this.find(source);
+      if (!img) throw new ImageError(`No such image: ${source}`);
+      const tag = normalizeRef(target);
+      if (img.refs.includes(tag)) return publicRecord(img);
+      const images = this.state.images.map((i) => (i.id === img.id ? { ...i, refs: [...i.refs, tag] } : { ...i, refs: i.refs.filter((r) => r !== tag) }));
+      await this.setState({ ...this.state, images });
+      return publicRecord(images.find((i) => i.id === img.id)!);
+    });
+  }
+
   /**
    * Like `docker rmi`: a tag removes that tag, and the image too once no tag is left; an id removes
    * the image with all its tags (with `force` when it has several). Layers and blobs no other image
@@ -416,6 +429,7 @@ function publicRecord(i: StoredImage): ImageRecord {
     config: structuredClone(i.config),
     created: i.created,
     size: i.size,
+    repoDigests: [...(i.repoDigests ?? [])],
   };
 }
 

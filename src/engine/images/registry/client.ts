@@ -44,6 +44,20 @@ export class RegistryClient {
     return new RepositoryClient(this.transport, ep, await auth, repository, scopes);
   }
 
+  /**
+   * `docker login`: checks the credentials this client looks up for `registry` by an authorized
+   * GET /v2/ (for a token registry, a token is fetched with them first), as dockerd's /auth does.
+   */
+  async checkLogin(registry: string): Promise<void> {
+    const ep = await this.transport.endpoint(registry);
+    const auth = new Authorizer(this.transport, ep, this.opts.credentials);
+    const header = await auth.header([]);
+    const res = await this.transport.send(ep, { method: 'GET', url: '/v2/', headers: header ? { authorization: header } : {} });
+    res.body.resume();
+    if (res.status === 401 || res.status === 403) throw new RegistryError('unauthorized', `unauthorized: incorrect username or password for ${registry}`);
+    if (res.status !== 200) throw new RegistryError(kindOfStatus(res.status), `login to ${registry}: the registry answered ${res.status}`);
+  }
+
   close(): void {
     this.transport.close();
   }

@@ -126,6 +126,22 @@ interface ResolvedManifest {
 }
 
 /** The reference's manifest, through the index entry for this node when it names an index. */
+/**
+ * The digest a reference names in its registry now (the manifest list's, for a multi-platform
+ * image, as docker pins it): what `service create` pins so that every replica runs the same bits.
+ */
+export async function resolveDigest(client: RegistryClient, input: string, maxBytes = DEFAULT_MAX_MANIFEST_BYTES): Promise<{ ref: RemoteReference; digest: Digest }> {
+  const ref = parseRemoteReference(input);
+  const repo = await client.repository(ref.registry, ref.repository, ['pull']);
+  const top = await repo.getManifest(manifestRef(ref), maxBytes, ref.full);
+  const digest = sha256Of(top.bytes);
+  if (ref.digest !== undefined && digest !== ref.digest) {
+    throw new RegistryError('digest', `${ref.full}: the registry's manifest has digest ${shortDigest(digest)}, not the one asked for`);
+  }
+  parseManifestDocument(top.bytes, top.contentType, ref.full);
+  return { ref, digest };
+}
+
 async function resolveManifest(repo: RepositoryClient, ref: RemoteReference, maxBytes: number): Promise<ResolvedManifest> {
   const top = await repo.getManifest(manifestRef(ref), maxBytes, ref.full);
   const digest = sha256Of(top.bytes);

@@ -12,7 +12,7 @@ class FakeContainers implements Containers {
   images = new Set(['busybox']);
   private n = 0;
 
-  resolveImage(ref: string) { return this.images.has(ref); }
+  async prepareImage(ref: string) { if (!this.images.has(ref)) throw new Error(`No such image: ${ref}`); }
   async create(spec: ContainerSpec) {
     const id = `c${++this.n}`;
     const r = { id, name: spec.name, spec, state: { status: 'created', exitCode: 0, oomKilled: false, error: '' } } as unknown as ContainerRecord;
@@ -82,7 +82,7 @@ describe('TaskExecutor', () => {
     const { exec, reports } = setup();
     await exec.assign([{ task: task('t1', { spec: { ...task('t1').spec, image: 'nope' } }), action: 'update' }], true);
     await exec.settle();
-    expect(reports.at(-1)![1]).toMatchObject({ state: 'rejected', error: expect.stringContaining('image nope not found on this node') });
+    expect(reports.at(-1)![1]).toMatchObject({ state: 'rejected', error: expect.stringContaining('No such image: nope') });
   });
 
   it('stops a task whose desired state becomes shutdown, and removes it when the assignment goes', async () => {

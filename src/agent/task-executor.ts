@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { ContainerManager } from '../engine/containers/manager.js';
 import type { ContainerRecord, ContainerSpec } from '../api/container.js';
+import type { RegistryAuth } from '../api/objects.js';
 import type { NetworkDriver } from '../network/types.js';
 import { effectiveHealthcheck, HealthMonitor, type Health, type ImageHealthcheck } from './health.js';
 import { isFinished, stateRank, type WireAssignment, type WireTask, type WireTaskState, type WireTaskStatus } from './wire.js';
@@ -15,7 +16,11 @@ export const TASK_LABEL = 'tsswarm.task.id';
 export const SERVICE_LABEL = 'tsswarm.service.id';
 
 export type Containers = Pick<ContainerManager, 'create' | 'start' | 'stop' | 'remove' | 'list' | 'get' | 'wait'> & {
-  resolveImage(ref: string): boolean;
+  /**
+   * Makes the task's image ready on this node: at hand already, or pulled from its registry (with the
+   * service's credentials when it has some). Rejects with the registry's one line ("No such image: …").
+   */
+  prepareImage(ref: string, auth?: RegistryAuth): Promise<void>;
   /** For health checks (health.ts): a check's command run in the container, and the image's HEALTHCHECK. */
   check?: ContainerManager['check'];
   /** For `service logs`: a managers-only log service on the node's cluster listener (agent/task-logs.ts). */
@@ -177,11 +182,13 @@ export class TaskExecutor {
     const t = r.task;
     if (t.desiredState !== 'running' || stateRank(r.state) >= stateRank('accepted')) return;
     this.setState(r, 'accepted', 'accepted');
-    if (!this.containers.resolveImage(t.spec.image)) {
-      this.setState(r, 'rejected', 'rejected', { error: `image ${t.spec.image} not found on this node (load it with tsswarm image load)` });
+    this.setState(r, 'preparing', 'preparing');
+    try {
+      await this.containers.prepareImage(t.spec.image, t.spec.registryAuth ?? undefined);
+    } catch (err) {
+      this.setState(r, 'rejected', 'rejected', { error: (err as Error).message });
       return;
     }
-    this.setState(r, 'preparing', 'preparing');
     const spec = containerSpecOf(t);
     const attachments = (t.networks ?? []).map((a) => ({ networkId: a.networkId, ip: a.addresses[0]?.split('/')[0] ?? '' }));
     if (attachments.length > 0) {

@@ -57,11 +57,22 @@ export interface ServiceSpec {
     networks: string[];
     /** Bumped by `service update --force`, so that the task template changes and every task is replaced. */
     forceUpdate?: number;
+    /**
+     * `--with-registry-auth`: the credentials the creating client had for the image's registry. Only
+     * nodes that run a task of the service receive them; the control API never returns them.
+     */
+    registryAuth?: RegistryAuth;
   };
   mode: { replicated: { replicas: number } } | { global: Record<string, never> };
   update: UpdateConfig;
   rollback: UpdateConfig;
   endpoint: { mode: 'vip' | 'dnsrr'; ports: PortConfig[] };
+}
+
+export interface RegistryAuth {
+  registry: string;
+  username: string;
+  password: string;
 }
 
 export interface UpdateConfig {

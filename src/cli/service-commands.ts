@@ -12,7 +12,13 @@ import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, Us
 type Connect = (service: keyof typeof SERVICES) => DaemonClient;
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+/** As docker's tables: a pinned image shows as its tag (inspect and --no-trunc keep the digest). */
+function shownImage(image: string): string {
+  return image.replace(/@sha256:[0-9a-f]{64}$/, '');
+}
+
 interface CreateFlags {
+  resolveImage?: boolean; withRegistryAuth?: boolean;
   name?: string; replicas?: string; mode: string; env: string[]; reserveCpu?: string; reserveMemory?: string;
   limitCpu?: string; limitMemory?: string; limitPids?: string; constraint: string[]; placementPref: string[];
   maxReplicasPerNode?: string; restartCondition?: string; restartDelay?: string; restartMaxAttempts?: string;
@@ -168,11 +174,15 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
     .option('--network <name>', 'attach to an overlay network', collect, [])
     .option('-p, --publish <spec>', 'publish a port: PUBLISHED:TARGET or published=P,target=T[,mode=ingress|host][,protocol=udp]', collect, [])
     .addOption(new Option('--endpoint-mode <mode>', 'vip or dnsrr').choices(['vip', 'dnsrr']))
+    .option('--no-resolve-image', 'keep the image\'s tag as given instead of pinning the digest the registry has now')
+    .option('--with-registry-auth', 'send this manager\'s registry credentials (tsswarm login) to the nodes that run the tasks')
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
     .argument('<image>').argument('[command...]')
     .passThroughOptions()
     .action(async (image: string, args: string[], o: CreateFlags & LifecycleFlags) => {
-      const created = await connect('control').call<ServiceObject>('CreateService', { spec: withLifecycleFlags(specFromFlags(image, args, o), o) });
+      const created = await connect('control').call<ServiceObject>('CreateService', {
+        spec: withLifecycleFlags(specFromFlags(image, args, o), o), noResolveImage: o.resolveImage === false, withRegistryAuth: Boolean(o.withRegistryAuth),
+      });
       process.stdout.write(`${created.id}\n`);
       if (!o.detach) await waitConverged(connect, created);
     }));
@@ -185,7 +195,7 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
       if ((o.format ?? format()) === 'json') { printJson(services); return; }
       printTable(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], services.map(({ service: s, running, desired }) => [
         s.id.slice(0, 12), s.spec.name, 'global' in s.spec.mode && s.spec.mode.global ? 'global' : 'replicated', `${running}/${desired}`,
-        s.spec.task.image, s.spec.endpoint.ports.map((p) => `*:${p.publishedPort}->${p.targetPort}/${p.protocol}`).join(', '),
+        shownImage(s.spec.task.image), s.spec.endpoint.ports.map((p) => `*:${p.publishedPort}->${p.targetPort}/${p.protocol}`).join(', '),
       ]));
     }));
 
@@ -218,7 +228,7 @@ export function serviceCommands(connect: Connect, format: () => OutputFormat): C
         seen.add(slotKey);
         const error = t.status.error ? `"${o.trunc ? truncate(t.status.error, 40) : t.status.error}"` : '';
         return [
-          o.trunc ? t.id.slice(0, 12) : t.id, name, t.spec.image, hostnames.get(t.nodeId) ?? '', cap(t.desiredState),
+          o.trunc ? t.id.slice(0, 12) : t.id, name, o.trunc ? shownImage(t.spec.image) : t.spec.image, hostnames.get(t.nodeId) ?? '', cap(t.desiredState),
           `${cap(t.status.state)} ${formatAgo(t.status.timestamp)}`, error,
         ];
       }));

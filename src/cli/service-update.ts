@@ -126,6 +126,7 @@ export function splitArgs(text: string): string[] {
 }
 
 interface UpdateFlags extends LifecycleFlags {
+  resolveImage?: boolean; withRegistryAuth?: boolean;
   image?: string; envAdd: string[]; envRm: string[]; args?: string; reserveCpu?: string; reserveMemory?: string;
   limitCpu?: string; limitMemory?: string; limitPids?: string; constraintAdd: string[]; constraintRm: string[];
   replicas?: string; force?: boolean; detach?: boolean; rollback?: boolean; rebalance?: boolean;
@@ -229,6 +230,8 @@ export function serviceUpdateCommands(connect: Connect): Command[] {
     .option('--force', 'replace every task even if nothing changed')
     .option('--rollback', 'roll back to the previous spec')
     .option('--rebalance', 'move tasks to even out the nodes (e.g. after nodes joined)')
+    .option('--no-resolve-image', 'keep the image\'s tag as given instead of pinning the digest the registry has now')
+    .option('--with-registry-auth', 'send this manager\'s registry credentials (tsswarm login) to the nodes that run the tasks')
     .option('-d, --detach', 'exit at once instead of waiting for the update')
     .argument('<service>'))
     .action(async (ref: string, o: UpdateFlags) => {
@@ -241,6 +244,7 @@ export function serviceUpdateCommands(connect: Connect): Command[] {
         try {
           updated = await control.call<ServiceObject>('UpdateService', {
             id: current.id, version: current.meta.version, spec, force: Boolean(o.force), rebalance: Boolean(o.rebalance),
+            noResolveImage: o.resolveImage === false, withRegistryAuth: Boolean(o.withRegistryAuth),
           });
         } catch (err) {
           if (!isVersionConflict(err) || attempt >= 5) throw err;

@@ -122,10 +122,23 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
 
   swarm = new SwarmNode({
     dataDir, localNodeId: id, hostname: o.hostname || hostname(), defaultListenAddr: o.listenAddr, logger: log, network,
+    images: {
+      // An image only this node has (imported or loaded, never pulled) is no registry's to pin.
+      pin: async (ref, auth) => {
+        const local = images.resolve(ref);
+        if (local && !(local.repoDigests ?? []).length) return undefined;
+        return distribution.pin(ref, auth).catch((err: Error) => {
+          log.warn({ image: ref, err: err.message }, 'image could not be resolved to a digest: each node pulls the tag as it finds it');
+          return undefined;
+        });
+      },
+      authFor: (ref) => distribution.authFor(ref),
+    },
     containers: {
       create: (spec) => containers.create(spec), start: (ref) => containers.start(ref), stop: (ref, t) => containers.stop(ref, t),
       remove: (ref, force) => containers.remove(ref, force), list: (all) => containers.list(all), get: (ref) => containers.get(ref),
-      wait: (ref) => containers.wait(ref), resolveImage: (ref) => images.resolve(ref) !== undefined,
+      wait: (ref) => containers.wait(ref),
+      prepareImage: async (ref, auth) => { await distribution.ensure(ref, 'missing', auth ? { auth } : {}); },
       check: (ref, cmd, timeoutMs) => containers.check(ref, cmd, timeoutMs),
       imageHealthcheck: (ref) => images.resolve(ref)?.config.healthcheck,
       logs: (ref, opts) => containers.logs(ref, opts),

@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../durable-file.js';
 import { createRootCA, signNodeCertificate } from '../ca/authority.js';
 import { caHandlers, caService, controlHandlers, dispatcherHandlers, dispatcherService } from '../manager/grpc-services.js';
 import { Manager } from '../manager/manager.js';
+import type { ImageResolver } from '../manager/controlapi/control.js';
 import { constraintProblem, nodeMeetsConstraints, SchedulerPlacer } from '../manager/orchestrator/placement.js';
 import { newObjectId } from '../api/ids.js';
 import { parseJoinToken } from '../ca/join-token.js';
@@ -54,6 +55,8 @@ export interface SwarmNodeOptions {
   logger: Logger;
   /** Overlay networks of this node; without it, tasks on networks are rejected here. */
   network?: NetworkDriver;
+  /** This node's registries, for a manager's `service create|update` (digest pinning, --with-registry-auth). */
+  images?: ImageResolver;
 }
 
 const DEFAULT_PORT = 2377;
@@ -289,7 +292,7 @@ export class SwarmNode {
         nodeId: state.nodeId, raftId: state.raftId, advertiseAddr: state.advertiseAddr,
         raftDataDir: join(this.dir, 'raft'), server, channelCredentials: clientCredentials(certs),
         logger: logger.child({ role: 'manager' }), placer: new SchedulerPlacer('spread'),
-        checkConstraint: constraintProblem, nodeMatches: nodeMeetsConstraints,
+        checkConstraint: constraintProblem, nodeMatches: nodeMeetsConstraints, ...(this.opts.images ? { images: this.opts.images } : {}),
         ...(bootstrap?.heartbeatMs ? { heartbeatPeriodMs: bootstrap.heartbeatMs } : {}),
         ...(bootstrap?.certExpiryMs ? { certExpiryMs: bootstrap.certExpiryMs } : {}),
         ...(bootstrap?.taskHistoryLimit ? { taskHistoryLimit: Math.max(0, bootstrap.taskHistoryLimit) } : {}),

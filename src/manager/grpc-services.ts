@@ -60,12 +60,17 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
     GetNode: u('GetNode', async (call) => m().control.getNode(call.request.id)),
     UpdateNode: u('UpdateNode', async (call) => m().control.updateNode(call.request.id, call.request.version, stripEmpty(call.request.spec ?? {}))),
     RemoveNode: u('RemoveNode', async (call) => { await m().control.removeNode(call.request.id, call.request.force); return {}; }),
-    CreateService: u('CreateService', async (call) => m().control.createService(call.request.spec)),
-    ListServices: u('ListServices', async () => ({ services: await m().control.listServices() })),
-    GetService: u('GetService', async (call) => m().control.getService(call.request.id)),
+    CreateService: u('CreateService', async (call) => {
+      const r = call.request;
+      return withoutCredentials(await m().control.createService(r.spec, { noResolveImage: r.noResolveImage, withRegistryAuth: r.withRegistryAuth }));
+    }),
+    ListServices: u('ListServices', async () => withoutCredentials({ services: await m().control.listServices() })),
+    GetService: u('GetService', async (call) => withoutCredentials(await m().control.getService(call.request.id))),
     UpdateService: u('UpdateService', async (call) => {
       const r = call.request;
-      return m().control.updateService(r.id, r.version, r.spec, { rollback: r.rollback, force: r.force, rebalance: r.rebalance });
+      return withoutCredentials(await m().control.updateService(r.id, r.version, r.spec, {
+        rollback: r.rollback, force: r.force, rebalance: r.rebalance, noResolveImage: r.noResolveImage, withRegistryAuth: r.withRegistryAuth,
+      }));
     }),
     RemoveService: u('RemoveService', async (call) => { await m().control.removeService(call.request.id); return {}; }),
     CreateNetwork: u('CreateNetwork', async (call) => m().control.createNetwork(call.request.spec ?? {})),
@@ -73,7 +78,7 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
     GetNetwork: u('GetNetwork', async (call) => m().control.getNetwork(call.request.id)),
     InspectNetwork: u('InspectNetwork', async (call) => m().control.inspectNetwork(call.request.id)),
     RemoveNetwork: u('RemoveNetwork', async (call) => { await m().control.removeNetwork(call.request.id); return {}; }),
-    ListTasks: u('ListTasks', async (call) => ({ tasks: await m().control.listTasks(taskFilter(call.request)) })),
+    ListTasks: u('ListTasks', async (call) => withoutCredentials({ tasks: await m().control.listTasks(taskFilter(call.request)) })),
     ServiceLogs: serviceLogsHandler(() => ({ control: m().control, store: m().store, credentials: m().clusterCredentials(), logger }), toGrpcStatus),
     WatchTasks: (call: grpc.ServerWritableStream<any, any>) => {
       let mgr: Manager;
@@ -88,7 +93,8 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
         // last one (the change was to other tasks or to a node) is not sent.
         setTimeout(() => {
           pending = false;
-          mgr.control.listTasks(filter).then((tasks) => {
+          mgr.control.listTasks(filter).then((all) => {
+            const tasks = withoutCredentials(all);
             const snapshot = JSON.stringify(tasks);
             if (snapshot === lastSent) return;
             lastSent = snapshot;
@@ -102,6 +108,14 @@ export function controlHandlers(manager: () => Manager | undefined, logger: Logg
       send();
     },
   };
+}
+
+/**
+ * What the control API answers, without any task template's registry credentials: they go only to
+ * the nodes that run the service's tasks (the dispatcher), never back to a client.
+ */
+function withoutCredentials<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value, (key, v: unknown) => (key === 'registryAuth' ? undefined : v))) as T;
 }
 
 function taskFilter(r: { serviceId?: string; nodeId?: string; desiredState?: string }) {

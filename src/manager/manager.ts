@@ -13,7 +13,7 @@ import { newSecret } from '../ca/join-token.js';
 import { RaftNode } from '../raft/node.js';
 import { INGRESS_GATEWAY, INGRESS_NETWORK_NAME, INGRESS_SUBNET, INGRESS_VNI } from './allocator/allocator.js';
 import { CertificateIssuer } from './certificates.js';
-import { ControlService, type ConstraintCheck } from './controlapi/control.js';
+import { ControlService, type ConstraintCheck, type ImageResolver } from './controlapi/control.js';
 import { Dispatcher } from './dispatcher/dispatcher.js';
 import { nodeNetworkState, type NetworkStateSource } from './dispatcher/network-view.js';
 import { LeaderDuties } from './leader.js';
@@ -33,6 +33,8 @@ export interface ManagerOptions {
   logger: Logger;
   placer: Placer;
   checkConstraint?: ConstraintCheck;
+  /** This node's registries, for pinning services' images and --with-registry-auth. */
+  images?: ImageResolver;
   nodeMatches?: ConstructorParameters<typeof LeaderDuties>[0]['nodeMatches'];
   /** First manager of a new swarm: the cluster to create. Omitted when joining or restarting. */
   bootstrap?: { clusterId: string; rootCA: RootCA; description: NodeObject['description'] };
@@ -83,7 +85,7 @@ export class Manager {
       log: (level, msg) => opts.logger[level]({ component: 'raft' }, msg),
     });
     this.log = new RaftClusterLog(this.raft, sm);
-    this.control = new ControlService(this.store, this.log, opts.checkConstraint);
+    this.control = new ControlService(this.store, this.log, opts.checkConstraint, undefined, opts.images);
     this.membership = new ManagerMembership(this.store, this.log, this.raft, opts.logger, { nodeId: opts.nodeId, raftId: opts.raftId }, opts.forceNewCluster ?? false);
     this.certificates = new CertificateIssuer(this.store, this.log, this.raft, opts.logger, this.membership, () => this.leaderAddr());
   }

@@ -227,6 +227,12 @@ export class ImageStore {
         return p.registry === target.registry ? [p.repository] : [];
       }))];
       const result = await pushImage({ image: { id: img.id as Digest, layers: img.layers as Digest[], blobs: img.blobs as Digest[] }, blobs: this.blobs, mountCandidates }, ref, opts);
+      // As docker: the image now knows the digest it has in that repository (`image inspect` RepoDigests).
+      const repoDigest = `${localName(target.registry, target.repository)}@${result.digest}`;
+      const images = this.state.images.map((i) => (i.id !== img.id ? i : {
+        ...i, repoDigests: [...(i.repoDigests ?? []).filter((d) => !d.startsWith(`${repoDigest.split('@')[0]}@`)), repoDigest],
+      }));
+      await this.setState({ ...this.state, images });
       this.log?.info({ image: img.id, ref: result.reference, digest: result.digest }, 'image pushed');
       return result;
     });

@@ -3,12 +3,20 @@
  * the log it writes through (compare-and-set proposals), and how a user's reference names an object.
  */
 import { ControlError } from '../../api/errors.js';
-import { matchRef, type NetworkObject, type NodeObject, type ServiceObject } from '../../api/objects.js';
+import { matchRef, type NetworkObject, type NodeObject, type RegistryAuth, type ServiceObject } from '../../api/objects.js';
 import { ValidationError } from '../../api/validation.js';
 import type { ClusterLog } from '../state/cluster-log.js';
 import type { Action, ClusterStore, StoreError } from '../state/store.js';
 
 export type ConstraintCheck = (expr: string) => string | undefined; // an error message, or undefined when valid
+
+/** The serving manager's view of registries (its daemon's image distribution), for `service create|update`. */
+export interface ImageResolver {
+  /** `name:tag` → `name:tag@sha256:…` as the registry has it now; undefined when the image is this node's own (imported, never in a registry). */
+  pin(image: string, auth?: RegistryAuth): Promise<string | undefined>;
+  /** The credentials this manager's daemon keeps for the image's registry (`tsswarm login`). */
+  authFor(image: string): Promise<RegistryAuth | undefined>;
+}
 
 function fromStoreError(err: StoreError): ControlError {
   return new ControlError(err.message, err.code === 'not-found' ? 'not-found' : err.code === 'exists' ? 'exists' : err.code === 'conflict' ? 'conflict' : 'invalid');
@@ -20,6 +28,7 @@ export class ControlContext {
     readonly log: ClusterLog,
     readonly checkConstraint: ConstraintCheck = () => undefined,
     readonly now: () => string = () => new Date().toISOString(),
+    readonly images?: ImageResolver,
   ) {}
 
   async write(actions: Action[]) {

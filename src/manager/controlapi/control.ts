@@ -7,20 +7,20 @@
 import type { NetworkObject, NodeObject, ServiceObject, TaskObject } from '../../api/objects.js';
 import type { ClusterLog } from '../state/cluster-log.js';
 import type { ClusterStore } from '../state/store.js';
-import { ControlContext, type ConstraintCheck } from './context.js';
+import { ControlContext, type ConstraintCheck, type ImageResolver } from './context.js';
 import * as networks from './network.js';
 import * as nodes from './node.js';
 import * as services from './service.js';
 import * as tasks from './task.js';
 
-export type { ConstraintCheck } from './context.js';
+export type { ConstraintCheck, ImageResolver } from './context.js';
 export type { ServiceSummary } from './service.js';
 
 export class ControlService {
   private readonly ctx: ControlContext;
 
-  constructor(store: ClusterStore, log: ClusterLog, checkConstraint?: ConstraintCheck, now?: () => string) {
-    this.ctx = new ControlContext(store, log, checkConstraint, now);
+  constructor(store: ClusterStore, log: ClusterLog, checkConstraint?: ConstraintCheck, now?: () => string, images?: ImageResolver) {
+    this.ctx = new ControlContext(store, log, checkConstraint, now, images);
   }
 
   listNodes = (): Promise<NodeObject[]> => nodes.listNodes(this.ctx);
@@ -28,7 +28,7 @@ export class ControlService {
   updateNode = (ref: string, version: number, spec: Partial<NodeObject['spec']>): Promise<NodeObject> => nodes.updateNode(this.ctx, ref, version, spec);
   removeNode = (ref: string, force: boolean): Promise<void> => nodes.removeNode(this.ctx, ref, force);
 
-  createService = (raw: unknown): Promise<ServiceObject> => services.createService(this.ctx, raw);
+  createService = (raw: unknown, opts?: services.ImageOptions): Promise<ServiceObject> => services.createService(this.ctx, raw, opts);
   listServices = (): Promise<services.ServiceSummary[]> => services.listServices(this.ctx);
   getService = (ref: string): Promise<ServiceObject> => services.getService(this.ctx, ref);
   updateService = (ref: string, version: number, raw: unknown, opts?: services.UpdateOptions): Promise<ServiceObject> => services.updateService(this.ctx, ref, version, raw, opts);

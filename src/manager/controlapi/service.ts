@@ -11,7 +11,10 @@ import { validate, ValidationError } from '../../api/validation.js';
 import type { Action } from '../state/store.js';
 import type { ControlContext } from './context.js';
 
-export interface UpdateOptions { rollback?: boolean; force?: boolean; rebalance?: boolean }
+/** How the image is recorded: pinned to the registry's digest (the default, as docker), and with the manager's credentials. */
+export interface ImageOptions { noResolveImage?: boolean; withRegistryAuth?: boolean }
+
+export interface UpdateOptions extends ImageOptions { rollback?: boolean; force?: boolean; rebalance?: boolean }
 
 export interface ServiceSummary {
   service: ServiceObject;
@@ -20,6 +23,9 @@ export interface ServiceSummary {
 }
 
 function checkSpec(ctx: ControlContext, raw: unknown): ServiceSpec {
+  // Credentials are the manager's to add (--with-registry-auth), never a client's to set.
+  const task = (raw as { task?: { registryAuth?: unknown } } | undefined)?.task;
+  if (task) delete task.registryAuth;
   const spec = validate('service spec', serviceSpecSchema, withServiceDefaults((raw ?? {}) as ServiceSpec)) as ServiceSpec;
   for (const c of spec.task.placement.constraints) {
     const problem = ctx.checkConstraint(c);
@@ -31,8 +37,26 @@ function checkSpec(ctx: ControlContext, raw: unknown): ServiceSpec {
   return spec;
 }
 
-export async function createService(ctx: ControlContext, raw: unknown): Promise<ServiceObject> {
-  let spec = checkSpec(ctx, raw);
+/**
+ * The image as the tasks will run it: with the manager's credentials for its registry when asked,
+ * and pinned to the digest its tag names now, so that every replica runs the same bits even when
+ * the tag moves. An image already pinned, or that no registry has (imported on the nodes), stays as it is.
+ */
+async function recordImage(ctx: ControlContext, spec: ServiceSpec, opts: ImageOptions, kept?: ServiceSpec['task']['registryAuth']): Promise<ServiceSpec> {
+  const images = ctx.images;
+  if (!images) return spec;
+  const registryAuth = opts.withRegistryAuth ? await images.authFor(spec.task.image) : kept;
+  let image = spec.task.image;
+  if (!opts.noResolveImage && !image.includes('@')) {
+    // As docker: an image the registry cannot tell about keeps its tag, and each node pulls it as it can
+    // (its tasks then say why, e.g. "No such image").
+    image = (await images.pin(image, registryAuth).catch(() => undefined)) ?? image;
+  }
+  return { ...spec, task: { ...spec.task, image, ...(registryAuth ? { registryAuth } : {}) } };
+}
+
+export async function createService(ctx: ControlContext, raw: unknown, opts: ImageOptions = {}): Promise<ServiceObject> {
+  let spec = await recordImage(ctx, checkSpec(ctx, raw), opts);
   await ctx.log.barrier();
   spec = resolveNetworks(ctx, spec);
   if (ctx.store.findByName('service', spec.name)) throw new ControlError(`service name "${spec.name}" is already in use`, 'exists');
@@ -75,7 +99,7 @@ export async function updateService(ctx: ControlContext, ref: string, version: n
     if (!current.previousSpec) throw new ControlError(`service ${current.spec.name} has no previous spec to roll back to`, 'conflict');
     spec = current.previousSpec;
   } else {
-    spec = resolveNetworks(ctx, checkSpec(ctx, raw));
+    spec = await recordImage(ctx, resolveNetworks(ctx, checkSpec(ctx, raw)), opts, current.spec.task.registryAuth);
   }
   // As docker: --force changes the task template, so the rolling update replaces every task.
   if (opts.force) spec = { ...spec, task: { ...spec.task, forceUpdate: (current.spec.task.forceUpdate ?? 0) + 1 } };

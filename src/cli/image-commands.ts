@@ -96,6 +96,28 @@ export function imageCommands(connect: () => DaemonClient, format: () => OutputF
       await connect().call('ImageTag', { source, target });
     }));
 
+  image.addCommand(new Command('history').description('show the steps an image was made of, newest first')
+    .argument('<image>')
+    .option('--no-trunc', 'do not truncate the commands')
+    .option('--format <format>', 'table or json')
+    .action(async (ref: string, o: { trunc: boolean; format?: string }) => {
+      const { entries } = await connect().call<{ entries: { created: string; createdBy: string; comment: string; size: number; emptyLayer: boolean }[] }>('ImageHistory', { ref });
+      if ((o.format ?? format()) === 'json') { printJson(entries); return; }
+      printTable(['CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], entries.map((e) => [
+        e.created ? formatAgo(e.created) : '<missing>', o.trunc && e.createdBy.length > 45 ? `${e.createdBy.slice(0, 44)}…` : e.createdBy, formatBytes(e.size), e.comment,
+      ]));
+    }));
+
+  image.addCommand(new Command('prune').description('remove untagged images (with -a, every image no container uses)')
+    .option('-a, --all', 'remove every image no container uses')
+    .option('-f, --force', 'do not ask (tsswarm never asks)')
+    .action(async (o: { all?: boolean }) => {
+      const res = await connect().call<{ untagged: string[]; deleted: string[] }>('ImagePrune', { all: o.all ?? false });
+      if (res.untagged.length || res.deleted.length) process.stdout.write('Deleted Images:\n');
+      for (const u of res.untagged) process.stdout.write(`untagged: ${u}\n`);
+      for (const d of res.deleted) process.stdout.write(`deleted: ${d}\n`);
+    }));
+
   image.addCommand(new Command('inspect').description('show an image\'s details as JSON')
     .argument('<images...>')
     .action(async (refs: string[]) => {

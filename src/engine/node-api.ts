@@ -33,6 +33,8 @@ export interface ImageService extends ImageLookup {
   resolve(ref: string): (ImageRecordLike & ReturnType<ImageLookup['resolve']>) | undefined;
   remove(ref: string, opts: { force?: boolean; inUse?: (id: string) => boolean }): Promise<{ untagged: string[]; deleted: string[] }>;
   tag(source: string, target: string): Promise<ImageRecordLike>;
+  prune(opts: { all?: boolean; inUse?: (id: string) => boolean }): Promise<{ untagged: string[]; deleted: string[] }>;
+  history(ref: string): Promise<{ created: string; createdBy: string; comment: string; size: number; emptyLayer: boolean }[]>;
 }
 
 export interface NodeInfo {
@@ -217,6 +219,11 @@ export function nodeApiHandlers(deps: {
       const { source, target } = call.request as { source: string; target: string };
       if (!source || !target) throw new ValidationError('image tag: SOURCE and TARGET are required');
       return toImage(await images.tag(source, target));
+    }),
+    ImageHistory: unary('ImageHistory', async (call) => ({ entries: await images.history((call.request as { ref: string }).ref) })),
+    ImagePrune: unary('ImagePrune', async (call) => {
+      const inUse = containers.inUseImageIds();
+      return images.prune({ all: (call.request as { all: boolean }).all, inUse: (id) => inUse.has(id) });
     }),
     ImagePull: stream('ImagePull', async (call) => {
       const { ref } = call.request as { ref: string };

@@ -102,4 +102,23 @@ describe('images through a registry', () => {
     expect(after.code).not.toBe(0);
     expect(after.stderr).toMatch(/unauthorized/);
   });
+
+  it('history shows how an image was made; prune removes untagged images, and with -a every image no container uses', async () => {
+    const history = JSON.parse(await daemon.ok(['image', 'history', '--format', 'json', `${open.addr}/shop/web:1.4`])) as { createdBy: string; size: number }[];
+    expect(history[0]!.createdBy).toBe('tsswarm image import');
+    expect(history[0]!.size).toBeGreaterThan(100_000);
+
+    await daemon.ok(['image', 'tag', `${open.addr}/shop/web:1.4`, 'keep/me:1']);
+    const running = (await daemon.ok(['run', '-d', 'keep/me:1', 'sleep', '60'])).trim();
+    await daemon.ok(['image', 'tag', `${open.addr}/shop/web:1.4`, 'spare/copy:1']);
+    expect(await daemon.ok(['image', 'prune'])).toBe('');
+    const all = await daemon.ok(['image', 'prune', '-a']);
+    // One image holds every tag here, and a container uses it: nothing may go.
+    expect(all).toBe('');
+    await daemon.ok(['rm', '-f', running]);
+    const pruned = await daemon.ok(['image', 'prune', '-a']);
+    expect(pruned).toMatch(/^Deleted Images:\n/);
+    expect(pruned).toContain('untagged: keep/me:1');
+    expect(JSON.parse(await daemon.ok(['image', 'ls', '--format', 'json']))).toEqual([]);
+  });
 });

@@ -44,6 +44,14 @@ export interface PullResult {
   status: string;
 }
 
+export interface ImageHistoryEntry {
+  created: string;
+  createdBy: string;
+  comment: string;
+  size: number;
+  emptyLayer: boolean;
+}
+
 export interface RemoveOptions {
   force?: boolean;
   /** Whether a container (running or not) uses the image with this id. */
@@ -292,6 +300,35 @@ export class ImageStore {
       this.log?.info({ image: img.id, untagged, deleted }, 'image removed');
       return { untagged, deleted };
     });
+  }
+
+  /** Like `docker image prune`: removes untagged images, or with `all` every image no container uses. */
+  prune(opts: { all?: boolean; inUse?: (id: string) => boolean } = {}): Promise<{ untagged: string[]; deleted: string[] }> {
+    return this.serial(async () => {
+      const gone = this.state.images.filter((i) => !(opts.inUse?.(i.id) ?? false) && (opts.all || i.refs.length === 0));
+      if (gone.length === 0) return { untagged: [], deleted: [] };
+      const images = this.state.images.filter((i) => !gone.includes(i));
+      const kept = new Set(images.flatMap((i) => i.layers));
+      await this.setState({ ...this.state, images });
+      await this.sweep();
+      const deleted = [...gone.map((i) => i.id), ...new Set(gone.flatMap((i) => i.layers).filter((l) => !kept.has(l)))];
+      this.log?.info({ images: gone.length }, 'images pruned');
+      return { untagged: gone.flatMap((i) => i.refs), deleted };
+    });
+  }
+
+  /** Like `docker image history`: the config's history, newest first, each step with the size of the layer it made. */
+  async history(refOrId: string): Promise<ImageHistoryEntry[]> {
+    const img = this.find(refOrId);
+    if (!img) throw new ImageError(`No such image: ${refOrId}`);
+    const doc = JSON.parse((await this.blobs.read(img.id as Digest)).toString('utf8')) as {
+      history?: { created?: string; created_by?: string; comment?: string; empty_layer?: boolean }[];
+    };
+    let layer = 0;
+    return (doc.history ?? []).map((h) => ({
+      created: h.created ?? '', createdBy: h.created_by ?? '', comment: h.comment ?? '', emptyLayer: h.empty_layer === true,
+      size: h.empty_layer ? 0 : this.state.layers[img.layers[layer++] as Digest]?.size ?? 0,
+    })).reverse();
   }
 
   // --- internals ---

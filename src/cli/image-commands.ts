@@ -1,6 +1,6 @@
 /** `tsswarm image import|load|ls|rm|pull|push|tag|inspect` and `login`/`logout`. */
 import { resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { TransferProgress, type WireProgress } from './transfer-progress.js';
 import { formatAgo, formatBytes } from './units.js';
 import { printJson, printTable, shortId, type OutputFormat } from './format.js';
@@ -94,6 +94,14 @@ export function imageCommands(connect: () => DaemonClient, format: () => OutputF
     .argument('<source>', 'image id or NAME[:TAG]').argument('<target>', 'NAME[:TAG]')
     .action(async (source: string, target: string) => {
       await connect().call('ImageTag', { source, target });
+    }));
+
+  image.addCommand(new Command('save').description('write images to a tar archive (docker\'s format, or an OCI layout)')
+    .requiredOption('-o, --output <file>', 'the archive to write')
+    .addOption(new Option('--format <format>', 'docker (what docker load reads) or oci').choices(['docker', 'oci']).default('docker'))
+    .argument('<images...>')
+    .action(async (refs: string[], o: { output: string; format: string }) => {
+      await connect().call('ImageSave', { refs, path: resolve(o.output), format: o.format });
     }));
 
   image.addCommand(new Command('history').description('show the steps an image was made of, newest first')

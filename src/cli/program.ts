@@ -75,7 +75,7 @@ function buildProgram(command: string | undefined, makeClient: ClientFactory, ex
 /** docker's top-level shortcuts: `tsswarm run`, `ps`, `rm`, `images`, ... */
 const SHORTCUTS: Record<string, string[]> = {
   images: ['image', 'ls'], rmi: ['image', 'rm'], import: ['image', 'import'], load: ['image', 'load'],
-  pull: ['image', 'pull'], push: ['image', 'push'], tag: ['image', 'tag'],
+  pull: ['image', 'pull'], push: ['image', 'push'], tag: ['image', 'tag'], save: ['image', 'save'], history: ['image', 'history'],
   ...Object.fromEntries(['run', 'create', 'start', 'ps', 'exec', 'logs', 'stop', 'kill', 'rm', 'pause', 'unpause', 'inspect', 'wait']
     .map((c) => [c, ['container', c]])),
 };

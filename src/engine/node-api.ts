@@ -34,6 +34,7 @@ export interface ImageService extends ImageLookup {
   remove(ref: string, opts: { force?: boolean; inUse?: (id: string) => boolean }): Promise<{ untagged: string[]; deleted: string[] }>;
   tag(source: string, target: string): Promise<ImageRecordLike>;
   prune(opts: { all?: boolean; inUse?: (id: string) => boolean }): Promise<{ untagged: string[]; deleted: string[] }>;
+  save(refs: string[], out: string, format: 'docker' | 'oci'): Promise<void>;
   history(ref: string): Promise<{ created: string; createdBy: string; comment: string; size: number; emptyLayer: boolean }[]>;
 }
 
@@ -219,6 +220,14 @@ export function nodeApiHandlers(deps: {
       const { source, target } = call.request as { source: string; target: string };
       if (!source || !target) throw new ValidationError('image tag: SOURCE and TARGET are required');
       return toImage(await images.tag(source, target));
+    }),
+    ImageSave: unary('ImageSave', async (call) => {
+      const { refs, path, format } = call.request as { refs: string[]; path: string; format: string };
+      if (!refs.length) throw new ValidationError('image save: name at least one image');
+      if (!path.startsWith('/')) throw new ValidationError('image save: -o needs a file path');
+      if (format && format !== 'docker' && format !== 'oci') throw new ValidationError(`image save: invalid --format "${format}": expected docker or oci`);
+      await images.save(refs, path, format === 'oci' ? 'oci' : 'docker');
+      return {};
     }),
     ImageHistory: unary('ImageHistory', async (call) => ({ entries: await images.history((call.request as { ref: string }).ref) })),
     ImagePrune: unary('ImagePrune', async (call) => {

@@ -2,6 +2,7 @@
  * `tsswarm image push|pull|tag|inspect`, `login|logout` and `run`'s pull, through the CLI and a real
  * daemon, against Debian's docker-registry on loopback (one open, one behind htpasswd).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,6 +102,26 @@ describe('images through a registry', () => {
     const after = await daemon.cli(['image', 'pull', ref]);
     expect(after.code).not.toBe(0);
     expect(after.stderr).toMatch(/unauthorized/);
+  });
+
+  it('saves images as docker and OCI archives that skopeo reads and image load restores', async () => {
+    const ref = `${open.addr}/shop/web:1.4`;
+    const dockerTar = join(scratch, 'saved-docker.tar');
+    const ociTar = join(scratch, 'saved-oci.tar');
+    await daemon.ok(['image', 'save', '-o', dockerTar, ref]);
+    await daemon.ok(['image', 'save', '--format', 'oci', '-o', ociTar, ref]);
+    const { Id, RootFS } = (JSON.parse(await daemon.ok(['image', 'inspect', ref])) as { Id: string; RootFS: { Layers: string[] } }[])[0]!;
+    const fromDocker = JSON.parse(execFileSync('skopeo', ['inspect', '--config', `docker-archive:${dockerTar}`], { encoding: 'utf8' })) as { rootfs: { diff_ids: string[] } };
+    const fromOci = JSON.parse(execFileSync('skopeo', ['inspect', '--config', `oci-archive:${ociTar}:1.4`], { encoding: 'utf8' })) as { rootfs: { diff_ids: string[] } };
+    expect(fromDocker.rootfs.diff_ids).toEqual(RootFS.Layers);
+    expect(fromOci.rootfs.diff_ids).toEqual(RootFS.Layers);
+
+    await daemon.ok(['image', 'rm', '-f', Id]);
+    expect(await daemon.ok(['image', 'load', '-i', dockerTar])).toBe(`Loaded image: ${ref}\n`);
+    expect((await daemon.ok(['run', '--rm', '--pull', 'never', ref, 'echo', 'restored'])).trim()).toBe('restored');
+    const bad = await daemon.cli(['image', 'save', '-o', join(scratch, 'x.tar'), 'no/such:image']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/No such image: no\/such:image/);
   });
 
   it('history shows how an image was made; prune removes untagged images, and with -a every image no container uses', async () => {

@@ -24,6 +24,7 @@ import { LayerStore } from './layer-store.js';
 import { loadState, referencedContent, saveState, type ImageRecord, type StoredImage, type StoreState } from './metadata.js';
 import { isOciLayout, readOciLayout } from './oci-layout.js';
 import { normalizeRef, tryParseReference } from './reference.js';
+import { saveImages, type SaveFormat } from './save.js';
 import { ArchiveSource, DirectorySource, type ImageSource } from './source.js';
 import { pullImage, type PulledImage, type PullOptions, type PullTarget } from './registry/pull.js';
 import { pushImage, type PushOptions, type PushResult } from './registry/push.js';
@@ -299,6 +300,29 @@ export class ImageStore {
       await this.sweep();
       this.log?.info({ image: img.id, untagged, deleted }, 'image removed');
       return { untagged, deleted };
+    });
+  }
+
+  /**
+   * Like `docker save -o FILE`: the images `refs` name, in one tar (save.ts). A ref that is a tag
+   * records that tag; an id records all of the image's tags. Serialised with the changes, so that no
+   * sweep removes a blob while it is being linked.
+   */
+  save(refs: string[], out: string, format: SaveFormat): Promise<void> {
+    return this.serial(async () => {
+      const picked = new Map<StoredImage, Set<string>>();
+      for (const ref of refs) {
+        const img = this.find(ref);
+        if (!img) throw new ImageError(`No such image: ${ref}`);
+        const parsed = tryParseReference(ref);
+        const tag = typeof parsed === 'string' ? undefined : `${parsed.name}:${parsed.tag}`;
+        const tags = picked.get(img) ?? new Set<string>();
+        for (const t of tag !== undefined && img.refs.includes(tag) ? [tag] : img.refs) tags.add(t);
+        picked.set(img, tags);
+      }
+      const scratch = join(this.tmpDir, `save-${process.pid}-${Date.now().toString(36)}-${this.tmpSeq++}`);
+      await saveImages({ images: [...picked].map(([image, tags]) => ({ image, tags: [...tags] })), blobs: this.blobs, scratch, out, format });
+      this.log?.info({ images: picked.size, out, format }, 'images saved');
     });
   }
 

@@ -179,6 +179,17 @@ export function nodeApiHandlers(deps: {
     return ac.signal;
   };
 
+  /** A pull or push of the request's `ref`, its progress streamed as ImageProgress messages. */
+  const transfer = async <E extends PullEvent | PushEvent>(call: grpc.ServerWritableStream<any, any>, missing: string,
+    run: (ref: string, onProgress: (e: E) => void) => Promise<unknown>): Promise<void> => {
+    const { ref } = call.request as { ref: string };
+    if (!ref) throw new ValidationError(missing);
+    const signal = abortOnCancel(call);
+    const sent: Promise<void>[] = [];
+    await run(ref, (e) => { const p = toProgress(e); if (p) sent.push(send(call, p, signal)); });
+    await Promise.all(sent);
+  };
+
   return {
     Info: unary('Info', async () => {
       const all = containers.list(true);
@@ -234,22 +245,10 @@ export function nodeApiHandlers(deps: {
       const inUse = containers.inUseImageIds();
       return images.prune({ all: (call.request as { all: boolean }).all, inUse: (id) => inUse.has(id) });
     }),
-    ImagePull: stream('ImagePull', async (call) => {
-      const { ref } = call.request as { ref: string };
-      if (!ref) throw new ValidationError('image pull: a NAME[:TAG|@DIGEST] is required');
-      const signal = abortOnCancel(call);
-      const progress: Promise<void>[] = [];
-      await distribution.pull(ref, { onProgress: (e) => { const p = toProgress(e); if (p) progress.push(send(call, p, signal)); } });
-      await Promise.all(progress);
-    }),
-    ImagePush: stream('ImagePush', async (call) => {
-      const { ref } = call.request as { ref: string };
-      if (!ref) throw new ValidationError('image push: a NAME[:TAG] is required');
-      const signal = abortOnCancel(call);
-      const progress: Promise<void>[] = [];
-      await distribution.push(ref, { onProgress: (e) => { const p = toProgress(e); if (p) progress.push(send(call, p, signal)); } });
-      await Promise.all(progress);
-    }),
+    ImagePull: stream('ImagePull', (call) => transfer(call, 'image pull: a NAME[:TAG|@DIGEST] is required',
+      (ref, onProgress) => distribution.pull(ref, { onProgress }))),
+    ImagePush: stream('ImagePush', (call) => transfer(call, 'image push: a NAME[:TAG] is required',
+      (ref, onProgress) => distribution.push(ref, { onProgress }))),
     RegistryLogin: unary('RegistryLogin', async (call) => {
       const { registry, username, password } = call.request as { registry: string; username: string; password: string };
       if (!username || !password) throw new ValidationError('login: a username and a password are required');

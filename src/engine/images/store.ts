@@ -15,6 +15,7 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BlobStore } from './blob-store.js';
+import { forEachConcurrently } from './concurrency.js';
 import { defaultRepoName, type ImageCandidate } from './candidate.js';
 import { isDigest, shortDigest, type Digest } from './digest.js';
 import { readDockerArchive, isDockerArchive } from './docker-archive.js';
@@ -468,24 +469,6 @@ export class ImageStore {
     for (const s of await this.blobs.listStray()) await rm(s, { recursive: true, force: true });
     for (const t of await readdir(this.tmpDir)) await rm(join(this.tmpDir, t), { recursive: true, force: true });
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` at a time; the first failure is thrown after all settle. */
-async function forEachConcurrently<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  const worker = async (): Promise<void> => {
-    while (next < items.length && errors.length === 0) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (errors.length > 0) throw errors[0];
 }
 
 function publicRecord(i: StoredImage): ImageRecord {

@@ -23,7 +23,7 @@ import type { LayerStore } from '../layer-store.js';
 import type { UnpackedLayer } from '../layer-unpack.js';
 import { blobChunks, DEFAULT_ATTEMPTS } from './blob-download.js';
 import type { RegistryClient, RepositoryClient } from './client.js';
-import { forEachConcurrently } from './concurrency.js';
+import { forEachConcurrently } from '../concurrency.js';
 import { RegistryError } from './errors.js';
 import { checkPullable, DEFAULT_MAX_MANIFEST_BYTES, nodePlatform, parseManifestDocument, selectPlatform } from './manifest.js';
 import { layerId, throttled, type PullEvent, type PullLayerStatus } from './progress.js';

@@ -17,7 +17,7 @@ import { sha256Of, shortDigest, type Digest } from '../digest.js';
 import { ImageError } from '../errors.js';
 import { ManifestSchema, MediaType, type Manifest } from '../image-config.js';
 import type { RegistryClient, RepositoryClient } from './client.js';
-import { forEachConcurrently } from './concurrency.js';
+import { forEachConcurrently } from '../concurrency.js';
 import { RegistryError } from './errors.js';
 import { ConfigType, LayerType } from './manifest.js';
 import { layerId, throttled, type PushEvent, type PushLayerStatus } from './progress.js';

@@ -86,7 +86,7 @@ export class Manager {
     });
     this.log = new RaftClusterLog(this.raft, sm);
     this.control = new ControlService(this.store, this.log, opts.checkConstraint, undefined, opts.images);
-    this.membership = new ManagerMembership(this.store, this.log, this.raft, opts.logger, { nodeId: opts.nodeId, raftId: opts.raftId }, opts.forceNewCluster ?? false);
+    this.membership = new ManagerMembership(this.store, this.log, this.raft, opts.logger, opts.nodeId, opts.raftId, opts.forceNewCluster ?? false);
     this.certificates = new CertificateIssuer(this.store, this.log, this.raft, opts.logger, this.membership, () => this.leaderAddr());
   }
 

@@ -23,14 +23,12 @@ export class ManagerMembership {
     private readonly log: RaftClusterLog,
     private readonly raft: RaftNode,
     private readonly logger: Logger,
-    private readonly ids: { nodeId: string; raftId: number },
+    private readonly nodeId: string,
+    private readonly raftId: number,
     forceNewCluster: boolean,
   ) {
     this.lostManagersToRemove = forceNewCluster;
   }
-
-  private get nodeId(): string { return this.ids.nodeId; }
-  private get raftId(): number { return this.ids.raftId; }
 
   /** One pass of the leader's membership duties (run every 100 ms while leading). */
   leaderPass(): void {

@@ -6,7 +6,7 @@
  * is new. Then the registry is stopped by PID: a killed container comes back, and a forced restart of
  * every task completes, from the images the nodes already have.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeOciLayout, tarDir } from '../../testkit/images.js';
 import { DEFAULT_PATH } from '../../src/engine/images/image-config.js';
@@ -107,6 +107,7 @@ export const registry: Scenario = {
     log(`rolled to ${v2} in ${updateS} s; ${afterUpdate.bytesServed - afterCreate.bytesServed} bytes served for it`);
 
     await reg.stop();
+    const registryGone = !existsSync(`/proc/${reg.pid}`);
     const killed = await killOneAndWait(c, m);
     log(`registry stopped; a container killed on ${killed.node} was replaced in ${killed.seconds} s`);
     t0 = Date.now();
@@ -121,12 +122,12 @@ export const registry: Scenario = {
     log(`forced restart of every task without the registry: ${forced.length} running after ${forceS} s; rejected tasks over the run: ${rejected.length}`);
     for (const r of rejected.slice(0, 3)) log(`rejected: ${r}`);
 
-    const pass = seeded.length === 0 && pullers.length === new Set(created.map((t) => t.node)).size && forced.length === REPLICAS && rejected.length === 0;
+    const pass = registryGone && seeded.length === 0 && pullers.length === new Set(created.map((t) => t.node)).size && forced.length === REPLICAS && rejected.length === 0;
     return {
       scenario: 'registry', pass, hosts: c.hosts.length, registry_host: m.name, replicas: REPLICAS,
       hosts_seeded_before: seeded.length, hosts_that_pulled: pullers.length,
       create_to_all_running_s: createS, rolling_update_s: updateS,
-      running_after_registry_stopped: forced.length, killed_task_replaced_s: killed.seconds, forced_restart_without_registry_s: forceS,
+      registry_process_gone: registryGone, running_after_registry_stopped: forced.length, killed_task_replaced_s: killed.seconds, forced_restart_without_registry_s: forceS,
       rejected_tasks: rejected.length,
       registry_bytes_served: { create: afterCreate.bytesServed - pushed.bytesServed, update: afterUpdate.bytesServed - afterCreate.bytesServed, total: afterUpdate.bytesServed },
     };

@@ -3,12 +3,15 @@
  * really drop traffic (one way or both), daemons are killed and restarted by PID, and destroy()
  * and cleanupLeftovers() leave no namespace, process, cgroup or file behind.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../testkit/fabric.js';
 import { cleanupLeftovers, createCluster, IMAGE, type Cluster, type Host } from './harness.js';
+import { startHostRegistry } from './registry.js';
 
 let c: Cluster;
+let registryPid = 0;
 
 const connects = async (from: Host, to: Host) => (await from.exec('timeout', ['1', 'bash', '-c', `</dev/tcp/${to.ip}/2377`])).code === 0;
 
@@ -70,6 +73,18 @@ describe('cluster-test harness', () => {
     });
   });
 
+  it('runs a registry on a test host that the other hosts reach, and owns it by PID', async () => {
+    const reg = await startHostRegistry(c, c.hosts[1]!);
+    registryPid = reg.pid;
+    expect(reg.addr).toBe(`${c.hosts[1]!.ip}:5000`);
+    const answer = await c.hosts[2]!.exec('curl', ['-s', '-m', '2', `http://${reg.addr}/v2/`]);
+    expect(answer.stdout.trim()).toBe('{}');
+    // the access log counts the answer's body, per client
+    await c.waitFor('the access log line', async () => (reg.traffic().byClient[c.hosts[2]!.ip] === 2 ? true : undefined), 5000, 50);
+    const rec = JSON.parse(readFileSync(`/run/tswct/${c.runId}.json`, 'utf8'));
+    expect(rec.processes).toEqual([{ pid: reg.pid, marker: reg.dir }]);
+  });
+
   it('destroy() removes namespaces, daemons, containers, cgroups and files', async () => {
     await c.hosts[0]!.ok(['service', 'create', '-d', '--name', 'web', '--replicas', '3', IMAGE, 'sleep', '3600']);
     await c.waitFor('three running tasks to destroy', async () => {
@@ -83,21 +98,37 @@ describe('cluster-test harness', () => {
     await c.destroy();
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(`tswct${runId}-`))).toEqual([]);
     for (const pid of pids) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    expect(registryPid).toBeGreaterThan(0);
+    expect(existsSync(`/proc/${registryPid}`)).toBe(false);
     expect(existsSync(workDir)).toBe(false);
     for (const ctl of readdirSync('/sys/fs/cgroup')) expect(readdirSync(`/sys/fs/cgroup/${ctl}`).filter((d) => d.startsWith(`tswct${runId}-`))).toEqual([]);
     expect(readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((p) => cmdlineOf(p).includes(workDir))).toBe(false);
   }, 120_000);
 
-  it('cleanupLeftovers() removes what a dead harness left', async () => {
-    // A run whose owner is gone: a record naming a dead pid, and its namespace.
+  it('cleanupLeftovers() removes what a dead harness left, and kills its processes by PID only while their command line names them', async () => {
+    // A run whose owner is gone: a record naming a dead pid, its namespace, and two processes it
+    // recorded: one still its own, one whose pid (as if recycled) now runs something else.
     const runId = 251;
     await run('ip', ['netns', 'add', `tswct${runId}-fab`]);
+    // `read` is a builtin: no child to orphan; the open stdin pipe keeps it waiting, and its end ends it.
+    const waiter = (name: string) => spawn('bash', ['-c', 'read -r _', name], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const ours = waiter('tswct-251-registry');
+    const stranger = waiter('not-ours');
+    const processes = [{ pid: ours.pid!, marker: 'tswct-251-registry' }, { pid: stranger.pid!, marker: 'tswct-251-other' }];
     mkdirSync('/run/tswct', { recursive: true });
-    writeFileSync(`/run/tswct/${runId}.json`, JSON.stringify({ runId, ownerPid: 2 ** 22 + 1, workDir: `/var/tmp/tswct/${runId}`, hosts: [] }));
-    const cleaned = await cleanupLeftovers();
-    expect(cleaned).toContain(runId);
-    expect(readdirSync('/run/netns')).not.toContain(`tswct${runId}-fab`);
-    expect(existsSync(`/run/tswct/${runId}.json`)).toBe(false);
+    writeFileSync(`/run/tswct/${runId}.json`, JSON.stringify({ runId, ownerPid: 2 ** 22 + 1, workDir: `/var/tmp/tswct/${runId}`, hosts: [], processes }));
+    try {
+      const cleaned = await cleanupLeftovers();
+      expect(cleaned).toContain(runId);
+      expect(readdirSync('/run/netns')).not.toContain(`tswct${runId}-fab`);
+      expect(existsSync(`/run/tswct/${runId}.json`)).toBe(false);
+      await c.waitFor('the recorded process to be reaped', async () => (ours.signalCode ?? undefined), 5000, 20);
+      expect(ours.signalCode).toBe('SIGKILL');
+      expect(stranger.exitCode === null && stranger.signalCode === null).toBe(true);
+    } finally {
+      stranger.stdin!.end();
+      ours.stdin!.end();
+    }
   });
 });
 

@@ -31,12 +31,16 @@ export interface ClusterOptions {
   managers?: number;
   /** `swarm init --dispatcher-heartbeat` (default: the swarm's default, 5 s) */
   heartbeat?: string;
-  /** import the busybox test image on every host (default true) */
-  loadImage?: boolean;
+  /** import the busybox test image on every host (default true), or on the first host only ('first') */
+  loadImage?: boolean | 'first';
   /** form the swarm (default true); false leaves bare daemons */
   formSwarm?: boolean;
-  /** extra `tsswarm daemon` flags */
-  daemonArgs?: string[];
+  /**
+   * Extra `tsswarm daemon` flags for every host; as a function of the run's addresses when they name
+   * a test host (the run id, hence the subnet, is chosen when the cluster is built), e.g.
+   * `(ip) => ['--insecure-registry', `${ip(1)}:5000`]`.
+   */
+  daemonArgs?: string[] | ((hostIp: (index: number) => string) => string[]);
   /** copy every daemon's log here before teardown (default: $CLUSTER_TEST_LOGS, else not kept) */
   keepLogs?: string;
   log?: (line: string) => void;
@@ -48,6 +52,14 @@ interface RunRecord {
   ownerPid: number;
   workDir: string;
   hosts: { name: string; pid?: number; dataDir: string; cgroupParent: string }[];
+  /** other processes the run started (a registry on a test host...), each with a word of its command line */
+  processes?: OwnedProcess[];
+}
+
+/** A process a run owns besides its daemons: killed by PID on teardown if its command line still has `marker`. */
+export interface OwnedProcess {
+  pid: number;
+  marker: string;
 }
 
 const live = new Set<Cluster>();
@@ -66,6 +78,8 @@ function installSignalHandlers(): void {
 
 export class Cluster {
   readonly hosts: Host[] = [];
+  /** processes started for this run besides the daemons (see own()) */
+  readonly processes: OwnedProcess[] = [];
   readonly workDir: string;
   private readonly fabric: Fabric;
   private destroyed = false;
@@ -91,6 +105,20 @@ export class Cluster {
     return h;
   }
 
+  /** The busybox rootfs the hosts imported as IMAGE (there once the cluster is built with loadImage). */
+  get imageTarball(): string {
+    return join(this.workDir, 'busybox.tar');
+  }
+
+  /**
+   * Makes `pid` part of this run: destroy(), the signal handlers and cleanupLeftovers() of a later
+   * run kill it by PID (SIGKILL), if its command line still contains `marker`.
+   */
+  own(pid: number, marker: string): void {
+    this.processes.push({ pid, marker });
+    this.record();
+  }
+
   /** The fabric's namespace, for code that wants to look at the wire. */
   get fabricNetns(): string {
     return this.fabric.netns;
@@ -103,17 +131,19 @@ export class Cluster {
     mkdirSync(this.workDir, { recursive: true });
     this.record();
     const fabricHosts = await this.fabric.create(count);
+    const daemonArgs = typeof this.opts.daemonArgs === 'function' ? this.opts.daemonArgs((i) => this.fabric.hostIp(i)) : this.opts.daemonArgs;
     for (const fh of fabricHosts) {
-      const h = new Host(fh.index, fh.netns, fh.ip, this.workDir, fh.index <= managers ? 'manager' : 'worker', this.opts.daemonArgs);
+      const h = new Host(fh.index, fh.netns, fh.ip, this.workDir, fh.index <= managers ? 'manager' : 'worker', daemonArgs);
       h.onPid = () => this.record();
       this.hosts.push(h);
     }
     this.log(`run ${this.runId}: ${count} hosts (${managers} managers) on ${this.fabric.netns}, 10.231.${this.runId}.0/24`);
     await Promise.all(this.hosts.map((h) => h.start()));
-    if (this.opts.loadImage ?? true) {
-      const tarball = join(this.workDir, 'busybox.tar');
-      await run('bash', [join(REPO, 'scripts/busybox-rootfs.sh'), tarball]);
-      await Promise.all(this.hosts.map((h) => h.ok(['image', 'import', tarball, IMAGE])));
+    const loadImage = this.opts.loadImage ?? true;
+    if (loadImage) {
+      await run('bash', [join(REPO, 'scripts/busybox-rootfs.sh'), this.imageTarball]);
+      const on = loadImage === 'first' ? this.hosts.slice(0, 1) : this.hosts;
+      await Promise.all(on.map((h) => h.ok(['image', 'import', this.imageTarball, IMAGE])));
     }
     if (this.opts.formSwarm ?? true) await this.formSwarm();
   }
@@ -219,7 +249,7 @@ export class Cluster {
       for (const h of this.hosts) if (existsSync(h.logFile)) copyFileSync(h.logFile, join(dir, `${h.name}.log`));
       this.log(`daemon logs kept in ${dir}`);
     }
-    await teardownRun(this.runId, this.workDir, this.hosts.map((h) => ({ dataDir: h.dataDir, cgroupParent: h.cgroupParent })));
+    await teardownRun(this.runId, this.workDir, this.hosts.map((h) => ({ dataDir: h.dataDir, cgroupParent: h.cgroupParent })), this.processes);
     live.delete(this);
   }
 
@@ -227,6 +257,7 @@ export class Cluster {
     const rec: RunRecord = {
       runId: this.runId, ownerPid: process.pid, workDir: this.workDir,
       hosts: this.hosts.map((h) => ({ name: h.name, pid: h.pid, dataDir: h.dataDir, cgroupParent: h.cgroupParent })),
+      processes: this.processes,
     };
     mkdirSync(STATE_DIR, { recursive: true });
     writeFileSync(join(STATE_DIR, `${this.runId}.json`), JSON.stringify(rec));
@@ -305,7 +336,18 @@ async function unmountUnder(dir: string): Promise<void> {
   for (const m of mounts.sort((a, b) => b.length - a.length)) await run('umount', ['-l', m]).catch(() => {});
 }
 
-async function teardownRun(runId: number, workDir: string, hosts: { dataDir: string; cgroupParent: string; pid?: number }[]): Promise<void> {
+/** SIGKILLs the run's own processes (those whose command line still names them) and waits for them to go. */
+async function killOwned(processes: OwnedProcess[]): Promise<void> {
+  const mine = processes.filter((p) => pidAlive(p.pid) && cmdline(p.pid).includes(p.marker));
+  for (const p of mine) {
+    try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  const deadline = Date.now() + 5000;
+  while (mine.some((p) => pidAlive(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+async function teardownRun(runId: number, workDir: string, hosts: { dataDir: string; cgroupParent: string; pid?: number }[], processes: OwnedProcess[] = []): Promise<void> {
+  await killOwned(processes);
   for (const h of hosts) {
     if (h.pid && pidAlive(h.pid) && cmdline(h.pid).includes(h.dataDir)) {
       try { process.kill(h.pid, 'SIGKILL'); } catch { /* gone */ }
@@ -349,7 +391,7 @@ export async function cleanupLeftovers(opts: { all?: boolean } = {}): Promise<nu
       claimed.add(rec.runId);
       continue;
     }
-    await teardownRun(rec.runId, rec.workDir, rec.hosts);
+    await teardownRun(rec.runId, rec.workDir, rec.hosts, rec.processes);
     cleaned.push(rec.runId);
   }
   for (const ns of listNetns()) {

@@ -1,10 +1,12 @@
 /**
  * Real parts for the registry client's tests: Debian's docker-registry (CNCF distribution 2.8) started
- * on a free loopback port with its storage in a temp dir, optionally behind htpasswd or token auth;
+ * on a free loopback port with its storage in a temp dir, optionally behind htpasswd or token auth
+ * (or, for cluster tests, on a test host's address inside its network namespace, and what its access
+ * log says it served);
  * a token server that signs JWTs the registry trusts; and OCI layouts made with umoci and pushed with
  * skopeo. Every process is started here and stopped by its PID.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -17,7 +19,7 @@ import { sh } from './images.js';
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
 
 export interface RunningRegistry {
-  /** "127.0.0.1:PORT" */
+  /** "127.0.0.1:PORT", or the address it was given */
   addr: string;
   pid: number;
   stop(): Promise<void>;
@@ -38,10 +40,19 @@ export interface RegistryAuth {
   token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
 }
 
+/**
+ * Where a registry listens when not on a free loopback port: `addr` ("IP:PORT") inside the network
+ * namespace `/run/netns/<netns>` (entered with `nsenter --net`, which execs the registry: the PID is
+ * the registry's own).
+ */
+export interface RegistryPlace {
+  netns: string;
+  addr: string;
+}
+
 /** Starts a registry in `dir` (config, storage and log go there) and waits until it answers. */
-export async function startRegistry(dir: string, auth: RegistryAuth = {}): Promise<RunningRegistry> {
-  const port = await freePort();
-  const addr = `127.0.0.1:${port}`;
+export async function startRegistry(dir: string, auth: RegistryAuth = {}, place?: RegistryPlace): Promise<RunningRegistry> {
+  const addr = place?.addr ?? `127.0.0.1:${await freePort()}`;
   const lines = [
     'version: 0.1',
     'log:', '  level: warn',
@@ -57,7 +68,8 @@ export async function startRegistry(dir: string, auth: RegistryAuth = {}): Promi
   const config = join(dir, 'registry.yml');
   writeFileSync(config, `${lines.join('\n')}\n`);
   const log = openSync(join(dir, 'registry.log'), 'a');
-  const child: ChildProcess = spawn(REGISTRY_BIN, ['serve', config], { stdio: ['ignore', log, log] });
+  const [cmd, args] = place ? ['nsenter', [`--net=/run/netns/${place.netns}`, '--', REGISTRY_BIN, 'serve', config]] : [REGISTRY_BIN, ['serve', config]];
+  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', log, log] });
   const pid = child.pid as number;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async (): Promise<void> => {
@@ -69,7 +81,7 @@ export async function startRegistry(dir: string, auth: RegistryAuth = {}): Promi
   };
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) break;
-    if (await answers(addr, auth.tls !== undefined)) return { addr, pid, stop };
+    if (await (place ? answersIn(place.netns, addr, auth.tls !== undefined) : answers(addr, auth.tls !== undefined))) return { addr, pid, stop };
     await sleep(50);
   }
   await stop();
@@ -83,6 +95,47 @@ function answers(addr: string, tls: boolean): Promise<boolean> {
     req.on('error', () => resolve(false));
     req.setTimeout(1000, () => { req.destroy(); resolve(false); });
   });
+}
+
+/** The same probe from inside a network namespace (the root namespace cannot reach a test host's address). */
+function answersIn(netns: string, addr: string, tls: boolean): Promise<boolean> {
+  const url = `${tls ? 'https' : 'http'}://${addr}/v2/`;
+  return new Promise((resolve) => {
+    execFile('nsenter', [`--net=/run/netns/${netns}`, '--', 'curl', '-s', '-k', '-o', '/dev/null', '-m', '1', url], (err) => resolve(!err));
+  });
+}
+
+/** What a registry's access log says it answered: requests, and the body bytes of its 2xx GETs. */
+export interface RegistryTraffic {
+  requests: number;
+  /** body bytes of successful GETs (manifests and blobs) */
+  bytesServed: number;
+  /** of which blobs (layers and configs) */
+  blobBytes: number;
+  /** bytes served per client address */
+  byClient: Record<string, number>;
+}
+
+/**
+ * Reads the access log in `dir`/registry.log (distribution writes one combined-log line per
+ * request, whatever its log level): `IP - - [time] "GET /v2/... HTTP/1.1" 200 1234 "" "agent"`.
+ */
+export function registryTraffic(dir: string): RegistryTraffic {
+  const out: RegistryTraffic = { requests: 0, bytesServed: 0, blobBytes: 0, byClient: {} };
+  let text = '';
+  try { text = readFileSync(join(dir, 'registry.log'), 'utf8'); } catch { return out; }
+  for (const line of text.split('\n')) {
+    const m = /^(\S+) \S+ \S+ \[[^\]]*\] "(\w+) (\S+) [^"]*" (\d{3}) (\d+|-)/.exec(line);
+    if (!m) continue;
+    out.requests++;
+    const [, client, method, path, status, size] = m as unknown as [string, string, string, string, string, string];
+    const bytes = size === '-' ? 0 : Number(size);
+    if (method !== 'GET' || !status.startsWith('2')) continue;
+    out.bytesServed += bytes;
+    if (path.includes('/blobs/')) out.blobBytes += bytes;
+    out.byClient[client] = (out.byClient[client] ?? 0) + bytes;
+  }
+  return out;
 }
 
 /**

@@ -37,13 +37,13 @@ export async function withCluster<T>(opts: ScenarioOptions, cluster: ClusterOpti
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Running tasks of a service as a manager reports them (over gRPC: cheap to poll). */
-export async function runningTasks(via: Host, service: string): Promise<{ id: string; node: string; slot: number; containerId: string }[]> {
+export async function runningTasks(via: Host, service: string): Promise<{ id: string; node: string; slot: number; containerId: string; image: string }[]> {
   const [{ tasks }, { nodes }] = await Promise.all([
     via.control<{ tasks: any[] }>('ListTasks', { serviceId: service, desiredState: 'running' }),
     via.control<{ nodes: any[] }>('ListNodes', {}),
   ]);
   const host = new Map(nodes.map((n) => [n.id, n.description.hostname as string]));
-  return tasks.filter((t) => t.status.state === 'running').map((t) => ({ id: t.id, node: host.get(t.nodeId) ?? t.nodeId, slot: t.slot, containerId: t.status.containerId }));
+  return tasks.filter((t) => t.status.state === 'running').map((t) => ({ id: t.id, node: host.get(t.nodeId) ?? t.nodeId, slot: t.slot, containerId: t.status.containerId, image: t.spec?.image ?? '' }));
 }
 
 /** Containers really running on a host (from its own daemon, not the managers' records). */

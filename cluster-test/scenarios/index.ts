@@ -4,6 +4,7 @@ import { leaderPartition } from './leader-partition.js';
 import { powerCycle } from './power-cycle.js';
 import { quorumLoss } from './quorum-loss.js';
 import { random } from './random.js';
+import { registry } from './registry.js';
 import { rollingRestart } from './rolling-restart.js';
 import { smoke } from './smoke.js';
 import { workerLoss } from './worker-loss.js';
@@ -17,6 +18,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   'leader-partition': leaderPartition,
   'worker-loss': workerLoss,
   'rolling-restart': rollingRestart,
+  registry,
   'power-cycle': powerCycle,
   'quorum-loss': quorumLoss,
   random,

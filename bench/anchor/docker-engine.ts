@@ -29,26 +29,34 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Installs docker.io when dockerd is missing; returns why it could not, or null. */
 export function ensureDockerInstalled(): string | null {
-  if (existsSync(DOCKERD) && existsSync(DOCKER_CLI)) return null;
-  // The package's postinst would start docker.service: a policy-rc.d that denies it keeps dockerd out of
-  // the root namespace. Only one written here is removed again.
+  return ensureDebianPackage('docker.io', [DOCKERD, DOCKER_CLI]);
+}
+
+/**
+ * Installs a Debian package for an anchor when one of `files` is missing; returns why it could not,
+ * or null. The package's postinst may start a service (docker.service, podman.socket): a policy-rc.d
+ * that denies it keeps daemons out of the root namespace. Only one written here is removed again.
+ */
+export function ensureDebianPackage(pkg: string, files: string[]): string | null {
+  if (files.every((f) => existsSync(f))) return null;
   const policy = '/usr/sbin/policy-rc.d';
   const ownPolicy = !existsSync(policy);
-  if (ownPolicy) writeFileSync(policy, '#!/bin/sh\n# written by tsswarm bench:converge while installing docker.io\nexit 101\n', { mode: 0o755 });
+  if (ownPolicy) writeFileSync(policy, `#!/bin/sh\n# written by a tsswarm bench while installing ${pkg}\nexit 101\n`, { mode: 0o755 });
   try {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'docker.io'], { env, encoding: 'utf8' });
-    console.log('# Docker anchor: installing docker.io (apt-get install -y docker.io)');
+    const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env, encoding: 'utf8' });
+    console.log(`# anchor: installing ${pkg} (apt-get install -y ${pkg})`);
     let r = install();
     if (r.status !== 0) {
       spawnSync('apt-get', ['update'], { env, stdio: 'ignore' });
       r = install();
     }
-    if (r.status !== 0) return `apt-get install docker.io failed: ${lastLine(r.stderr || r.stdout || String(r.error))}`;
+    if (r.status !== 0) return `apt-get install ${pkg} failed: ${lastLine(r.stderr || r.stdout || String(r.error))}`;
   } finally {
     if (ownPolicy) rmSync(policy, { force: true });
   }
-  return existsSync(DOCKERD) && existsSync(DOCKER_CLI) ? null : `docker.io installed but ${DOCKERD} or ${DOCKER_CLI} is missing`;
+  const missing = files.filter((f) => !existsSync(f));
+  return missing.length === 0 ? null : `${pkg} installed but ${missing.join(', ')} missing`;
 }
 
 function lastLine(text: string | null | undefined): string {
@@ -163,6 +171,11 @@ export class DockerEngine {
       req.on('error', reject);
       req.end();
     });
+  }
+
+  /** dockerd's and containerd's PIDs (0 before start), e.g. to read their peak RSS. */
+  pids(): { dockerd: number; containerd: number } {
+    return { dockerd: this.dockerdPid, containerd: this.containerdPid };
   }
 
   rss(): EngineRss {

@@ -41,16 +41,27 @@ export class LayerStore {
     const started = performance.now();
     try {
       const result = await unpackLayer(blob, work, what, opts);
-      if (await this.has(result.diffId)) {
-        // Already there (the same content imported before, or twice in one load): keep the first.
+      if (await this.has(result.diffId) || !(await this.moveIn(work, result.diffId))) {
+        // Already there (the same content imported before, twice in one load, or by a concurrent
+        // pull of another image that shares it): keep the first.
         await rm(work, { recursive: true, force: true });
-      } else {
-        await rename(work, this.path(result.diffId));
       }
       this.log?.debug({ layer: result.diffId, compression: result.compression, bytes: result.size, ms: Math.round(performance.now() - started) }, 'layer unpacked');
       return result;
     } catch (err) {
       await rm(work, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Renames a complete layer into place; false when another got there first (its dir is not empty). */
+  private async moveIn(work: string, diffId: Digest): Promise<boolean> {
+    try {
+      await rename(work, this.path(diffId));
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
       throw err;
     }
   }

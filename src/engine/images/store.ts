@@ -6,9 +6,11 @@
  *   images.json          the index: images, tags, layer sizes — the commit point of every change
  *   tmp/                 work in progress; emptied on open
  *
- * Changes are serialised (one import, load or remove at a time) so that a sweep of unreferenced
- * content never races an import that has put content in place but not yet committed it. Reads
- * (list, resolve, lowerDirs) answer from memory and never wait.
+ * Changes are serialised (one import, load, remove or commit at a time) so that a sweep of unreferenced
+ * content never races an import that has put content in place but not yet committed it. A pull is the
+ * exception, being long and network-bound: it downloads and unpacks outside the lock, under a lease
+ * (leases.ts) that pins what it found or put in place, and takes the lock only to plan and to commit.
+ * Reads (list, resolve, lowerDirs) answer from memory and never wait.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
@@ -22,6 +24,7 @@ import { readDockerArchive, isDockerArchive } from './docker-archive.js';
 import { ImageError } from './errors.js';
 import { DEFAULT_PATH, toConfigDoc, toImageConfig, type ImageConfig } from './image-config.js';
 import { LayerStore } from './layer-store.js';
+import { Leases, type Lease } from './leases.js';
 import { loadState, referencedContent, saveState, type ImageRecord, type StoredImage, type StoreState } from './metadata.js';
 import { isOciLayout, readOciLayout } from './oci-layout.js';
 import { normalizeRef, tryParseReference } from './reference.js';
@@ -68,6 +71,7 @@ export class ImageStore {
   private readonly indexPath: string;
   private queue: Promise<unknown> = Promise.resolve();
   private tmpSeq = 0;
+  private readonly leases: Leases;
 
   private constructor(readonly root: string, state: StoreState, private readonly log?: Logger) {
     this.state = state;
@@ -76,6 +80,7 @@ export class ImageStore {
     const tmp = (): string => join(this.tmpDir, `${process.pid}-${Date.now().toString(36)}-${this.tmpSeq++}`);
     this.blobs = new BlobStore(root, tmp);
     this.layers = new LayerStore(root, tmp, log);
+    this.leases = new Leases(this.tmpDir);
   }
 
   /** Opens (creating if needed) the store at `root`, clearing what interrupted imports left behind. */
@@ -209,17 +214,22 @@ export class ImageStore {
    * then tags it and records the digest it was pulled by. A failed pull leaves no partial content:
    * whatever was not verified stays in tmp/ and is removed; verified layers stay for the next try
    * until the next sweep.
+   *
+   * Only the commit takes the store's lock: pulls of other images, and removals, go on meanwhile.
    */
-  pull(ref: string, opts: PullOptions): Promise<PullResult> {
-    return this.serial(async () => {
-      const pulled = await pullImage(this.pullTarget(), ref, opts);
-      const { image, upToDate } = await this.commitPulled(pulled);
+  async pull(ref: string, opts: PullOptions): Promise<PullResult> {
+    const lease = await this.leases.take();
+    try {
+      const pulled = await pullImage(this.pullTarget(lease), ref, opts);
+      const { image, upToDate } = await this.serial(() => this.commitPulled(pulled));
       const shown = pulled.ref.localTag ?? pulled.ref.full;
       const status = upToDate ? `Image is up to date for ${shown}` : `Downloaded newer image for ${shown}`;
       opts.onProgress?.({ type: 'done', reference: pulled.ref.full, digest: pulled.digest, status });
       this.log?.info({ image: image.id, ref: pulled.ref.full, digest: pulled.digest }, 'image pulled');
       return { image: publicRecord(image), reference: pulled.ref.full, digest: pulled.digest, status };
-    });
+    } finally {
+      await lease.release();
+    }
   }
 
   /**
@@ -358,15 +368,24 @@ export class ImageStore {
 
   // --- internals ---
 
-  private pullTarget(): PullTarget {
+  /** The store as a pull sees it: its temp files in the lease's dir, what it relies on pinned. */
+  private pullTarget(lease: Lease): PullTarget {
     return {
-      blobs: this.blobs,
-      layers: this.layers,
-      tmp: () => join(this.tmpDir, `${process.pid}-${Date.now().toString(36)}-${this.tmpSeq++}`),
-      layerSize: async (diffId) => {
-        const known = this.state.layers[diffId]?.size;
-        return known !== undefined && (await this.layers.has(diffId)) ? known : undefined;
-      },
+      blobs: new BlobStore(this.root, lease.tmp),
+      layers: new LayerStore(this.root, lease.tmp, this.log),
+      tmp: lease.tmp,
+      // Under the lock, so that no sweep is half-way through deleting what we find present.
+      reserve: (want) => this.serial(async () => {
+        for (const d of [...want.blobs, ...want.layers]) lease.pin(d);
+        const blobs = new Set<Digest>();
+        for (const b of want.blobs) if (await this.blobs.has(b)) blobs.add(b);
+        const layers = new Map<Digest, number>();
+        for (const l of want.layers) {
+          const known = this.state.layers[l]?.size;
+          if (known !== undefined && (await this.layers.has(l))) layers.set(l, known);
+        }
+        return { blobs, layers };
+      }),
     };
   }
 
@@ -459,15 +478,21 @@ export class ImageStore {
     this.state = next;
   }
 
-  /** Deletes layers and blobs that no image refers to (mark and sweep), and stray temp files. */
+  /**
+   * Deletes layers and blobs that no image refers to (mark and sweep), and stray temp files; not what
+   * a pull in progress has pinned, nor its temp dir.
+   */
   private async sweep(): Promise<void> {
     const { layers, blobs } = referencedContent(this.state);
+    const keep = (d: Digest, referenced: Set<Digest>): boolean => referenced.has(d) || this.leases.isPinned(d);
     const onDisk = await this.layers.list();
-    for (const l of onDisk.layers) if (!layers.has(l)) await this.layers.remove(l);
+    for (const l of onDisk.layers) if (!keep(l, layers)) await this.layers.remove(l);
     for (const s of onDisk.stray) await rm(s, { recursive: true, force: true });
-    for (const b of await this.blobs.list()) if (!blobs.has(b)) await this.blobs.remove(b);
+    for (const b of await this.blobs.list()) if (!keep(b, blobs)) await this.blobs.remove(b);
     for (const s of await this.blobs.listStray()) await rm(s, { recursive: true, force: true });
-    for (const t of await readdir(this.tmpDir)) await rm(join(this.tmpDir, t), { recursive: true, force: true });
+    for (const t of await readdir(this.tmpDir)) {
+      if (!this.leases.isLeased(t)) await rm(join(this.tmpDir, t), { recursive: true, force: true });
+    }
   }
 }
 

@@ -42,13 +42,19 @@ export interface PullOptions {
   maxManifestBytes?: number;
 }
 
-/** What a pull borrows from the store: where verified content goes, and what it already has. */
+/**
+ * What a pull borrows from the store: where verified content goes, and what it already has. The pull
+ * runs outside the store's lock, so whatever it relies on or puts in place is pinned against sweeps.
+ */
 export interface PullTarget {
   blobs: BlobStore;
   layers: LayerStore;
   tmp(): string;
-  /** The unpacked size of a layer the store has whole, else undefined. */
-  layerSize(diffId: Digest): Promise<number | undefined>;
+  /**
+   * Pins these blobs and layers for the rest of the pull and says which the store has whole (layers
+   * with their unpacked size); atomic with respect to sweeps, so what it reports stays there.
+   */
+  reserve(want: { blobs: Digest[]; layers: Digest[] }): Promise<{ blobs: Set<Digest>; layers: Map<Digest, number> }>;
 }
 
 export interface PulledLayer {
@@ -85,16 +91,17 @@ export async function pullImage(target: PullTarget, input: string, opts: PullOpt
   const plan = new Map<Digest, Digest>(); // diff_id → blob, each distinct layer once
   manifest.layers.forEach((l, i) => plan.set(diffIds[i] as Digest, l.digest as Digest));
   const sizes = new Map<Digest, number>();
-  const todo: { diffId: Digest; blob: Digest; size: number }[] = [];
+  const todo: LayerToFetch[] = [];
+  const have = await target.reserve({ blobs: [...plan.values()], layers: [...plan.keys()] });
   for (const [diffId, blob] of plan) {
-    const known = await target.layerSize(diffId);
+    const known = have.layers.get(diffId);
     if (known !== undefined) {
       sizes.set(diffId, known);
       emit({ type: 'layer', id: layerId(blob), digest: blob, status: 'Already exists' });
       continue;
     }
     const desc = manifest.layers.find((l) => l.digest === blob);
-    todo.push({ diffId, blob, size: desc?.size ?? 0 });
+    todo.push({ diffId, blob, size: desc?.size ?? 0, blobInStore: have.blobs.has(blob) });
     emit({ type: 'layer', id: layerId(blob), digest: blob, status: 'Pulling fs layer' });
   }
   for (const t of todo.slice(opts.concurrency ?? DEFAULT_PULL_CONCURRENCY)) emit({ type: 'layer', id: layerId(t.blob), digest: t.blob, status: 'Waiting' });
@@ -169,7 +176,8 @@ async function fetchConfig(target: PullTarget, repo: RepositoryClient, manifest:
   const digest = manifest.config.digest as Digest;
   const what = `${ref.full}: config ${shortDigest(digest)}`;
   if (manifest.config.size > MAX_CONFIG_BYTES) throw new RegistryError('too-large', `${what} is ${manifest.config.size} bytes, over the limit of ${MAX_CONFIG_BYTES}`);
-  const bytes = (await target.blobs.has(digest)) ? await target.blobs.read(digest) : await repo.readBlob(digest, MAX_CONFIG_BYTES, what);
+  const inStore = (await target.reserve({ blobs: [digest], layers: [] })).blobs.has(digest);
+  const bytes = inStore ? await target.blobs.read(digest) : await repo.readBlob(digest, MAX_CONFIG_BYTES, what);
   if (sha256Of(bytes) !== digest) throw new RegistryError('digest', `${what}: the bytes the registry sent do not match the digest`);
   const doc = parseJson(bytes.toString('utf8'), ImageConfigDocSchema, what);
   if (doc.rootfs.diff_ids.length !== manifest.layers.length) {
@@ -184,10 +192,19 @@ async function fetchConfig(target: PullTarget, repo: RepositoryClient, manifest:
 
 type LayerEmit = (status: PullLayerStatus, extra?: { current?: number; total?: number; message?: string }) => void;
 
-/** A blob the store has already (pulled before, or loaded) is only unpacked; others are downloaded. */
-async function fetchLayer(target: PullTarget, repo: RepositoryClient, t: { diffId: Digest; blob: Digest; size: number }, attempts: number, emit: LayerEmit): Promise<UnpackedLayer> {
+interface LayerToFetch {
+  diffId: Digest;
+  blob: Digest;
+  /** The blob's size from the manifest. */
+  size: number;
+  /** The store has the blob (pulled before, or loaded) but not the layer. */
+  blobInStore: boolean;
+}
+
+/** A blob the store has already is only unpacked; others are downloaded. */
+async function fetchLayer(target: PullTarget, repo: RepositoryClient, t: LayerToFetch, attempts: number, emit: LayerEmit): Promise<UnpackedLayer> {
   const what = `layer ${shortDigest(t.blob)} of ${repo.name}`;
-  if (await target.blobs.has(t.blob)) {
+  if (t.blobInStore) {
     emit('Extracting');
     return target.layers.unpack(target.blobs.path(t.blob), what, { diffId: t.diffId, verifiedBlobDigest: t.blob });
   }
@@ -199,7 +216,7 @@ async function fetchLayer(target: PullTarget, repo: RepositoryClient, t: { diffI
  * digest is checked when the last byte has arrived and before the unpacker sees the end of its input,
  * so a layer from bytes that do not match is never put in place.
  */
-async function downloadAndUnpack(target: PullTarget, repo: RepositoryClient, t: { diffId: Digest; blob: Digest; size: number }, attempts: number, what: string, emit: LayerEmit): Promise<UnpackedLayer> {
+async function downloadAndUnpack(target: PullTarget, repo: RepositoryClient, t: LayerToFetch, attempts: number, what: string, emit: LayerEmit): Promise<UnpackedLayer> {
   const tmpFile = target.tmp();
   const file = createWriteStream(tmpFile, { flags: 'wx', mode: 0o644 });
   const feed = new PassThrough({ highWaterMark: 1 << 20 });

@@ -108,7 +108,7 @@ async function measure(netns: string, engine: DockerEngine | undefined, anchors:
   try {
     const layout = buildImage(dir);
     mkdirSync(join(dir, 'registry'));
-    registry = await startRegistry(join(dir, 'registry'), { netns });
+    registry = await startRegistry(join(dir, 'registry'), {}, { netns, addr: '127.0.0.1:5000' });
     const ref = `${registry.addr}/bench/pull:1`;
     sh('ip', ['netns', 'exec', netns, 'skopeo', 'copy', '--quiet', '--insecure-policy', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${ref}`]);
     tsswarm = new TsswarmPuller(netns);

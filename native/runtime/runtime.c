@@ -342,6 +342,24 @@ static int cmd_list(int argc, char **argv)
 	return 0;
 }
 
+/* `seccomp-bpf [--bundle B]`: the filter linux.seccomp compiles to, one `code jt jf k` line per
+ * instruction (what seccomp-tools would disassemble): for tests of the ABIs this kernel cannot enter. */
+static int cmd_seccomp_bpf(int argc, char **argv)
+{
+	const char *bundle = ".";
+	for (int i = 0; i < argc; i++) {
+		if (opt_val(argv, &i, argc, "--bundle", "-b", &bundle)) continue;
+		FAIL("unknown flag %s", argv[i]);
+	}
+	static struct spec s;
+	char *raw = NULL;
+	size_t rawlen = 0;
+	if (spec_load(bundle, &s, &raw, &rawlen)) die();
+	if (!s.seccomp) FAIL("config.json has no linux.seccomp");
+	seccomp_print(s.seccomp, stdout);
+	return 0;
+}
+
 static void usage(void)
 {
 	dprintf(1, "usage: tsswarm-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND ...\n"
@@ -393,6 +411,7 @@ int runtime_main(int argc, char **argv)
 	if (!strcmp(g_cmd, "exec")) return cmd_exec(n, a);
 	if (!strcmp(g_cmd, "ps")) return cmd_ps(n, a);
 	if (!strcmp(g_cmd, "list")) return cmd_list(n, a);
+	if (!strcmp(g_cmd, "seccomp-bpf")) return cmd_seccomp_bpf(n, a);
 	g_cmd = "";
 	FAIL("unknown command \"%s\"", argv[i]);
 }

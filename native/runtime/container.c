@@ -313,8 +313,9 @@ int container_create(const struct create_opts *o)
 		goto fail_state;
 	}
 	mark("cg-dirs");
-	if (cg.v2) {
-		/* v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), so no migration at all. */
+	if (cg.v2 || cg.has_unified) {
+		/* v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), so no migration at all;
+		 * on a hybrid host, in its unified-tree cgroup (then it moves itself into the v1 ones). */
 		int leaf = cg_open_leaf(&cg);
 		struct clone3_args ca = { .flags = (uint64_t)(s.ns_flags & ~CLONE_NEWCGROUP) | CLONE_INTO_CGROUP_FLAG,
 			                  .exit_signal = SIGCHLD,

@@ -109,7 +109,7 @@ int container_exec(const struct exec_opts *o)
 		close(errp[0]);
 		char path[4096];
 		/* Join the cgroups while the host's /sys/fs/cgroup is still our view. */
-		if (cg_enter_self(&cg) == 0) {
+		if (cg_enter_self(&cg) == 0 && cg_enter_unified(&cg) == 0) {
 			int i;
 			for (i = 0; i < n; i++)
 				if (setns(fds[i], flags[i]) < 0) {

@@ -230,7 +230,7 @@ static int mount_overlay_fsconfig(char *err, size_t errlen)
 	what = "create";
 	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) goto out;
 	what = "fsmount";
-	int mfd = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	int mfd = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
 	if (mfd < 0) goto out;
 	what = "move_mount";
 	rc = move_mount(mfd, "", AT_FDCWD, rootfs, MOVE_MOUNT_F_EMPTY_PATH);
@@ -254,8 +254,12 @@ static int mount_overlay(char *err, size_t errlen)
 		snprintf(err, errlen, "overlay: too many lower layers");
 		return -1;
 	}
-	/* mount(2) data is capped at one page: many layers need the fsconfig API, one layer per call. */
-	if (n >= 4000 ? mount_overlay_fsconfig(err, errlen) < 0 : mount("overlay", rootfs, "overlay", 0, data) < 0) {
+	/* mount(2) data is capped at one page: many layers need the fsconfig API, one layer per call.
+	 * nodev: a device node that comes in an image layer (or that the container makes in its
+	 * writable layer) opens nothing, whatever its mode and whatever the device rules allow;
+	 * the container's /dev is a tmpfs of its own. */
+	if (n >= 4000 ? mount_overlay_fsconfig(err, errlen) < 0
+	              : mount("overlay", rootfs, "overlay", MS_NODEV, data) < 0) {
 		if (!err[0]) snprintf(err, errlen, "overlay mount on %s: %s", rootfs, strerror(errno));
 		return -1;
 	}

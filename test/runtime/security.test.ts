@@ -3,11 +3,12 @@
 // Each test also shows the attack working without the defence, so a refusal is the defence's doing.
 // Needs root, gcc (the probe is built static into the busybox rootfs) and cgroup v1 controllers.
 import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CAPABILITIES } from '../../src/engine/runtime/oci-spec.js';
 import { defaultSeccomp } from '../../src/engine/runtime/seccomp.js';
-import { baseSpec, buildNative, makeRootfs, removeCgroups, REPO, RUNTIME, sh, tempDir, writeBundle } from './helpers.js';
+import { baseSpec, buildNative, makeRootfs, removeCgroups, REPO, RUNTIME, sh, shDetached, SHIM, tempDir, umountAll, waitFor, writeBundle } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const CGP = `/tsswarm-sec-${process.pid}`;
@@ -76,12 +77,23 @@ describe.skipIf(!isRoot)('container security: the attacks Docker\'s defaults sto
     return Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]));
   };
 
+  // A disk the host can read: a loop device over a file that starts with SECRET-DISK.
+  let loop = '';
+  let disk = { major: 0, minor: 0 };
+
   beforeAll(() => {
     buildNative();
     work = tempDir('tsswarm-sec-test-');
+    chmodSync(work, 0o755);
     stateRoot = join(work, 'state');
     rootfs = makeRootfs(work);
     execFileSync('gcc', ['-static', '-O2', '-o', join(rootfs, 'bin/syscall-probe'), join(REPO, 'test/runtime/fixtures/syscall-probe.c')]);
+    const img = join(work, 'disk.img');
+    writeFileSync(img, Buffer.concat([Buffer.from('SECRET-DISK'), Buffer.alloc(65536 - 11)]));
+    loop = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
+    const rdev = statSync(loop).rdev;
+    disk = { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };
+    expect(readFileSync(loop).subarray(0, 11).toString()).toBe('SECRET-DISK');
   });
 
   afterEach(() => {
@@ -91,7 +103,10 @@ describe.skipIf(!isRoot)('container security: the attacks Docker\'s defaults sto
 
   afterAll(() => {
     for (const id of ids) sh(RUNTIME, ['--root', stateRoot, 'delete', '--force', id]);
+    if (work) umountAll(work);
+    if (loop) sh('losetup', ['-d', loop]);
     removeCgroups(CGP);
+    for (const d of [`/sys/fs/cgroup/unified${CGP}`, `/sys/fs/cgroup/unified${CGP}-v2`]) if (existsSync(d)) sh('rmdir', [d]);
     if (work) sh('rm', ['-rf', work]);
   });
 
@@ -160,6 +175,83 @@ describe.skipIf(!isRoot)('container security: the attacks Docker\'s defaults sto
     it('--security-opt no-new-privileges=false still loads the filter (before capabilities are dropped)', () => {
       const attacks = ['unshare-user', 'keyctl'];
       expect(probe(attacks, (s) => { s.process.noNewPrivileges = false; })).toEqual({ 'unshare-user': 'EPERM', keyctl: 'EPERM' });
+    });
+  });
+
+  describe('devices', () => {
+    const attack = () => `mknod /dev/disk b ${disk.major} ${disk.minor} && head -c 11 /dev/disk; echo " rc=$?"`;
+    const runWith = (env: Record<string, string>, bundle: string, id: string) =>
+      sh('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), RUNTIME, '--root', stateRoot, 'run', '--bundle', bundle, id]);
+
+    it.each([
+      ['v1 devices controller and device program both', {}],
+      ['v1 devices controller alone', { TSSWARM_RUNTIME_DEVICE_CGROUP: 'v1' }],
+      ['cgroup v2 device program alone (the unified tree of this hybrid host)', { TSSWARM_RUNTIME_DEVICE_CGROUP: 'bpf' }],
+    ])('a root container that makes a node for the host\'s disk (CAP_MKNOD, as Docker keeps it) cannot read it: EPERM (%s)', (_what, env) => {
+      const id = newId('mknod');
+      const r = runWith(env, engineSpec(id, ['/bin/sh', '-c', attack()]), id);
+      expect(r.stdout).not.toMatch(/SECRET/);
+      expect(r.stdout.trim()).toBe('rc=1');
+      expect(r.stderr).toMatch(/head: \/dev\/disk: Operation not permitted/);
+      // Without device rules the same container reads the disk: the refusal is the device control's.
+      const open = newId('mknod-open');
+      const o = runWith(env, engineSpec(open, ['/bin/sh', '-c', attack()], (s) => { delete s.linux.resources.devices; }), open);
+      expect(o.stdout).toBe('SECRET-DISK rc=0\n');
+    });
+
+    it('a process exec\'d into a running container is under the same device program (the unified-tree cgroup is joined too)', async () => {
+      const id = newId('execdev');
+      const b = engineSpec(id, ['/bin/sleep', '30']);
+      const c = shDetached('env', ['TSSWARM_RUNTIME_DEVICE_CGROUP=bpf', RUNTIME, '--root', stateRoot, 'run', '-d', '--bundle', b, id], work);
+      expect(c.stderr).toBe('');
+      const r = sh('env', ['TSSWARM_RUNTIME_DEVICE_CGROUP=bpf', RUNTIME, '--root', stateRoot, 'exec', id, '/bin/sh', '-c', attack()]);
+      expect(r.stdout.trim()).toBe('rc=1');
+      expect(r.stderr).toMatch(/Operation not permitted/);
+    });
+
+    it('on a cgroup v2 host the device program is the only guard, and it holds: mknod + read of the host\'s disk fails with EPERM', () => {
+      // The unified tree mounted at /sys/fs/cgroup in a private mount namespace: the runtime sees a pure v2 host.
+      const id = newId('v2dev');
+      const b = engineSpec(id, ['/bin/sh', '-c', attack()], (s) => { s.linux.cgroupsPath = `${CGP}-v2/${id}`; });
+      const script = `mount -t cgroup2 none /sys/fs/cgroup || exit 9
+        ${RUNTIME} --root ${stateRoot} run --bundle ${b} ${id}; echo "exit=$?"
+        test -d /sys/fs/cgroup${CGP}-v2/${id} && echo leftover
+        rmdir /sys/fs/cgroup${CGP}-v2`;
+      const r = shDetached('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], work);
+      expect(r.stdout).not.toMatch(/SECRET|leftover/);
+      expect(r.stdout.trim().split('\n')).toEqual(['rc=1', 'exit=0']);
+      expect(r.stderr).toMatch(/head: \/dev\/disk: Operation not permitted/);
+    });
+
+    it('a block device node with mode 0666 in an image layer gives a non-root user nothing, even with every device allowed (layers and the writable layer are mounted nodev)', async () => {
+      const base = join(work, 'layered');
+      const layer = join(base, 'layer');
+      mkdirSync(layer, { recursive: true });
+      execFileSync('mknod', ['-m', '0666', join(layer, 'disk'), 'b', String(disk.major), String(disk.minor)]);
+      const id = newId('layer');
+      const s = baseSpec(join(base, 'merged'), ['/bin/sh', '-c', 'id -u; head -c 11 /disk; echo " rc=$?"']);
+      s.root.readonly = false;
+      s.process.user = { uid: 1000, gid: 1000 };
+      s.linux.cgroupsPath = `${CGP}/${id}`;
+      s.linux.resources.devices = [{ allow: true, access: 'rwm' }]; // as --privileged or --device would
+      writeBundle(join(base, 'bundle'), s);
+      const state = join(base, 'state');
+      const r = shDetached(SHIM, ['--runtime', RUNTIME, '--runtime-arg', '--root', '--runtime-arg', stateRoot, '--id', id,
+        '--bundle', join(base, 'bundle'), '--state-dir', state, '--log', join(state, 'log'),
+        '--lower', `${layer}:${rootfs}`, '--upper', join(base, 'upper'), '--work', join(base, 'work')], work);
+      expect(r.stderr).toBe('');
+      expect(await waitFor(() => existsSync(join(state, 'exit.json')), 10_000)).toBe(true);
+      const out = readFileSync(join(state, 'log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).log).join('');
+      expect(out).not.toMatch(/SECRET/);
+      expect(out).toMatch(/^1000\n/);
+      expect(out).toMatch(/head: \/disk: Permission denied/);
+      // The same node on a plain (dev) filesystem is read by that user: the refusal is nodev's.
+      const plain = join(base, 'plain');
+      execFileSync('cp', ['-a', rootfs, plain]);
+      execFileSync('mknod', ['-m', '0666', join(plain, 'disk'), 'b', String(disk.major), String(disk.minor)]);
+      const pid = newId('layer-plain');
+      const p = run(writeBundle(join(base, 'bundle-plain'), { ...s, root: { path: plain, readonly: false }, linux: { ...s.linux, cgroupsPath: `${CGP}/${pid}` } }), pid);
+      expect(p.stdout).toBe('1000\nSECRET-DISK rc=0\n');
     });
   });
 });

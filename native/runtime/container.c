@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -123,6 +124,9 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 	const struct spec *s = g_spec;
 	struct msg m;
 	char path[4096];
+	/* Until it execs the container's process, nothing in the container may open our /proc files
+	 * (exe, fds, memory): not dumpable means only CAP_SYS_PTRACE on the host could. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* v1, no user namespace: we move ourselves (cheap); the cgroup dirs were made before clone.
 	 * In a user namespace the cgroup files are not ours to write: the parent moves us then. */
 	if (!g_cg->v2 && !(s->ns_flags & CLONE_NEWUSER) && cg_enter_self(g_cg)) child_fail();
@@ -149,6 +153,20 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		}
 	}
 	if (s->ns_flags & CLONE_NEWNET) lo_up();
+	/* Sysctls now, in our namespaces but before the rootfs is built: the spec's readonlyPaths make
+	 * /proc/sys read-only in there. The sysctl tables resolve by the writer's namespaces, so the
+	 * host's /proc, still mounted here, writes the container's values (spec.c allowed only
+	 * namespaced keys). */
+	for (int i = 0; i < s->nsysctl; i++) {
+		char p[512];
+		int n = snprintf(p, sizeof(p), "/proc/sys/%s", s->sysctl_k[i]);
+		for (char *c = p + 10; c < p + n; c++)
+			if (*c == '.') *c = '/';
+		if (write_str(p, s->sysctl_v[i]) < 0) {
+			seterr("sysctl %s: %s", s->sysctl_k[i], strerror(errno));
+			child_fail();
+		}
+	}
 	int fifo = -1;
 	if (fifo_mode) {
 		/* O_RDWR never blocks on a FIFO; the read below waits for `start` to write one byte. */
@@ -167,16 +185,6 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		if (cgp ? join_ns(cgp, CLONE_NEWCGROUP)
 		        : (unshare(CLONE_NEWCGROUP) < 0 ? seterr("unshare cgroup namespace: %s", strerror(errno)) : 0))
 			child_fail();
-	}
-	for (int i = 0; i < s->nsysctl; i++) {
-		char p[512];
-		int n = snprintf(p, sizeof(p), "/proc/sys/%s", s->sysctl_k[i]);
-		for (char *c = p + 10; c < p + n; c++)
-			if (*c == '.') *c = '/';
-		if (write_str(p, s->sysctl_v[i]) < 0) {
-			seterr("sysctl %s: %s", s->sysctl_k[i], strerror(errno));
-			child_fail();
-		}
 	}
 	/* Descriptors inherited from whoever called us (Node, a shell) must not leak into the container. */
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);

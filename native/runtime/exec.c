@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -107,6 +108,9 @@ int container_exec(const struct exec_opts *o)
 	if (pid < 0) return seterr("fork: %s", strerror(errno));
 	if (pid == 0) {
 		close(errp[0]);
+		/* Visible in the container's pid namespace until it execs: not dumpable, so no process
+		 * there can open our /proc/PID/exe, fds or memory (CVE-2019-5736). */
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 		char path[4096];
 		/* Join the cgroups while the host's /sys/fs/cgroup is still our view. */
 		if (cg_enter_self(&cg) == 0 && cg_enter_unified(&cg) == 0) {

@@ -2,6 +2,7 @@
  * as docker json-file lines), reaps the init as a subreaper and records how it ended in exit.json,
  * so the daemon can die and come back without losing a container or its exit status. */
 #include "container.h"
+#include "exeseal.h"
 #include "json.h"
 #include "jsonlog.h"
 #include "util.h"
@@ -601,6 +602,12 @@ static void abspath(const char *in, char *out, size_t cap, const char *what)
 int shim_main(int argc, char **argv)
 {
 	const char *a_id = NULL, *a_bundle = NULL, *a_state = NULL, *a_log = NULL;
+	/* Our runtime runs in a child of the shim and execs the container's process from it: the
+	 * shim too runs from a copy of the binary no container can write (CVE-2019-5736). */
+	if (exe_seal(argv)) {
+		dprintf(2, "tsswarm-shim: %s\n", g_err);
+		return 1;
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *f = argv[i];
 		const char **dst = NULL;

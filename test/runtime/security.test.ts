@@ -3,7 +3,8 @@
 // Each test also shows the attack working without the defence, so a refusal is the defence's doing.
 // Needs root, gcc (the probe is built static into the busybox rootfs) and cgroup v1 controllers.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CAPABILITIES } from '../../src/engine/runtime/oci-spec.js';
@@ -252,6 +253,69 @@ describe.skipIf(!isRoot)('container security: the attacks Docker\'s defaults sto
       const pid = newId('layer-plain');
       const p = run(writeBundle(join(base, 'bundle-plain'), { ...s, root: { path: plain, readonly: false }, linux: { ...s.linux, cgroupsPath: `${CGP}/${pid}` } }), pid);
       expect(p.stdout).toBe('1000\nSECRET-DISK rc=0\n');
+    });
+  });
+
+  describe('the runtime binary (CVE-2019-5736)', () => {
+    const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+
+    it('a container whose /bin/sh is "#!/proc/self/exe", racing to open /proc/*/exe for writing while the runtime execs into it, leaves the runtime binary unchanged', () => {
+      // The victim: a copy of the runtime, so that a successful attack harms nothing else.
+      const victimDir = join(work, 'victim');
+      mkdirSync(victimDir, { recursive: true });
+      const victim = join(victimDir, 'tsswarm-runtime');
+      copyFileSync(RUNTIME, victim);
+      chmodSync(victim, 0o755);
+      const before = sha256(victim);
+      const evil = join(work, 'evil-rootfs');
+      execFileSync('cp', ['-a', rootfs, evil]);
+      rmSync(join(evil, 'bin/sh'));
+      writeFileSync(join(evil, 'bin/sh'), '#!/proc/self/exe\n', { mode: 0o755 });
+      execFileSync('gcc', ['-static', '-O2', '-o', join(evil, 'bin/exe-overwrite'), join(REPO, 'test/runtime/fixtures/exe-overwrite.c')]);
+      const id = newId('cve5736');
+      const b = engineSpec(id, ['/bin/exe-overwrite', '20', '/result'], (s) => { s.root = { path: evil, readonly: false }; });
+      const vrt = (...args: string[]) => sh(victim, ['--root', stateRoot, ...args]);
+      const started = shDetached(victim, ['--root', stateRoot, 'run', '-d', '--bundle', b, id], work);
+      expect(started.stderr).toBe('');
+      const result = () => (existsSync(join(evil, 'result')) ? readFileSync(join(evil, 'result'), 'utf8') : '');
+      // `exec ID /bin/sh`, as a user or a health check would: the kernel runs /proc/self/exe, the runtime itself, in the container.
+      for (let i = 0; i < 40 && !/overwrote/.test(result()); i++) vrt('exec', id, '/bin/sh', '-c', 'true');
+      vrt('delete', '--force', id);
+      expect(result()).not.toMatch(/overwrote/);
+      expect(result()).toMatch(/^refused E(ROFS|ACCES|PERM)/);
+      expect(sha256(victim)).toBe(before);
+    });
+  });
+
+  describe('sysctls', () => {
+    it('linux.sysctl is written in the container\'s own namespaces before /proc/sys turns read-only (podman sets net.ipv4.ping_group_range on every container), and the host keeps its values', () => {
+      const hostPing = readFileSync('/proc/sys/net/ipv4/ping_group_range', 'utf8');
+      const hostShm = readFileSync('/proc/sys/kernel/shmmni', 'utf8');
+      const id = newId('sysctl');
+      const r = run(engineSpec(id, ['/bin/sh', '-c', 'cat /proc/sys/net/ipv4/ping_group_range /proc/sys/kernel/shmmni; echo 1 > /proc/sys/kernel/shmmni'], (s) => {
+        s.linux.sysctl = { 'net.ipv4.ping_group_range': '0 2147483647', 'kernel.shmmni': '1234' };
+      }), id);
+      expect(r.stdout.split('\n').slice(0, 2).map((l) => l.trim().split(/\s+/).join(' '))).toEqual(['0 2147483647', '1234']);
+      expect(r.stderr).toMatch(/Read-only file system/); // the container itself cannot change them
+      expect(readFileSync('/proc/sys/net/ipv4/ping_group_range', 'utf8')).toBe(hostPing);
+      expect(readFileSync('/proc/sys/kernel/shmmni', 'utf8')).toBe(hostShm);
+    });
+
+    it('a sysctl the container would share with the host is refused at create with one line, and nothing is written', () => {
+      const swappiness = readFileSync('/proc/sys/vm/swappiness', 'utf8');
+      const cases: Array<[Record<string, string>, (s: any) => void, RegExp]> = [
+        [{ 'vm.swappiness': '7' }, () => {}, /"vm\.swappiness" is not in a separate kernel namespace/],
+        [{ 'net.ipv4.ip_forward': '1' }, (s) => { s.linux.namespaces = s.linux.namespaces.filter((n: any) => n.type !== 'network'); }, /needs a network namespace of the container's own/],
+        [{ 'net.ipv4.ip_forward': '1' }, (s) => { s.linux.namespaces = s.linux.namespaces.map((n: any) => (n.type === 'network' ? { type: 'network', path: '/proc/self/ns/net' } : n)); }, /is the host's/],
+      ];
+      for (const [sysctl, mutate, message] of cases) {
+        const id = newId('sysctl-host');
+        const r = run(engineSpec(id, ['/bin/true'], (s) => { s.linux.sysctl = sysctl; mutate(s); }), id);
+        expect(r.status).toBe(1);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(message);
+      }
+      expect(readFileSync('/proc/sys/vm/swappiness', 'utf8')).toBe(swappiness);
     });
   });
 });

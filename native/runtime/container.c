@@ -1,6 +1,7 @@
 #include "container.h"
 #include "cgroup.h"
 #include "child.h"
+#include "hooks.h"
 #include "process.h"
 #include "rootfs.h"
 #include "state.h"
@@ -39,7 +40,7 @@ struct clone3_args {
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-enum { MSG_MAPS = 1, MSG_CGROUP_DIRS, MSG_CGROUP_OK, MSG_READY, MSG_ERROR, MSG_GO };
+enum { MSG_MAPS = 1, MSG_CGROUP_DIRS, MSG_CGROUP_OK, MSG_READY, MSG_ERROR, MSG_GO, MSG_HOOKS, MSG_HOOKS_DONE };
 struct msg {
 	int type;
 	char text[1000];
@@ -49,6 +50,9 @@ static int sync_fd = -1;
 static int cgroup_stage; /* last cgroup message seen by the child: DIRS, then OK */
 static const struct spec *g_spec;
 static struct cgroup *g_cg;
+static const struct create_opts *g_opts;
+static const char *g_bundle;
+static pid_t g_host_pid; /* the init's pid as the host sees it (MSG_CGROUP_OK carries it) */
 
 static int send_msg(int fd, int type, const char *text)
 {
@@ -80,6 +84,7 @@ static void child_wait(int stage)
 		if (recv_msg(sync_fd, &m) < 0 || (m.type != MSG_CGROUP_DIRS && m.type != MSG_CGROUP_OK))
 			_exit(1); /* parent gone: nothing to report to */
 		cgroup_stage = m.type;
+		if (m.type == MSG_CGROUP_OK && m.text[0]) g_host_pid = (pid_t)atoi(m.text);
 	}
 }
 
@@ -87,6 +92,58 @@ static int child_wait_cgroup(void)
 {
 	child_wait(MSG_CGROUP_DIRS);
 	return 0;
+}
+
+/* The state a hook reads on stdin, from the container's side. */
+static void child_hook_state(char *out, size_t cap, const char *status)
+{
+	static struct cstate cs;
+	snprintf(cs.id, sizeof(cs.id), "%s", g_opts->id);
+	snprintf(cs.bundle, sizeof(cs.bundle), "%s", g_bundle);
+	cs.pid = g_host_pid;
+	hooks_state(out, cap, g_spec, &cs, status);
+}
+
+/* Right before pivot_root: the parent runs prestart and createRuntime hooks (in the runtime's
+ * namespaces), then we run createContainer hooks here, in the container's namespaces with the
+ * host's paths still in view, as the runtime spec orders them. */
+static int child_before_pivot(void)
+{
+	const struct spec *s = g_spec;
+	if (s->nhooks[HOOK_PRESTART] || s->nhooks[HOOK_CREATE_RUNTIME]) {
+		struct msg m;
+		child_wait(MSG_CGROUP_OK);
+		send_msg(sync_fd, MSG_HOOKS, NULL);
+		if (recv_msg(sync_fd, &m) < 0 || m.type != MSG_HOOKS_DONE) _exit(1); /* the parent reports */
+	}
+	if (s->nhooks[HOOK_CREATE_CONTAINER]) {
+		static char st[20000];
+		child_wait(MSG_CGROUP_OK);
+		child_hook_state(st, sizeof(st), "creating");
+		if (hooks_run(s, HOOK_CREATE_CONTAINER, st)) return -1;
+	}
+	return 0;
+}
+
+/* Hooks whose failure the spec turns into a warning (poststart, poststop). */
+static void hooks_warn(const struct spec *s, enum hook_kind kind, const struct cstate *cs, const char *status)
+{
+	static char st[20000];
+	if (!s->nhooks[kind]) return;
+	hooks_state(st, sizeof(st), s, cs, status);
+	if (hooks_run(s, kind, st)) dprintf(2, "tsswarm-runtime: %s: warning: %s\n", cs->id, g_err);
+}
+
+/* Poststart hooks run once the container's process is executed: the init holds the sync socket
+ * (close-on-exec) until its execve, so its end of file says exactly that. */
+static void poststart(const struct spec *s, const struct cstate *cs, int fd)
+{
+	if (s->nhooks[HOOK_POSTSTART]) {
+		char c;
+		while (recv(fd, &c, 1, 0) > 0 || errno == EINTR) continue;
+	}
+	close(fd);
+	hooks_warn(s, HOOK_POSTSTART, cs, "running");
 }
 
 static void lo_up(void)
@@ -177,7 +234,8 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 			child_fail();
 		}
 	}
-	if (rootfs_setup(s, g_cg, (s->ns_flags & CLONE_NEWUSER) != 0, child_wait_cgroup)) child_fail();
+	if (rootfs_setup(s, g_cg, (s->ns_flags & CLONE_NEWUSER) != 0, child_wait_cgroup, child_before_pivot))
+		child_fail();
 	const char *cgp;
 	if (ns_path_for(s, CLONE_NEWCGROUP, &cgp)) {
 		child_wait(MSG_CGROUP_OK);
@@ -202,6 +260,15 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		if (r != 1) _exit(1);
 	} else if (recv_msg(sync_fd, &m) < 0 || m.type != MSG_GO) {
 		_exit(1);
+	}
+	if (s->nhooks[HOOK_START_CONTAINER]) {
+		/* in the container, before its process: a failure stops the container */
+		static char st[20000];
+		child_hook_state(st, sizeof(st), "created");
+		if (hooks_run(s, HOOK_START_CONTAINER, st)) {
+			dprintf(2, "tsswarm-runtime: %s: %s\n", o->id, g_err);
+			_exit(127);
+		}
 	}
 	if (s->seccomp && s->proc.no_new_privs && seccomp_load(s->seccomp)) {
 		dprintf(2, "tsswarm-runtime: %s: %s\n", o->id, g_err);
@@ -278,6 +345,8 @@ int container_create(const struct create_opts *o)
 	mark("parsed");
 	g_spec = &s;
 	g_cg = &cg;
+	g_opts = o;
+	g_bundle = bundle;
 
 	/* mkdir is the atomic claim on the id. */
 	if (mkdir(o->root, 0711) < 0 && errno != EEXIST && mkdir_p(o->root, 0711) < 0)
@@ -351,6 +420,11 @@ int container_create(const struct create_opts *o)
 	}
 	close(sp[1]);
 	mark("cloned");
+	static struct cstate hs; /* what hooks are told before the state is written */
+	memset(&hs, 0, sizeof(hs));
+	snprintf(hs.id, sizeof(hs.id), "%s", o->id);
+	snprintf(hs.bundle, sizeof(hs.bundle), "%s", bundle);
+	hs.pid = pid;
 	int fd = sp[0];
 	struct msg m;
 	if (s.ns_flags & CLONE_NEWUSER) {
@@ -367,10 +441,19 @@ int container_create(const struct create_opts *o)
 	}
 	mark("cg-attach");
 	/* If the child already failed, this send gets EPIPE but its error is still queued for recv. */
-	send_msg(fd, MSG_CGROUP_OK, NULL);
-	if (recv_msg(fd, &m) < 0) {
-		seterr("container init exited during setup");
-		goto fail_child;
+	char pidtext[24];
+	snprintf(pidtext, sizeof(pidtext), "%d", (int)pid);
+	send_msg(fd, MSG_CGROUP_OK, pidtext);
+	for (;;) {
+		if (recv_msg(fd, &m) < 0) {
+			seterr("container init exited during setup");
+			goto fail_child;
+		}
+		if (m.type != MSG_HOOKS) break;
+		static char st[20000];
+		hooks_state(st, sizeof(st), &s, &hs, "creating");
+		if (hooks_run(&s, HOOK_PRESTART, st) || hooks_run(&s, HOOK_CREATE_RUNTIME, st)) goto fail_child;
+		send_msg(fd, MSG_HOOKS_DONE, NULL);
 	}
 	if (m.type == MSG_ERROR) {
 		seterr("%s", m.text);
@@ -407,13 +490,13 @@ int container_create(const struct create_opts *o)
 	}
 	if (o->mode == MODE_RUN_DETACH) {
 		send_msg(fd, MSG_GO, NULL);
-		close(fd);
+		poststart(&s, &cs, fd);
 		return 0;
 	}
 
 	install_forwarding(pid);
 	send_msg(fd, MSG_GO, NULL);
-	close(fd);
+	poststart(&s, &cs, fd);
 	int status = 0;
 	reap(pid, &status);
 	fwd_pid = 0;
@@ -422,6 +505,7 @@ int container_create(const struct create_opts *o)
 	if (!o->keep) {
 		cg_destroy(&cg);
 		state_remove(o->root, o->id);
+		hooks_warn(&s, HOOK_POSTSTOP, &cs, "stopped");
 	}
 	mark("cleaned");
 	return code;
@@ -430,9 +514,12 @@ fail_child:
 	kill(pid, SIGKILL);
 	reap(pid, NULL);
 	{
+		/* The spec: a failed create goes on to delete, whose poststop hooks run (warnings only). */
 		char keep[sizeof(g_err)];
 		memcpy(keep, g_err, sizeof(keep));
 		cg_destroy(&cg);
+		hs.pid = 0;
+		hooks_warn(&s, HOOK_POSTSTOP, &hs, "stopped");
 		memcpy(g_err, keep, sizeof(keep));
 	}
 	close(fd);
@@ -498,6 +585,12 @@ int container_delete(const char *root, const char *id, int force)
 			return seterr("container %s: init %d did not exit after SIGKILL", id, (int)st.pid);
 	}
 	int rc = cg_destroy(&cg);
+	/* after the container is gone, before delete returns; the config is in the state dir */
+	char keep[sizeof(g_err)];
+	memcpy(keep, g_err, sizeof(keep));
+	st.pid = 0;
+	hooks_warn_from_state(root, &st, HOOK_POSTSTOP, "stopped");
+	memcpy(g_err, keep, sizeof(keep));
 	state_remove(root, id);
 	return rc;
 }

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -83,6 +84,36 @@ static int run_one(const struct hook *h, const char *kind, const char *state)
 	if (WIFSIGNALED(st)) return seterr("%s hook %s: killed by signal %d", kind, h->path, WTERMSIG(st));
 	if (WEXITSTATUS(st) != 0) return seterr("%s hook %s: exit status %d", kind, h->path, WEXITSTATUS(st));
 	return 0;
+}
+
+int hooks_wanted(const char *root, const struct cstate *st, enum hook_kind kind)
+{
+	char path[4200], key[40];
+	state_path(root, st->id, "config.json", path, sizeof(path));
+	char *text = read_file(path, NULL);
+	snprintf(key, sizeof(key), "\"%s\"", hook_names[kind]);
+	int found = text && strstr(text, key) != NULL;
+	free(text);
+	return found;
+}
+
+void hooks_warn_from_state(const char *root, const struct cstate *st, enum hook_kind kind, const char *status)
+{
+	static struct spec s;
+	static char state[20000], path[4200], key[40];
+	state_path(root, st->id, "config.json", path, sizeof(path));
+	size_t len;
+	char *text = read_file(path, &len);
+	snprintf(key, sizeof(key), "\"%s\"", hook_names[kind]);
+	if (!text || !strstr(text, key)) {
+		free(text);
+		return;
+	}
+	if (spec_parse_text(text, len, st->bundle, &s) == 0) {
+		hooks_state(state, sizeof(state), &s, st, status);
+		if (hooks_run(&s, kind, state) == 0) return;
+	}
+	dprintf(2, "tsswarm-runtime: %s: warning: %s\n", st->id, g_err);
 }
 
 int hooks_run(const struct spec *s, enum hook_kind kind, const char *state)

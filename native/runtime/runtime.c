@@ -2,6 +2,7 @@
 #include "cgroup.h"
 #include "container.h"
 #include "exeseal.h"
+#include "hooks.h"
 #include "json.h"
 #include "spec.h"
 #include "state.h"
@@ -9,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,8 +137,15 @@ static int cmd_start(int argc, char **argv)
 	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) FAIL("container init is gone: %s", strerror(errno));
 	if (write(fd, "0", 1) != 1) FAIL("signal container init: %s", strerror(errno));
-	close(fd);
 	unlink(path);
+	/* Poststart hooks run once the process is executed: the init holds the FIFO open (close-on-exec)
+	 * until its execve, and a FIFO's writer sees POLLERR when its last reader is gone. */
+	if (hooks_wanted(g_root, &st, HOOK_POSTSTART)) {
+		struct pollfd p = { fd, 0, 0 };
+		while (poll(&p, 1, -1) < 0 && errno == EINTR) continue;
+		hooks_warn_from_state(g_root, &st, HOOK_POSTSTART, "running");
+	}
+	close(fd);
 	return 0;
 }
 

@@ -160,6 +160,39 @@ static void lo_up(void)
 	close(s);
 }
 
+/* Namespaces joined by path, opened before we join any: once in another mount namespace the
+ * paths (/proc/PID/ns/... of the host) would name other things or nothing. */
+static const int joinable[] = { CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNS, CLONE_NEWCGROUP };
+#define NJOIN (int)(sizeof(joinable) / sizeof(joinable[0]))
+static int join_fd[NJOIN];
+
+static int open_ns_paths(const struct spec *s)
+{
+	for (int i = 0; i < NJOIN; i++) {
+		const char *p;
+		join_fd[i] = -1;
+		if (ns_path_for(s, joinable[i], &p) && p) {
+			join_fd[i] = open(p, O_RDONLY | O_CLOEXEC);
+			if (join_fd[i] < 0) return seterr("namespace %s: %s", p, strerror(errno));
+		}
+	}
+	return 0;
+}
+
+static int join_opened(const struct spec *s, int flag)
+{
+	for (int i = 0; i < NJOIN; i++)
+		if (joinable[i] == flag && join_fd[i] >= 0) {
+			const char *p = "";
+			ns_path_for(s, flag, &p);
+			int r = setns(join_fd[i], flag), e = errno;
+			close(join_fd[i]);
+			join_fd[i] = -1;
+			return r < 0 ? seterr("join namespace %s: %s", p, strerror(e)) : 0;
+		}
+	return 0;
+}
+
 static int join_ns(const char *path, int flag)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -184,6 +217,7 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 	/* Until it execs the container's process, nothing in the container may open our /proc files
 	 * (exe, fds, memory): not dumpable means only CAP_SYS_PTRACE on the host could. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (open_ns_paths(s)) child_fail();
 	/* v1, no user namespace: we move ourselves (cheap); the cgroup dirs were made before clone.
 	 * In a user namespace the cgroup files are not ours to write: the parent moves us then. */
 	if (!g_cg->v2 && !(s->ns_flags & CLONE_NEWUSER) && cg_enter_self(g_cg)) child_fail();
@@ -194,13 +228,12 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 			child_fail();
 		}
 	}
-	static const int joinable[] = { CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS };
-	for (size_t i = 0; i < sizeof(joinable) / sizeof(joinable[0]); i++) {
-		const char *p;
-		if (ns_path_for(s, joinable[i], &p) && p && join_ns(p, joinable[i])) child_fail();
-	}
+	/* the mount namespace last of these; the cgroup one once we are in our cgroup (below) */
+	for (int i = 0; i < NJOIN; i++)
+		if (joinable[i] != CLONE_NEWCGROUP && join_opened(s, joinable[i])) child_fail();
+	const char *uts_path;
 	if (s->hostname && s->hostname[0]) {
-		if (!(s->ns_flags & CLONE_NEWUTS)) {
+		if (!ns_path_for(s, CLONE_NEWUTS, &uts_path)) {
 			seterr("hostname is set but no new uts namespace is requested");
 			child_fail();
 		}
@@ -240,7 +273,7 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 	if (ns_path_for(s, CLONE_NEWCGROUP, &cgp)) {
 		child_wait(MSG_CGROUP_OK);
 		/* After the move into the container's cgroup, so that cgroup becomes the namespace root. */
-		if (cgp ? join_ns(cgp, CLONE_NEWCGROUP)
+		if (cgp ? join_opened(s, CLONE_NEWCGROUP)
 		        : (unshare(CLONE_NEWCGROUP) < 0 ? seterr("unshare cgroup namespace: %s", strerror(errno)) : 0))
 			child_fail();
 	}

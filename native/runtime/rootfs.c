@@ -264,7 +264,14 @@ static int mask_paths(const struct spec *s)
 int rootfs_setup(const struct spec *s, struct cgroup *cg, int userns, int (*wait_cgroup)(void),
                  int (*before_pivot)(void))
 {
-	const char *root = s->root_path;
+	const char *root = s->root_path, *mnt_path = NULL;
+	if (ns_path_for(s, CLONE_NEWNS, &mnt_path) && mnt_path) {
+		/* A mount namespace joined by path comes with its root and mounts (as nsenter, or crun):
+		 * nothing is mounted in it, the process starts at its "/". */
+		if (before_pivot()) return -1;
+		if (chdir("/") < 0) return seterr("chdir / in %s: %s", mnt_path, strerror(errno));
+		return 0;
+	}
 	if (!(s->ns_flags & CLONE_NEWNS)) {
 		/* No mount namespace asked for: the best we can do is a chroot. */
 		if (before_pivot()) return -1;

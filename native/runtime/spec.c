@@ -620,8 +620,6 @@ int spec_parse_text(const char *text, size_t len, const char *bundle, struct spe
 			for (int j = 0; j < s->nns; j++)
 				if (s->ns[j].flag == flag) return BAD(path, "namespace \"%s\" listed twice", type);
 			if (p && !*p) p = NULL;
-			if (p && flag == CLONE_NEWNS)
-				return BAD(path, "joining an existing mount namespace is not supported");
 			s->ns[s->nns++] = (struct ns_spec){ flag, p };
 			if (!p) s->ns_flags |= flag;
 		}

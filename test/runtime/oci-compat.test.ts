@@ -169,4 +169,91 @@ describe.skipIf(!isRoot)('tsswarm-runtime as runc\'s drop-in', () => {
       expect(r.stderr).toMatch(/startContainer hook \/bin\/false: exit status 1/);
     });
   });
+
+  describe('command line and spec, as runc', () => {
+    const rt = (...args: string[]) => sh(RUNTIME, ['--root', stateRoot, ...args]);
+    const rtd = (...args: string[]) => shDetached(RUNTIME, ['--root', stateRoot, ...args], work);
+
+    it('create --pid-file writes the init\'s pid; start of a container that is not "created" is an error', () => {
+      const id = newId('pidfile');
+      const pidFile = join(work, `${id}.pid`);
+      expect(rtd('create', '--bundle', bundle(id, ['/bin/sleep', '30']), '--pid-file', pidFile, id).stderr).toBe('');
+      const state = JSON.parse(rt('state', id).stdout);
+      expect(state.status).toBe('created');
+      expect(Number(readFileSync(pidFile, 'utf8'))).toBe(state.pid);
+      expect(rt('start', id).status).toBe(0);
+      const again = rt('start', id);
+      expect(again.status).toBe(1);
+      expect(again.stderr.trim()).toBe(`tsswarm-runtime: start ${id}: cannot start a container that is running`);
+      rt('kill', id, 'KILL');
+    });
+
+    it('kill takes signals as runc does: numbers, names with or without SIG in any case, RTMIN+N; a bad one is refused', async () => {
+      const dir = join(work, 'sigs');
+      mkdirSync(dir, { recursive: true });
+      const id = newId('kill');
+      const b = bundle(id, ['/bin/sh', '-c', 'for s in USR1 USR2 HUP 36; do trap "echo $s >> /out/got" $s; done; echo up > /out/got; while :; do sleep 0.05; done'], (s) => {
+        s.mounts.push({ destination: '/out', type: 'bind', source: dir, options: ['rbind', 'rw'] });
+      });
+      expect(rtd('run', '-d', '--bundle', b, id).stderr).toBe('');
+      const got = () => (existsSync(join(dir, 'got')) ? readFileSync(join(dir, 'got'), 'utf8').trim().split('\n') : []);
+      for (let i = 0; i < 100 && got()[0] !== 'up'; i++) await new Promise((r) => setTimeout(r, 20));
+      const forms: Array<[string, string]> = [['10', 'USR1'], ['usr2', 'USR2'], ['SIGHUP', 'HUP'], ['sigusr1', 'USR1'], ['RTMIN+2', '36']];
+      for (const [form, name] of forms) {
+        const before = got().length;
+        expect(rt('kill', id, form).stderr, form).toBe('');
+        for (let i = 0; i < 100 && got().length === before; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(got().at(-1), form).toBe(name);
+      }
+      const bad = rt('kill', id, 'SIGNOPE');
+      expect(bad.status).toBe(1);
+      expect(bad.stderr.trim()).toBe(`tsswarm-runtime: kill ${id}: invalid signal "SIGNOPE"`);
+      if (which('runc')) expect(sh('runc', ['kill', 'no-such-container-x', 'SIGNOPE']).status).not.toBe(0);
+    });
+
+    it('joins every kind of namespace given by path — pid, network, ipc, uts, mount and cgroup — and sees what the other container made in them', async () => {
+      const a = newId('ns-a');
+      const marker = `m-${process.pid}`;
+      const ba = bundle(a, ['/bin/sh', '-c', `echo ${marker} > /dev/shm/marker; sleep 30`], (s) => {
+        s.linux.namespaces.push({ type: 'cgroup' });
+        s.hostname = 'shared-uts';
+      });
+      expect(rtd('run', '-d', '--bundle', ba, a).stderr).toBe('');
+      const apid = JSON.parse(rt('state', a).stdout).pid;
+      const kinds: Array<[string, string]> = [['pid', 'pid'], ['network', 'net'], ['ipc', 'ipc'], ['uts', 'uts'], ['mount', 'mnt'], ['cgroup', 'cgroup']];
+      const expected = kinds.map(([, f]) => sh('readlink', [`/proc/${apid}/ns/${f}`]).stdout.trim());
+      for (let i = 0; i < 100 && sh('test', ['-e', `/proc/${apid}/root/dev/shm/marker`]).status !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+      const b = newId('ns-b');
+      const r = rt('run', '--bundle', bundle(b, ['/bin/sh', '-c', `for f in ${kinds.map(([, f]) => f).join(' ')}; do readlink /proc/self/ns/$f; done; cat /dev/shm/marker; hostname`], (s) => {
+        s.linux.namespaces = kinds.map(([type, f]) => ({ type, path: `/proc/${apid}/ns/${f}` }));
+        s.hostname = 'shared-uts';
+      }), b);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim().split('\n')).toEqual([...expected, marker, 'shared-uts']);
+    });
+
+    it('applies all five capability sets and the process rlimits as given, as runc does', () => {
+      const caps = { bounding: ['CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_CHOWN'], effective: ['CAP_KILL', 'CAP_CHOWN'], permitted: ['CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_CHOWN'],
+        inheritable: ['CAP_NET_BIND_SERVICE'], ambient: ['CAP_NET_BIND_SERVICE'] };
+      const script = 'grep -E "^Cap(Inh|Prm|Eff|Bnd|Amb)" /proc/self/status; ulimit -n; ulimit -Hn; ulimit -s';
+      const mutate = (s: any) => {
+        s.process.capabilities = caps;
+        s.process.user = { uid: 1000, gid: 1000 };
+        s.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 321, hard: 654 }, { type: 'RLIMIT_STACK', soft: 4194304, hard: 8388608 }];
+      };
+      const id = newId('caps');
+      const ours = rt('run', '--bundle', bundle(id, ['/bin/sh', '-c', script], mutate), id);
+      expect(ours.stderr).toBe('');
+      const lines = ours.stdout.trim().split('\n');
+      // CHOWN=0, KILL=5, NET_BIND_SERVICE=10: as a non-root user only ambient (and what it implies) survives exec
+      expect(lines.slice(0, 5).map((l) => l.replace(/\s+/g, ' '))).toEqual([
+        'CapInh: 0000000000000400', 'CapPrm: 0000000000000400', 'CapEff: 0000000000000400', 'CapBnd: 0000000000000421', 'CapAmb: 0000000000000400',
+      ]);
+      expect(lines.slice(5)).toEqual(['321', '654', '4096']);
+      if (which('runc')) {
+        const k = newId('caps-runc');
+        expect(sh('runc', ['run', '--bundle', bundle(k, ['/bin/sh', '-c', script], mutate), k]).stdout).toBe(ours.stdout);
+      }
+    });
+  });
 });

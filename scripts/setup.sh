@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   iproute2 nftables               # network namespaces, veth, bridges, VXLAN, load balancing
   runc crun                       # alternative OCI runtimes (--runtime runc|crun) and benchmark anchors
   umoci skopeo                    # OCI image layouts and docker-save archives for image tests
+  podman                          # test/runtime/podman.test.ts: a real OCI client drives tsswarm-runtime
   hyperfine jq util-linux procps  # benchmarks and scripts
   curl                            # HTTP checks of published ports from test hosts
   iperf3                          # bench:overlay (TCP throughput through the overlay)

@@ -75,7 +75,8 @@ int cg_init(struct cgroup *cg, const char *path, int want_cpuset)
 	const char *mode = getenv("TSSWARM_RUNTIME_DEVICE_CGROUP");
 	struct statfs sf;
 	cg->v1_devices = !mode || strcmp(mode, "bpf") != 0;
-	if ((!mode || strcmp(mode, "v1") != 0) && statfs(CGROOT "/unified", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+	if ((!mode || strcmp(mode, "v1") != 0) && statfs(CGROOT "/unified", &sf) == 0 &&
+	    sf.f_type == CGROUP2_SUPER_MAGIC) {
 		cg->has_unified = 1;
 		snprintf(cg->unified, sizeof(cg->unified), CGROOT "/unified%s", cg->path);
 	}
@@ -246,7 +247,8 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 		} else if (!strcmp(name, "devices") && res->has_devices && cg->v1_devices) {
 			/* The spec's rules, then the devices every container needs (as runc and crun add). */
 			for (int k = 0; k < res->ndevs + dev_ndefaults; k++) {
-				const struct dev_rule *r = k < res->ndevs ? &res->devs[k] : &dev_defaults[k - res->ndevs];
+				const struct dev_rule *r =
+					k < res->ndevs ? &res->devs[k] : &dev_defaults[k - res->ndevs];
 				char line[96], maj[24], min[24];
 				if (r->type == 'a')
 					snprintf(line, sizeof(line), "a");

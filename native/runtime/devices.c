@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 const struct dev_rule dev_defaults[] = {
-	{ 1, 'c', -1, -1, "m" },   { 1, 'b', -1, -1, "m" },   { 1, 'c', 1, 3, "rwm" },   { 1, 'c', 1, 5, "rwm" },
-	{ 1, 'c', 1, 7, "rwm" },   { 1, 'c', 1, 8, "rwm" },   { 1, 'c', 1, 9, "rwm" },   { 1, 'c', 5, 0, "rwm" },
-	{ 1, 'c', 5, 1, "rwm" },   { 1, 'c', 5, 2, "rwm" },   { 1, 'c', 136, -1, "rwm" }, { 1, 'c', 10, 200, "rwm" },
+	{ 1, 'c', -1, -1, "m" }, { 1, 'b', -1, -1, "m" }, { 1, 'c', 1, 3, "rwm" },    { 1, 'c', 1, 5, "rwm" },
+	{ 1, 'c', 1, 7, "rwm" }, { 1, 'c', 1, 8, "rwm" }, { 1, 'c', 1, 9, "rwm" },    { 1, 'c', 5, 0, "rwm" },
+	{ 1, 'c', 5, 1, "rwm" }, { 1, 'c', 5, 2, "rwm" }, { 1, 'c', 136, -1, "rwm" }, { 1, 'c', 10, 200, "rwm" },
 };
 const int dev_ndefaults = sizeof(dev_defaults) / sizeof(dev_defaults[0]);
 

@@ -19,8 +19,8 @@ void hooks_state(char *out, size_t cap, const struct spec *s, const struct cstat
 	json_escape(out, cap, &pos, s->oci_version, strlen(s->oci_version));
 	pos += (size_t)snprintf(out + pos, cap > pos ? cap - pos : 0, ",\"id\":");
 	json_escape(out, cap, &pos, cs->id, strlen(cs->id));
-	pos += (size_t)snprintf(out + pos, cap > pos ? cap - pos : 0, ",\"status\":\"%s\",\"pid\":%d,\"bundle\":", status,
-	                        (int)cs->pid);
+	pos += (size_t)snprintf(out + pos, cap > pos ? cap - pos : 0,
+	                        ",\"status\":\"%s\",\"pid\":%d,\"bundle\":", status, (int)cs->pid);
 	json_escape(out, cap, &pos, cs->bundle, strlen(cs->bundle));
 	pos += (size_t)snprintf(out + pos, cap > pos ? cap - pos : 0, ",\"annotations\":");
 	if (!s->annotations || json_write(out, cap, &pos, s->annotations) < 0)

@@ -236,7 +236,8 @@ static int emit_abi(struct seccomp_prog *p, enum abi abi, const struct rule *rul
 				/* JEQ nr -> RET for up to 200 names (jump offsets are 8 bits), then the RET */
 				int k = 0;
 				for (; nm && k < 200; nm = nm->next) {
-					if (nm->t != J_STR) return seterr("config.json: %s.names: expected strings", path);
+					if (nm->t != J_STR)
+						return seterr("config.json: %s.names: expected strings", path);
 					long n = syscall_nr(abi, nm->s);
 					if (n < 0) continue;
 					if (JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)n, FAIL_MARK, 0)) return -1;

@@ -397,7 +397,7 @@ int ns_path_for(const struct spec *s, int flag, const char **path)
 /* The namespace a sysctl belongs to (CLONE_NEW*), 0 for one of the whole host. */
 static int sysctl_namespace(const char *key)
 {
-	static const char *ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",         "kernel.sem",
+	static const char *ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",          "kernel.sem",
 		                     "kernel.shmall", "kernel.shmmax", "kernel.shm_rmid_forced", "kernel.shmmni" };
 	for (size_t i = 0; i < sizeof(ipc) / sizeof(ipc[0]); i++)
 		if (!strcmp(key, ipc[i])) return CLONE_NEWIPC;
@@ -411,14 +411,20 @@ static int sysctl_check(const struct spec *s, const char *key)
 {
 	int ns = sysctl_namespace(key);
 	const char *path = NULL;
-	if (!ns) return BAD("linux.sysctl", "\"%.60s\" is not in a separate kernel namespace: it would be set for the host", key);
+	if (!ns)
+		return BAD("linux.sysctl",
+		           "\"%.60s\" is not in a separate kernel namespace: it would be set for the host", key);
 	if (!ns_path_for(s, ns, &path))
 		return BAD("linux.sysctl", "\"%.60s\" needs a %s namespace of the container's own", key,
-		           ns == CLONE_NEWNET ? "network" : ns == CLONE_NEWIPC ? "ipc" : "uts");
+		           ns == CLONE_NEWNET   ? "network"
+		           : ns == CLONE_NEWIPC ? "ipc"
+		                                : "uts");
 	if (path) {
 		/* joined by path: it must not be the host's (ours) */
 		struct stat a, b;
-		const char *self = ns == CLONE_NEWNET ? "/proc/self/ns/net" : ns == CLONE_NEWIPC ? "/proc/self/ns/ipc" : "/proc/self/ns/uts";
+		const char *self = ns == CLONE_NEWNET   ? "/proc/self/ns/net"
+		                   : ns == CLONE_NEWIPC ? "/proc/self/ns/ipc"
+		                                        : "/proc/self/ns/uts";
 		if (stat(path, &a) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
 			return BAD("linux.sysctl", "\"%.60s\": the namespace %s is the host's", key, path);
 	}

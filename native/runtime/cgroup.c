@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -399,4 +402,28 @@ int cg_open_leaf(struct cgroup *cg)
 {
 	if (!cg->v2 && !cg->has_unified) return -1;
 	return open(cg->v2 ? cg->dir[0] : cg->unified, O_DIRECTORY | O_PATH | O_CLOEXEC);
+}
+
+/* Our own copy: <linux/sched.h> clashes with glibc's <sched.h>. */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+		cgroup;
+};
+#define CLONE_INTO_CGROUP_FLAG 0x200000000ULL
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+pid_t cg_clone_into(struct cgroup *cg, unsigned long flags)
+{
+	int leaf = cg_open_leaf(cg);
+	if (leaf < 0) return -1;
+	struct clone3_args ca = { .flags = (uint64_t)flags | CLONE_INTO_CGROUP_FLAG,
+		                  .exit_signal = SIGCHLD,
+		                  .cgroup = (uint64_t)leaf };
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	int e = errno;
+	if (pid != 0) close(leaf);
+	errno = e;
+	return pid;
 }

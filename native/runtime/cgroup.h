@@ -32,6 +32,9 @@ long long cg_oom_kills(struct cgroup *cg);
 int cg_is_v2_host(void);
 /* Moves the calling single-threaded process in (fast path for v1, see cgroup.c). */
 int cg_enter_self(struct cgroup *cg);
+/* clone3(CLONE_INTO_CGROUP) into the leaf of cg_open_leaf, with these CLONE_* flags; -1 when
+ * there is none (errno set) or clone3 failed. The child is born in the cgroup: no migration. */
+pid_t cg_clone_into(struct cgroup *cg, unsigned long flags);
 /* Hybrid host: moves the caller into the container's unified-tree cgroup, if it has one (exec). */
 int cg_enter_unified(struct cgroup *cg);
 /* An O_PATH fd of the (created) cgroup2 leaf for clone3(CLONE_INTO_CGROUP) (v2, or the unified

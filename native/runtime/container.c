@@ -26,16 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Our own copy: <linux/sched.h> clashes with glibc's <sched.h>. */
-struct clone3_args {
-	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
-		cgroup;
-};
-#define CLONE_INTO_CGROUP_FLAG 0x200000000ULL
-#ifndef SYS_clone3
-#define SYS_clone3 435
-#endif
-
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -426,12 +416,7 @@ int container_create(const struct create_opts *o)
 	if (cg.v2 || cg.has_unified) {
 		/* v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), so no migration at all;
 		 * on a hybrid host, in its unified-tree cgroup (then it moves itself into the v1 ones). */
-		int leaf = cg_open_leaf(&cg);
-		struct clone3_args ca = { .flags = (uint64_t)(s.ns_flags & ~CLONE_NEWCGROUP) | CLONE_INTO_CGROUP_FLAG,
-			                  .exit_signal = SIGCHLD,
-			                  .cgroup = (uint64_t)leaf };
-		pid = leaf < 0 ? -1 : (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-		if (leaf >= 0) close(leaf);
+		pid = cg_clone_into(&cg, (unsigned long)(s.ns_flags & ~CLONE_NEWCGROUP));
 	} else {
 		pid = (pid_t)syscall(SYS_clone, (unsigned long)flags, NULL, NULL, NULL, 0UL);
 	}

@@ -6,6 +6,9 @@
  * `unshare -m` and replaces /sys/fs/cgroup, in that private mount namespace only, by a tmpfs holding
  * the v1 hierarchies: every runtime then sees the same v1-only view, which keeps the comparison fair.
  *
+ * Every runtime runs the same bundle, with Docker's default seccomp profile as the engine writes it
+ * (each compiles it to BPF its own way: libseccomp for crun and runc, seccomp.c for ours).
+ *
  * Env: RUNTIME_BENCH_RUNS (default 60, at least 50 is what the issue asks for).
  * Prints a table and, last, `RESULT {json}`.
  */
@@ -13,6 +16,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultSeccomp } from '../src/engine/runtime/seccomp.js';
 import { baseSpec, makeRootfs, pidAlive, RUNTIME, SHIM, shDetached, tempDir, umountAll, waitFor, writeBundle } from '../test/runtime/helpers.js';
 
 const RUNS = Math.max(1, Number(process.env.RUNTIME_BENCH_RUNS ?? 60));
@@ -157,6 +161,7 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
     const rootfs = makeRootfs(work);
     const spec = baseSpec(rootfs, ['/bin/true']);
     spec.linux.cgroupsPath = `${cgParent}/true`;
+    spec.linux.seccomp = defaultSeccomp(spec.process.capabilities.bounding);
     const bundle = writeBundle(join(work, 'bundle'), spec);
 
     const runtimes: Array<{ name: string; cmd: string[] }> = [
@@ -190,6 +195,7 @@ export async function runtimeBench(hooks: DaemonHooks = {}): Promise<Record<stri
     for (const [k, s] of Object.entries(st)) row(k, s);
     const result: Record<string, unknown> = {
       runs: RUNS,
+      seccomp: 'docker-default',
       tsswarm: { p50: st.tsswarm!.p50, p95: st.tsswarm!.p95, min: st.tsswarm!.min },
       ...(st.crun ? { crun: { p50: st.crun.p50, p95: st.crun.p95, min: st.crun.min } } : {}),
       ...(st.runc ? { runc: { p50: st.runc.p50, p95: st.runc.p95, min: st.runc.min } } : {}),

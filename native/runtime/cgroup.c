@@ -1,11 +1,15 @@
 #include "cgroup.h"
+#include "devices.h"
 #include "util.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +73,16 @@ int cg_init(struct cgroup *cg, const char *path, int want_cpuset)
 		cg->n++;
 	}
 	if (!cg->n) return seterr("cgroup: no cgroup v1 hierarchy and no cgroup2 found under " CGROOT);
+	/* TSSWARM_RUNTIME_DEVICE_CGROUP=v1|bpf keeps only one of the two device controls of a hybrid
+	 * host (for tests of each); by default both hold. */
+	const char *mode = getenv("TSSWARM_RUNTIME_DEVICE_CGROUP");
+	struct statfs sf;
+	cg->v1_devices = !mode || strcmp(mode, "bpf") != 0;
+	if ((!mode || strcmp(mode, "v1") != 0) && statfs(CGROOT "/unified", &sf) == 0 &&
+	    sf.f_type == CGROUP2_SUPER_MAGIC) {
+		cg->has_unified = 1;
+		snprintf(cg->unified, sizeof(cg->unified), CGROOT "/unified%s", cg->path);
+	}
 	return 0;
 }
 
@@ -194,6 +208,7 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 		if (res->pids_limit > 0 && cg_writell(d, "pids.max", res->pids_limit)) goto fail;
 		if (res->cpus && *res->cpus && cg_write(d, "cpuset.cpus", res->cpus)) goto fail;
 		if (res->mems && *res->mems && cg_write(d, "cpuset.mems", res->mems)) goto fail;
+		if (res->has_devices && dev_bpf_attach(d, res)) goto fail;
 		return 0;
 	}
 	int need_mem = res->mem_limit > 0 || res->mem_swap > 0 || res->mem_reservation > 0 || res->has_swappiness;
@@ -232,13 +247,11 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 		} else if (!strcmp(name, "cpuset")) {
 			if (res->cpus && *res->cpus && cg_write(d, "cpuset.cpus", res->cpus)) goto fail;
 			if (res->mems && *res->mems && cg_write(d, "cpuset.mems", res->mems)) goto fail;
-		} else if (!strcmp(name, "devices") && res->has_devices) {
+		} else if (!strcmp(name, "devices") && res->has_devices && cg->v1_devices) {
 			/* The spec's rules, then the devices every container needs (as runc and crun add). */
-			static const char *defaults[] = { "c *:* m",   "b *:* m",   "c 1:3 rwm",   "c 1:5 rwm",
-				                          "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",   "c 5:0 rwm",
-				                          "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm" };
-			for (int k = 0; k < res->ndevs; k++) {
-				const struct dev_rule *r = &res->devs[k];
+			for (int k = 0; k < res->ndevs + dev_ndefaults; k++) {
+				const struct dev_rule *r =
+					k < res->ndevs ? &res->devs[k] : &dev_defaults[k - res->ndevs];
 				char line[96], maj[24], min[24];
 				if (r->type == 'a')
 					snprintf(line, sizeof(line), "a");
@@ -255,9 +268,14 @@ int cg_create(struct cgroup *cg, const struct resources *res)
 				}
 				if (cg_write(d, r->allow ? "devices.allow" : "devices.deny", line)) goto fail;
 			}
-			for (size_t k = 0; k < sizeof(defaults) / sizeof(defaults[0]); k++)
-				if (cg_write(d, "devices.allow", defaults[k])) goto fail;
 		}
+	}
+	/* Hybrid host: the device program in the container's cgroup of the unified tree too (the
+	 * init is born there, see cg_open_leaf); it needs no controller. */
+	if (cg->has_unified && res->has_devices) {
+		if (mkdir_cg(cg->unified, 0) || dev_bpf_attach(cg->unified, res)) goto fail;
+	} else {
+		cg->has_unified = 0;
 	}
 	return 0;
 fail:;
@@ -316,12 +334,13 @@ int cg_freeze(struct cgroup *cg, int freeze)
 int cg_destroy(struct cgroup *cg)
 {
 	int rc = 0;
-	for (int i = 0; i < cg->n; i++) {
+	for (int i = 0; i < cg->n + cg->has_unified; i++) {
+		const char *d = i < cg->n ? cg->dir[i] : cg->unified;
 		/* Exiting tasks leave the cgroup asynchronously: EBUSY for a moment is normal. */
 		for (int tries = 0;; tries++) {
-			if (rmdir(cg->dir[i]) == 0 || errno == ENOENT) break;
+			if (rmdir(d) == 0 || errno == ENOENT) break;
 			if (errno != EBUSY || tries >= 500) {
-				rc = seterr("cgroup: rmdir %s: %s", cg->dir[i], strerror(errno));
+				rc = seterr("cgroup: rmdir %s: %s", d, strerror(errno));
 				break;
 			}
 			msleep(tries < 10 ? 0 : 2);
@@ -373,8 +392,38 @@ int cg_enter_self(struct cgroup *cg)
 	return 0;
 }
 
+int cg_enter_unified(struct cgroup *cg)
+{
+	if (!cg->has_unified || access(cg->unified, F_OK) < 0) return 0;
+	return cg_write(cg->unified, "cgroup.procs", "0");
+}
+
 int cg_open_leaf(struct cgroup *cg)
 {
-	if (!cg->v2) return -1;
-	return open(cg->dir[0], O_DIRECTORY | O_PATH | O_CLOEXEC);
+	if (!cg->v2 && !cg->has_unified) return -1;
+	return open(cg->v2 ? cg->dir[0] : cg->unified, O_DIRECTORY | O_PATH | O_CLOEXEC);
+}
+
+/* Our own copy: <linux/sched.h> clashes with glibc's <sched.h>. */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+		cgroup;
+};
+#define CLONE_INTO_CGROUP_FLAG 0x200000000ULL
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+pid_t cg_clone_into(struct cgroup *cg, unsigned long flags)
+{
+	int leaf = cg_open_leaf(cg);
+	if (leaf < 0) return -1;
+	struct clone3_args ca = { .flags = (uint64_t)flags | CLONE_INTO_CGROUP_FLAG,
+		                  .exit_signal = SIGCHLD,
+		                  .cgroup = (uint64_t)leaf };
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	int e = errno;
+	if (pid != 0) close(leaf);
+	errno = e;
+	return pid;
 }

@@ -1,6 +1,7 @@
 #include "container.h"
 #include "cgroup.h"
 #include "child.h"
+#include "hooks.h"
 #include "process.h"
 #include "rootfs.h"
 #include "state.h"
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -24,21 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Our own copy: <linux/sched.h> clashes with glibc's <sched.h>. */
-struct clone3_args {
-	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
-		cgroup;
-};
-#define CLONE_INTO_CGROUP_FLAG 0x200000000ULL
-#ifndef SYS_clone3
-#define SYS_clone3 435
-#endif
-
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-enum { MSG_MAPS = 1, MSG_CGROUP_DIRS, MSG_CGROUP_OK, MSG_READY, MSG_ERROR, MSG_GO };
+enum { MSG_MAPS = 1, MSG_CGROUP_DIRS, MSG_CGROUP_OK, MSG_READY, MSG_ERROR, MSG_GO, MSG_HOOKS, MSG_HOOKS_DONE };
 struct msg {
 	int type;
 	char text[1000];
@@ -48,6 +40,9 @@ static int sync_fd = -1;
 static int cgroup_stage; /* last cgroup message seen by the child: DIRS, then OK */
 static const struct spec *g_spec;
 static struct cgroup *g_cg;
+static const struct create_opts *g_opts;
+static const char *g_bundle;
+static pid_t g_host_pid; /* the init's pid as the host sees it (MSG_CGROUP_OK carries it) */
 
 static int send_msg(int fd, int type, const char *text)
 {
@@ -79,6 +74,7 @@ static void child_wait(int stage)
 		if (recv_msg(sync_fd, &m) < 0 || (m.type != MSG_CGROUP_DIRS && m.type != MSG_CGROUP_OK))
 			_exit(1); /* parent gone: nothing to report to */
 		cgroup_stage = m.type;
+		if (m.type == MSG_CGROUP_OK && m.text[0]) g_host_pid = (pid_t)atoi(m.text);
 	}
 }
 
@@ -86,6 +82,58 @@ static int child_wait_cgroup(void)
 {
 	child_wait(MSG_CGROUP_DIRS);
 	return 0;
+}
+
+/* The state a hook reads on stdin, from the container's side. */
+static void child_hook_state(char *out, size_t cap, const char *status)
+{
+	static struct cstate cs;
+	snprintf(cs.id, sizeof(cs.id), "%s", g_opts->id);
+	snprintf(cs.bundle, sizeof(cs.bundle), "%s", g_bundle);
+	cs.pid = g_host_pid;
+	hooks_state(out, cap, g_spec, &cs, status);
+}
+
+/* Right before pivot_root: the parent runs prestart and createRuntime hooks (in the runtime's
+ * namespaces), then we run createContainer hooks here, in the container's namespaces with the
+ * host's paths still in view, as the runtime spec orders them. */
+static int child_before_pivot(void)
+{
+	const struct spec *s = g_spec;
+	if (s->nhooks[HOOK_PRESTART] || s->nhooks[HOOK_CREATE_RUNTIME]) {
+		struct msg m;
+		child_wait(MSG_CGROUP_OK);
+		send_msg(sync_fd, MSG_HOOKS, NULL);
+		if (recv_msg(sync_fd, &m) < 0 || m.type != MSG_HOOKS_DONE) _exit(1); /* the parent reports */
+	}
+	if (s->nhooks[HOOK_CREATE_CONTAINER]) {
+		static char st[20000];
+		child_wait(MSG_CGROUP_OK);
+		child_hook_state(st, sizeof(st), "creating");
+		if (hooks_run(s, HOOK_CREATE_CONTAINER, st)) return -1;
+	}
+	return 0;
+}
+
+/* Hooks whose failure the spec turns into a warning (poststart, poststop). */
+static void hooks_warn(const struct spec *s, enum hook_kind kind, const struct cstate *cs, const char *status)
+{
+	static char st[20000];
+	if (!s->nhooks[kind]) return;
+	hooks_state(st, sizeof(st), s, cs, status);
+	if (hooks_run(s, kind, st)) dprintf(2, "tsswarm-runtime: %s: warning: %s\n", cs->id, g_err);
+}
+
+/* Poststart hooks run once the container's process is executed: the init holds the sync socket
+ * (close-on-exec) until its execve, so its end of file says exactly that. */
+static void poststart(const struct spec *s, const struct cstate *cs, int fd)
+{
+	if (s->nhooks[HOOK_POSTSTART]) {
+		char c;
+		while (recv(fd, &c, 1, 0) > 0 || errno == EINTR) continue;
+	}
+	close(fd);
+	hooks_warn(s, HOOK_POSTSTART, cs, "running");
 }
 
 static void lo_up(void)
@@ -100,6 +148,39 @@ static void lo_up(void)
 		ioctl(s, SIOCSIFFLAGS, &ifr);
 	}
 	close(s);
+}
+
+/* Namespaces joined by path, opened before we join any: once in another mount namespace the
+ * paths (/proc/PID/ns/... of the host) would name other things or nothing. */
+static const int joinable[] = { CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNS, CLONE_NEWCGROUP };
+#define NJOIN (int)(sizeof(joinable) / sizeof(joinable[0]))
+static int join_fd[NJOIN];
+
+static int open_ns_paths(const struct spec *s)
+{
+	for (int i = 0; i < NJOIN; i++) {
+		const char *p;
+		join_fd[i] = -1;
+		if (ns_path_for(s, joinable[i], &p) && p) {
+			join_fd[i] = open(p, O_RDONLY | O_CLOEXEC);
+			if (join_fd[i] < 0) return seterr("namespace %s: %s", p, strerror(errno));
+		}
+	}
+	return 0;
+}
+
+static int join_opened(const struct spec *s, int flag)
+{
+	for (int i = 0; i < NJOIN; i++)
+		if (joinable[i] == flag && join_fd[i] >= 0) {
+			const char *p = "";
+			ns_path_for(s, flag, &p);
+			int r = setns(join_fd[i], flag), e = errno;
+			close(join_fd[i]);
+			join_fd[i] = -1;
+			return r < 0 ? seterr("join namespace %s: %s", p, strerror(e)) : 0;
+		}
+	return 0;
 }
 
 static int join_ns(const char *path, int flag)
@@ -123,6 +204,10 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 	const struct spec *s = g_spec;
 	struct msg m;
 	char path[4096];
+	/* Until it execs the container's process, nothing in the container may open our /proc files
+	 * (exe, fds, memory): not dumpable means only CAP_SYS_PTRACE on the host could. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (open_ns_paths(s)) child_fail();
 	/* v1, no user namespace: we move ourselves (cheap); the cgroup dirs were made before clone.
 	 * In a user namespace the cgroup files are not ours to write: the parent moves us then. */
 	if (!g_cg->v2 && !(s->ns_flags & CLONE_NEWUSER) && cg_enter_self(g_cg)) child_fail();
@@ -133,13 +218,12 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 			child_fail();
 		}
 	}
-	static const int joinable[] = { CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS };
-	for (size_t i = 0; i < sizeof(joinable) / sizeof(joinable[0]); i++) {
-		const char *p;
-		if (ns_path_for(s, joinable[i], &p) && p && join_ns(p, joinable[i])) child_fail();
-	}
+	/* the mount namespace last of these; the cgroup one once we are in our cgroup (below) */
+	for (int i = 0; i < NJOIN; i++)
+		if (joinable[i] != CLONE_NEWCGROUP && join_opened(s, joinable[i])) child_fail();
+	const char *uts_path;
 	if (s->hostname && s->hostname[0]) {
-		if (!(s->ns_flags & CLONE_NEWUTS)) {
+		if (!ns_path_for(s, CLONE_NEWUTS, &uts_path)) {
 			seterr("hostname is set but no new uts namespace is requested");
 			child_fail();
 		}
@@ -149,6 +233,20 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		}
 	}
 	if (s->ns_flags & CLONE_NEWNET) lo_up();
+	/* Sysctls now, in our namespaces but before the rootfs is built: the spec's readonlyPaths make
+	 * /proc/sys read-only in there. The sysctl tables resolve by the writer's namespaces, so the
+	 * host's /proc, still mounted here, writes the container's values (spec.c allowed only
+	 * namespaced keys). */
+	for (int i = 0; i < s->nsysctl; i++) {
+		char p[512];
+		int n = snprintf(p, sizeof(p), "/proc/sys/%s", s->sysctl_k[i]);
+		for (char *c = p + 10; c < p + n; c++)
+			if (*c == '.') *c = '/';
+		if (write_str(p, s->sysctl_v[i]) < 0) {
+			seterr("sysctl %s: %s", s->sysctl_k[i], strerror(errno));
+			child_fail();
+		}
+	}
 	int fifo = -1;
 	if (fifo_mode) {
 		/* O_RDWR never blocks on a FIFO; the read below waits for `start` to write one byte. */
@@ -159,24 +257,15 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 			child_fail();
 		}
 	}
-	if (rootfs_setup(s, g_cg, (s->ns_flags & CLONE_NEWUSER) != 0, child_wait_cgroup)) child_fail();
+	if (rootfs_setup(s, g_cg, (s->ns_flags & CLONE_NEWUSER) != 0, child_wait_cgroup, child_before_pivot))
+		child_fail();
 	const char *cgp;
 	if (ns_path_for(s, CLONE_NEWCGROUP, &cgp)) {
 		child_wait(MSG_CGROUP_OK);
 		/* After the move into the container's cgroup, so that cgroup becomes the namespace root. */
-		if (cgp ? join_ns(cgp, CLONE_NEWCGROUP)
+		if (cgp ? join_opened(s, CLONE_NEWCGROUP)
 		        : (unshare(CLONE_NEWCGROUP) < 0 ? seterr("unshare cgroup namespace: %s", strerror(errno)) : 0))
 			child_fail();
-	}
-	for (int i = 0; i < s->nsysctl; i++) {
-		char p[512];
-		int n = snprintf(p, sizeof(p), "/proc/sys/%s", s->sysctl_k[i]);
-		for (char *c = p + 10; c < p + n; c++)
-			if (*c == '.') *c = '/';
-		if (write_str(p, s->sysctl_v[i]) < 0) {
-			seterr("sysctl %s: %s", s->sysctl_k[i], strerror(errno));
-			child_fail();
-		}
 	}
 	/* Descriptors inherited from whoever called us (Node, a shell) must not leak into the container. */
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -194,6 +283,15 @@ static __attribute__((noreturn)) void child_main(const struct create_opts *o, in
 		if (r != 1) _exit(1);
 	} else if (recv_msg(sync_fd, &m) < 0 || m.type != MSG_GO) {
 		_exit(1);
+	}
+	if (s->nhooks[HOOK_START_CONTAINER]) {
+		/* in the container, before its process: a failure stops the container */
+		static char st[20000];
+		child_hook_state(st, sizeof(st), "created");
+		if (hooks_run(s, HOOK_START_CONTAINER, st)) {
+			dprintf(2, "tsswarm-runtime: %s: %s\n", o->id, g_err);
+			_exit(127);
+		}
 	}
 	if (s->seccomp && s->proc.no_new_privs && seccomp_load(s->seccomp)) {
 		dprintf(2, "tsswarm-runtime: %s: %s\n", o->id, g_err);
@@ -270,6 +368,8 @@ int container_create(const struct create_opts *o)
 	mark("parsed");
 	g_spec = &s;
 	g_cg = &cg;
+	g_opts = o;
+	g_bundle = bundle;
 
 	/* mkdir is the atomic claim on the id. */
 	if (mkdir(o->root, 0711) < 0 && errno != EEXIST && mkdir_p(o->root, 0711) < 0)
@@ -313,14 +413,10 @@ int container_create(const struct create_opts *o)
 		goto fail_state;
 	}
 	mark("cg-dirs");
-	if (cg.v2) {
-		/* v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), so no migration at all. */
-		int leaf = cg_open_leaf(&cg);
-		struct clone3_args ca = { .flags = (uint64_t)(s.ns_flags & ~CLONE_NEWCGROUP) | CLONE_INTO_CGROUP_FLAG,
-			                  .exit_signal = SIGCHLD,
-			                  .cgroup = (uint64_t)leaf };
-		pid = leaf < 0 ? -1 : (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-		if (leaf >= 0) close(leaf);
+	if (cg.v2 || cg.has_unified) {
+		/* v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP), so no migration at all;
+		 * on a hybrid host, in its unified-tree cgroup (then it moves itself into the v1 ones). */
+		pid = cg_clone_into(&cg, (unsigned long)(s.ns_flags & ~CLONE_NEWCGROUP));
 	} else {
 		pid = (pid_t)syscall(SYS_clone, (unsigned long)flags, NULL, NULL, NULL, 0UL);
 	}
@@ -342,6 +438,11 @@ int container_create(const struct create_opts *o)
 	}
 	close(sp[1]);
 	mark("cloned");
+	static struct cstate hs; /* what hooks are told before the state is written */
+	memset(&hs, 0, sizeof(hs));
+	snprintf(hs.id, sizeof(hs.id), "%s", o->id);
+	snprintf(hs.bundle, sizeof(hs.bundle), "%s", bundle);
+	hs.pid = pid;
 	int fd = sp[0];
 	struct msg m;
 	if (s.ns_flags & CLONE_NEWUSER) {
@@ -358,10 +459,19 @@ int container_create(const struct create_opts *o)
 	}
 	mark("cg-attach");
 	/* If the child already failed, this send gets EPIPE but its error is still queued for recv. */
-	send_msg(fd, MSG_CGROUP_OK, NULL);
-	if (recv_msg(fd, &m) < 0) {
-		seterr("container init exited during setup");
-		goto fail_child;
+	char pidtext[24];
+	snprintf(pidtext, sizeof(pidtext), "%d", (int)pid);
+	send_msg(fd, MSG_CGROUP_OK, pidtext);
+	for (;;) {
+		if (recv_msg(fd, &m) < 0) {
+			seterr("container init exited during setup");
+			goto fail_child;
+		}
+		if (m.type != MSG_HOOKS) break;
+		static char st[20000];
+		hooks_state(st, sizeof(st), &s, &hs, "creating");
+		if (hooks_run(&s, HOOK_PRESTART, st) || hooks_run(&s, HOOK_CREATE_RUNTIME, st)) goto fail_child;
+		send_msg(fd, MSG_HOOKS_DONE, NULL);
 	}
 	if (m.type == MSG_ERROR) {
 		seterr("%s", m.text);
@@ -398,13 +508,13 @@ int container_create(const struct create_opts *o)
 	}
 	if (o->mode == MODE_RUN_DETACH) {
 		send_msg(fd, MSG_GO, NULL);
-		close(fd);
+		poststart(&s, &cs, fd);
 		return 0;
 	}
 
 	install_forwarding(pid);
 	send_msg(fd, MSG_GO, NULL);
-	close(fd);
+	poststart(&s, &cs, fd);
 	int status = 0;
 	reap(pid, &status);
 	fwd_pid = 0;
@@ -413,6 +523,7 @@ int container_create(const struct create_opts *o)
 	if (!o->keep) {
 		cg_destroy(&cg);
 		state_remove(o->root, o->id);
+		hooks_warn(&s, HOOK_POSTSTOP, &cs, "stopped");
 	}
 	mark("cleaned");
 	return code;
@@ -421,9 +532,12 @@ fail_child:
 	kill(pid, SIGKILL);
 	reap(pid, NULL);
 	{
+		/* The spec: a failed create goes on to delete, whose poststop hooks run (warnings only). */
 		char keep[sizeof(g_err)];
 		memcpy(keep, g_err, sizeof(keep));
 		cg_destroy(&cg);
+		hs.pid = 0;
+		hooks_warn(&s, HOOK_POSTSTOP, &hs, "stopped");
 		memcpy(g_err, keep, sizeof(keep));
 	}
 	close(fd);
@@ -489,6 +603,12 @@ int container_delete(const char *root, const char *id, int force)
 			return seterr("container %s: init %d did not exit after SIGKILL", id, (int)st.pid);
 	}
 	int rc = cg_destroy(&cg);
+	/* after the container is gone, before delete returns; the config is in the state dir */
+	char keep[sizeof(g_err)];
+	memcpy(keep, g_err, sizeof(keep));
+	st.pid = 0;
+	hooks_warn_from_state(root, &st, HOOK_POSTSTOP, "stopped");
+	memcpy(g_err, keep, sizeof(keep));
 	state_remove(root, id);
 	return rc;
 }

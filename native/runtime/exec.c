@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -103,13 +104,23 @@ int container_exec(const struct exec_opts *o)
 	int errp[2];
 	if (pipe2(errp, O_CLOEXEC) < 0) return seterr("pipe: %s", strerror(errno));
 	fflush(NULL);
-	pid_t pid = fork();
+	/* Born in the container's cgroup2 leaf (v2, or the unified tree of a hybrid host) when there is
+	 * one: a cgroup.procs write would wait for an RCU grace period on every exec. */
+	int born_in = 1;
+	pid_t pid = cg_clone_into(&cg, 0);
+	if (pid < 0) {
+		born_in = 0;
+		pid = fork();
+	}
 	if (pid < 0) return seterr("fork: %s", strerror(errno));
 	if (pid == 0) {
 		close(errp[0]);
+		/* Visible in the container's pid namespace until it execs: not dumpable, so no process
+		 * there can open our /proc/PID/exe, fds or memory (CVE-2019-5736). */
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 		char path[4096];
 		/* Join the cgroups while the host's /sys/fs/cgroup is still our view. */
-		if (cg_enter_self(&cg) == 0) {
+		if ((cg.v2 && born_in ? 0 : cg_enter_self(&cg)) == 0 && (born_in || cg_enter_unified(&cg) == 0)) {
 			int i;
 			for (i = 0; i < n; i++)
 				if (setns(fds[i], flags[i]) < 0) {

@@ -261,11 +261,20 @@ static int mask_paths(const struct spec *s)
 	return 0;
 }
 
-int rootfs_setup(const struct spec *s, struct cgroup *cg, int userns, int (*wait_cgroup)(void))
+int rootfs_setup(const struct spec *s, struct cgroup *cg, int userns, int (*wait_cgroup)(void),
+                 int (*before_pivot)(void))
 {
-	const char *root = s->root_path;
+	const char *root = s->root_path, *mnt_path = NULL;
+	if (ns_path_for(s, CLONE_NEWNS, &mnt_path) && mnt_path) {
+		/* A mount namespace joined by path comes with its root and mounts (as nsenter, or crun):
+		 * nothing is mounted in it, the process starts at its "/". */
+		if (before_pivot()) return -1;
+		if (chdir("/") < 0) return seterr("chdir / in %s: %s", mnt_path, strerror(errno));
+		return 0;
+	}
 	if (!(s->ns_flags & CLONE_NEWNS)) {
 		/* No mount namespace asked for: the best we can do is a chroot. */
+		if (before_pivot()) return -1;
 		if (chroot(root) < 0 || chdir("/") < 0) return seterr("chroot %s: %s", root, strerror(errno));
 		return 0;
 	}
@@ -288,6 +297,7 @@ int rootfs_setup(const struct spec *s, struct cgroup *cg, int userns, int (*wait
 		return -1;
 	}
 	close(rootfd);
+	if (before_pivot()) return -1;
 	/* pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves only the container. */
 	if (chdir(root) < 0) return seterr("chdir %s: %s", root, strerror(errno));
 	if (syscall(SYS_pivot_root, ".", ".") < 0) return seterr("pivot_root %s: %s", root, strerror(errno));

@@ -6,5 +6,7 @@
 
 /* wait_cgroup is called before the first cgroup mount: the parent creates the cgroup
  * concurrently with this setup, and the mount needs its directories to exist. */
-int rootfs_setup(const struct spec *s, struct cgroup *cg, int userns, int (*wait_cgroup)(void));
+/* before_pivot runs once the mounts are made, before pivot_root (or chroot): OCI hooks. */
+int rootfs_setup(const struct spec *s, struct cgroup *cg, int userns, int (*wait_cgroup)(void),
+                 int (*before_pivot)(void));
 #endif

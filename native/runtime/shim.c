@@ -2,6 +2,7 @@
  * as docker json-file lines), reaps the init as a subreaper and records how it ended in exit.json,
  * so the daemon can die and come back without losing a container or its exit status. */
 #include "container.h"
+#include "exeseal.h"
 #include "json.h"
 #include "jsonlog.h"
 #include "util.h"
@@ -230,7 +231,7 @@ static int mount_overlay_fsconfig(char *err, size_t errlen)
 	what = "create";
 	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) goto out;
 	what = "fsmount";
-	int mfd = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	int mfd = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
 	if (mfd < 0) goto out;
 	what = "move_mount";
 	rc = move_mount(mfd, "", AT_FDCWD, rootfs, MOVE_MOUNT_F_EMPTY_PATH);
@@ -254,8 +255,12 @@ static int mount_overlay(char *err, size_t errlen)
 		snprintf(err, errlen, "overlay: too many lower layers");
 		return -1;
 	}
-	/* mount(2) data is capped at one page: many layers need the fsconfig API, one layer per call. */
-	if (n >= 4000 ? mount_overlay_fsconfig(err, errlen) < 0 : mount("overlay", rootfs, "overlay", 0, data) < 0) {
+	/* mount(2) data is capped at one page: many layers need the fsconfig API, one layer per call.
+	 * nodev: a device node that comes in an image layer (or that the container makes in its
+	 * writable layer) opens nothing, whatever its mode and whatever the device rules allow;
+	 * the container's /dev is a tmpfs of its own. */
+	if (n >= 4000 ? mount_overlay_fsconfig(err, errlen) < 0
+	              : mount("overlay", rootfs, "overlay", MS_NODEV, data) < 0) {
 		if (!err[0]) snprintf(err, errlen, "overlay mount on %s: %s", rootfs, strerror(errno));
 		return -1;
 	}
@@ -597,6 +602,12 @@ static void abspath(const char *in, char *out, size_t cap, const char *what)
 int shim_main(int argc, char **argv)
 {
 	const char *a_id = NULL, *a_bundle = NULL, *a_state = NULL, *a_log = NULL;
+	/* Our runtime runs in a child of the shim and execs the container's process from it: the
+	 * shim too runs from a copy of the binary no container can write (CVE-2019-5736). */
+	if (exe_seal(argv)) {
+		dprintf(2, "tsswarm-shim: %s\n", g_err);
+		return 1;
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *f = argv[i];
 		const char **dst = NULL;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 /* Error helpers that name the offending JSON path, so a bad field produces one useful line. */
 #define BAD(path, fmt, ...) seterr("config.json: %s: " fmt, path, ##__VA_ARGS__)
@@ -393,6 +394,43 @@ int ns_path_for(const struct spec *s, int flag, const char **path)
 	return 0;
 }
 
+/* The namespace a sysctl belongs to (CLONE_NEW*), 0 for one of the whole host. */
+static int sysctl_namespace(const char *key)
+{
+	static const char *ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",          "kernel.sem",
+		                     "kernel.shmall", "kernel.shmmax", "kernel.shm_rmid_forced", "kernel.shmmni" };
+	for (size_t i = 0; i < sizeof(ipc) / sizeof(ipc[0]); i++)
+		if (!strcmp(key, ipc[i])) return CLONE_NEWIPC;
+	if (!strncmp(key, "fs.mqueue.", 10)) return CLONE_NEWIPC;
+	if (!strncmp(key, "net.", 4)) return CLONE_NEWNET;
+	if (!strcmp(key, "kernel.hostname") || !strcmp(key, "kernel.domainname")) return CLONE_NEWUTS;
+	return 0;
+}
+
+static int sysctl_check(const struct spec *s, const char *key)
+{
+	int ns = sysctl_namespace(key);
+	const char *path = NULL;
+	if (!ns)
+		return BAD("linux.sysctl",
+		           "\"%.60s\" is not in a separate kernel namespace: it would be set for the host", key);
+	if (!ns_path_for(s, ns, &path))
+		return BAD("linux.sysctl", "\"%.60s\" needs a %s namespace of the container's own", key,
+		           ns == CLONE_NEWNET   ? "network"
+		           : ns == CLONE_NEWIPC ? "ipc"
+		                                : "uts");
+	if (path) {
+		/* joined by path: it must not be the host's (ours) */
+		struct stat a, b;
+		const char *self = ns == CLONE_NEWNET   ? "/proc/self/ns/net"
+		                   : ns == CLONE_NEWIPC ? "/proc/self/ns/ipc"
+		                                        : "/proc/self/ns/uts";
+		if (stat(path, &a) == 0 && stat(self, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			return BAD("linux.sysctl", "\"%.60s\": the namespace %s is the host's", key, path);
+	}
+	return 0;
+}
+
 static int parse_idmaps(const struct jval *arr, const char *path, struct idmap *maps, int *n)
 {
 	int r = want(arr, J_ARR, path);
@@ -483,6 +521,49 @@ static int parse_resources(const struct jval *r, struct resources *res)
 	return 0;
 }
 
+const char *const hook_names[HOOK_KINDS] = { "prestart",       "createRuntime", "createContainer",
+	                                     "startContainer", "poststart",     "poststop" };
+
+static int parse_hooks(const struct jval *hv, struct spec *s)
+{
+	int k = want(hv, J_OBJ, "hooks");
+	if (k <= 0) return k;
+	for (int kind = 0; kind < HOOK_KINDS; kind++) {
+		char path[96];
+		snprintf(path, sizeof(path), "hooks.%s", hook_names[kind]);
+		struct jval *list = json_get(hv, hook_names[kind]);
+		if ((k = want(list, J_ARR, path)) < 0) return -1;
+		if (!k) continue;
+		s->hooks[kind] = calloc(list->len + 1, sizeof(struct hook));
+		int i = 0;
+		for (struct jval *h = list->child; h; h = h->next, i++) {
+			char hp[128], ap[140];
+			snprintf(hp, sizeof(hp), "%s[%d]", path, i);
+			if (want(h, J_OBJ, hp) < 0) return -1;
+			struct hook *o = &s->hooks[kind][i];
+			snprintf(ap, sizeof(ap), "%s.path", hp);
+			if (get_str(h, "path", ap, &o->path, 1) < 0) return -1;
+			if (o->path[0] != '/') return BAD(ap, "must be an absolute path");
+			int n;
+			snprintf(ap, sizeof(ap), "%s.args", hp);
+			if (str_array(json_get(h, "args"), ap, &o->args, &n, 0)) return -1;
+			if (n == 0) {
+				o->args = calloc(2, sizeof(char *));
+				o->args[0] = o->path;
+			}
+			snprintf(ap, sizeof(ap), "%s.env", hp);
+			if (str_array(json_get(h, "env"), ap, &o->env, &n, 0)) return -1;
+			long long t = 0;
+			snprintf(ap, sizeof(ap), "%s.timeout", hp);
+			if (get_int(h, "timeout", ap, &t) < 0) return -1;
+			if (json_get(h, "timeout") && t <= 0) return BAD(ap, "must be greater than zero");
+			o->timeout = t > 86400 ? 86400 : (int)t;
+		}
+		s->nhooks[kind] = i;
+	}
+	return 0;
+}
+
 int spec_parse_text(const char *text, size_t len, const char *bundle, struct spec *s)
 {
 	char perrbuf[256];
@@ -493,6 +574,7 @@ int spec_parse_text(const char *text, size_t len, const char *bundle, struct spe
 	if (!root) return seterr("config.json: invalid JSON: %s", perrbuf);
 	if (root->t != J_OBJ) return seterr("config.json: expected a JSON object at the top level");
 	if (get_str(root, "ociVersion", "ociVersion", &s->oci_version, 1) < 0) return -1;
+	if (parse_hooks(json_get(root, "hooks"), s)) return -1;
 	struct jval *rootv = json_get(root, "root");
 	if (!rootv) return BAD("root", "missing (expected an object with a path)");
 	if (want(rootv, J_OBJ, "root") < 0) return -1;
@@ -544,8 +626,6 @@ int spec_parse_text(const char *text, size_t len, const char *bundle, struct spe
 			for (int j = 0; j < s->nns; j++)
 				if (s->ns[j].flag == flag) return BAD(path, "namespace \"%s\" listed twice", type);
 			if (p && !*p) p = NULL;
-			if (p && flag == CLONE_NEWNS)
-				return BAD(path, "joining an existing mount namespace is not supported");
 			s->ns[s->nns++] = (struct ns_spec){ flag, p };
 			if (!p) s->ns_flags |= flag;
 		}
@@ -573,6 +653,8 @@ int spec_parse_text(const char *text, size_t len, const char *bundle, struct spe
 		if (!s->rootfs_prop) return BAD("linux.rootfsPropagation", "unknown propagation \"%.40s\"", prop);
 	}
 	struct jval *sys = json_get(linux_, "sysctl");
+	/* Only sysctls of a namespace the container has of its own, as runc: anything else would be
+	 * written for the whole host. */
 	if ((k = want(sys, J_OBJ, "linux.sysctl")) < 0) return -1;
 	if (k) {
 		s->sysctl_k = calloc(sys->len + 1, sizeof(char *));
@@ -581,6 +663,7 @@ int spec_parse_text(const char *text, size_t len, const char *bundle, struct spe
 			if (c->t != J_STR) return BAD("linux.sysctl", "value of \"%.60s\" must be a string", c->key);
 			if (strstr(c->key, "..") || strchr(c->key, '/'))
 				return BAD("linux.sysctl", "invalid key \"%.60s\"", c->key);
+			if (sysctl_check(s, c->key)) return -1;
 			s->sysctl_k[s->nsysctl] = c->key;
 			s->sysctl_v[s->nsysctl++] = c->s;
 		}

@@ -47,6 +47,23 @@ struct dev_node {
 	int has_mode, has_uid, has_gid;
 };
 
+/* OCI hooks, by when they run (config.md "POSIX-platform Hooks"). */
+enum hook_kind {
+	HOOK_PRESTART,
+	HOOK_CREATE_RUNTIME,
+	HOOK_CREATE_CONTAINER,
+	HOOK_START_CONTAINER,
+	HOOK_POSTSTART,
+	HOOK_POSTSTOP,
+	HOOK_KINDS
+};
+struct hook {
+	char *path;
+	char **args; /* NULL-terminated; args[0] is path when the spec gives none */
+	char **env;  /* NULL-terminated, empty when the spec gives none */
+	int timeout; /* seconds, 0 = none */
+};
+
 struct process_spec {
 	char **args;
 	int nargs;
@@ -109,7 +126,10 @@ struct spec {
 	unsigned long rootfs_prop;
 	struct jval *annotations;
 	struct seccomp_prog *seccomp; /* compiled linux.seccomp, or NULL */
+	struct hook *hooks[HOOK_KINDS];
+	int nhooks[HOOK_KINDS];
 };
+extern const char *const hook_names[HOOK_KINDS];
 
 /* Loads BUNDLE/config.json; on error g_err is "config.json: process.args: expected ...". */
 int spec_load(const char *bundle, struct spec *s, char **raw, size_t *rawlen);

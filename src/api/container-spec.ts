@@ -43,6 +43,8 @@ export const containerSpecSchema = z.object({
   }).optional(),
   autoRemove: z.boolean(),
   readOnly: z.boolean(),
+  securityOpt: z.array(z.string().max(1 << 20).regex(/^(seccomp[=:](unconfined|\{[\s\S]*\})|no-new-privileges([=:](true|false))?)$/,
+    'expected seccomp=unconfined, seccomp=<profile JSON> or no-new-privileges[=true|false]')),
   stopSignal: z.string(),
   stopTimeout: z.number().int().nonnegative().max(3600),
   labels: z.record(z.string(), z.string()),
@@ -55,7 +57,7 @@ export function withSpecDefaults(input: Partial<ContainerSpec>): Record<string, 
   return {
     name: '', cmd: [], entrypoint: [], entrypointSet: false, env: [], workingDir: '', user: '', hostname: '',
     memoryBytes: 0, nanoCpus: 0, pidsLimit: 0, mounts: [], network: 'none', autoRemove: false,
-    readOnly: false, stopSignal: '', stopTimeout: 10, labels: {}, ports: [],
+    readOnly: false, securityOpt: [], stopSignal: '', stopTimeout: 10, labels: {}, ports: [],
     ...input,
     restart: { name: 'no', maxRetries: 0, ...(input.restart ?? {}) },
   };

@@ -29,6 +29,11 @@ export interface ContainerSpec {
   };
   autoRemove: boolean;
   readOnly: boolean;
+  /**
+   * `--security-opt`, as docker takes them: `seccomp=unconfined`, `seccomp=<profile JSON>` (the CLI
+   * reads the file), `no-new-privileges[=true|false]`. Empty: Docker's default seccomp profile.
+   */
+  securityOpt: string[];
   stopSignal: string;
   stopTimeout: number;
   labels: Record<string, string>;

@@ -1,4 +1,5 @@
 /** `tsswarm container ...` (and the docker-style shortcuts `run`, `ps`, `exec`, `logs`). */
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { ContainerRecord, ContainerSpec } from '../api/container.js';
 import { formatAgo, parseBytes, parseDurationMs, parseInteger, parseNanoCpus, UsageError } from './units.js';
@@ -12,6 +13,7 @@ interface RunFlags {
   detach?: boolean; rm?: boolean; name?: string; env: string[]; memory?: string; cpus?: string; pidsLimit?: string;
   hostname?: string; restart?: string; volume: string[]; network?: string; entrypoint?: string; workdir?: string;
   user?: string; readOnly?: boolean; stopSignal?: string; stopTimeout?: string; label: string[]; publish: string[]; pull?: string;
+  securityOpt: string[];
 }
 
 function addRunOptions(cmd: Command): Command {
@@ -30,6 +32,7 @@ function addRunOptions(cmd: Command): Command {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user[:group]>', 'user name or uid (and group) to run as')
     .option('--read-only', 'mount the root filesystem read-only')
+    .option('--security-opt <option>', 'seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]', collect, [])
     .option('--stop-signal <signal>', 'signal that stops the container')
     .option('--stop-timeout <seconds>', 'seconds to wait before SIGKILL on stop')
     .option('-l, --label <KEY=VALUE>', 'set a label', collect, [])
@@ -81,10 +84,22 @@ export function specFromFlags(image: string, command: string[], o: RunFlags): Pa
     ports: o.publish.map(parsePortMapping),
     autoRemove: o.rm ?? false,
     readOnly: o.readOnly ?? false,
+    securityOpt: (o.securityOpt ?? []).map(readSecurityOpt),
     stopSignal: o.stopSignal ?? '',
     stopTimeout: o.stopTimeout ? parseInteger('--stop-timeout', o.stopTimeout, 0) : 10,
     labels,
   };
+}
+
+/** As docker's CLI: `seccomp=FILE` is sent as the file's text, read here on the client's side. */
+function readSecurityOpt(opt: string): string {
+  const m = /^seccomp[=:](.*)$/s.exec(opt);
+  if (!m || m[1] === 'unconfined' || m[1]!.trimStart().startsWith('{')) return opt;
+  try {
+    return `seccomp=${readFileSync(m[1]!, 'utf8')}`;
+  } catch (e) {
+    throw new UsageError(`--security-opt ${opt}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
 }
 
 function parsePortMapping(spec: string): ContainerSpec['ports'][number] {

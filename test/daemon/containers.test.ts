@@ -2,7 +2,7 @@
  * Real containers through the daemon and the CLI: the behaviour a docker user relies on.
  * Runs as root in CI; every container, cgroup and directory is removed in afterAll.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { daemonWithImage, TestDaemon, waitFor } from './harness.js';
@@ -70,6 +70,20 @@ describe('container run', () => {
     expect(await daemon.ok(['run', '--rm', IMAGE, 'sh', '-c', 'cat /etc/image-marker; test -f /etc/group && echo group-present'])).toBe('tsswarm-test-image\ngroup-present\n');
     await daemon.ok(['container', 'rm', 'writer']);
     expect(existsSync(c.bundle)).toBe(false);
+  });
+
+  it('runs containers under Docker\'s seccomp profile, so no user namespace from inside; --security-opt seccomp=unconfined lifts it, seccomp=FILE replaces it', async () => {
+    const check = 'grep "^Seccomp:" /proc/self/status | tr -d "\\t"; unshare -Ur true 2>/dev/null; echo unshare=$?';
+    expect(await daemon.ok(['run', '--rm', IMAGE, 'sh', '-c', check])).toBe('Seccomp:2\nunshare=1\n');
+    expect(await daemon.ok(['run', '--rm', '--security-opt', 'seccomp=unconfined', IMAGE, 'sh', '-c', check])).toBe('Seccomp:0\nunshare=0\n');
+    const profile = join(scratch, 'no-mkdir.json');
+    writeFileSync(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }] }));
+    const r = await daemon.cli(['run', '--rm', '--security-opt', `seccomp=${profile}`, IMAGE, 'sh', '-c', 'mkdir /tmp/x; unshare -Ur true && echo userns-ok']);
+    expect(r.stderr).toMatch(/Permission denied/);
+    expect(r.stdout).toBe('userns-ok\n');
+    const bad = await daemon.cli(['run', '--rm', '--security-opt', 'apparmor=unconfined', IMAGE, 'true']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('refuses writes on a read-only root', async () => {

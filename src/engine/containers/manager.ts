@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../../durable-file.js';
 import { buildOciSpec, resolveCommand, type ImageRuntimeConfig } from '../runtime/oci-spec.js';
+import { parseSecurityOpts } from '../runtime/seccomp.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import { findLeftovers } from './adoption.js';
 import { resolveIdentity } from './identity.js';
@@ -137,6 +138,11 @@ export class ContainerManager {
     const full: ContainerSpec = { ...spec, name, hostname, stopSignal: spec.stopSignal || image.config.stopSignal || 'SIGTERM' };
     const command = resolveCommand(full, image.config);
     if (command.length === 0) throw new ContainerError('no command specified: the image has no Cmd or Entrypoint and none was given', 'invalid');
+    try {
+      parseSecurityOpts(spec.securityOpt ?? []);
+    } catch (err) {
+      throw new ContainerError((err as Error).message, 'invalid');
+    }
 
     if (spec.network === 'bridge' && !this.opts.bridge) {
       throw new ContainerError('the bridge network is off on this daemon (it runs with --network-driver none)', 'invalid');

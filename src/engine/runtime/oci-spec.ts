@@ -3,6 +3,7 @@
  * and our own runtime all accept. Defaults follow Docker's so that images behave as users expect.
  */
 import type { ContainerSpec } from '../../api/container.js';
+import { parseSecurityOpts, seccompFor } from './seccomp.js';
 
 /** Docker's default capability set: enough for ordinary services, nothing that reaches the host. */
 export const DEFAULT_CAPABILITIES = [
@@ -85,6 +86,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   // A non-root user keeps the bounding set but starts without effective capabilities, as in Docker.
   const caps = DEFAULT_CAPABILITIES;
   const heldCaps = input.uid === 0 ? caps : [];
+  // Records written before securityOpt existed have none: they get the defaults.
+  const security = parseSecurityOpts(spec.securityOpt ?? []);
+  const seccomp = seccompFor(security, caps);
   return {
     ociVersion: '1.0.2',
     process: {
@@ -95,7 +99,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       cwd: spec.workingDir || image.workingDir || '/',
       capabilities: { bounding: caps, effective: heldCaps, permitted: heldCaps },
       // No rlimits: containers inherit the daemon's, which raising would need CAP_SYS_RESOURCE for.
-      noNewPrivileges: true,
+      noNewPrivileges: security.noNewPrivileges,
       oomScoreAdj: 0,
     },
     root: { path: input.rootfs, readonly: spec.readOnly },
@@ -124,6 +128,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       resources,
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
+      ...(seccomp ? { seccomp } : {}),
     },
   };
 }

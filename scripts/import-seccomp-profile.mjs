@@ -32,7 +32,7 @@ try {
 // Docker's default seccomp profile, from ${source}.
 // Docker's own format (includes/excludes by capability, architecture and kernel version): seccomp.ts
 // turns it into an OCI linux.seccomp object for one container.
-import type { DockerSeccompProfile } from './seccomp.js';
+import type { DockerSeccompProfile } from './seccomp-profile.js';
 
 export const DOCKER_DEFAULT_PROFILE: DockerSeccompProfile = ${JSON.stringify(profile, null, 2)};
 `;

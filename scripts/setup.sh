@@ -11,12 +11,9 @@ DEBIAN_PACKAGES=(
   iproute2 nftables               # network namespaces, veth, bridges, VXLAN, load balancing
   runc crun                       # alternative OCI runtimes (--runtime runc|crun) and benchmark anchors
   umoci skopeo                    # OCI image layouts and docker-save archives for image tests
-<<<<<<< HEAD
   zstd                            # zstd-compressed layers (Node 20's zlib has no zstd)
   docker-registry apache2-utils   # registry pull/push tests: a real registry, htpasswd for its basic auth
-=======
   podman                          # test/runtime/podman.test.ts: a real OCI client drives tsswarm-runtime
->>>>>>> runtime-security
   hyperfine jq util-linux procps  # benchmarks and scripts
   curl                            # HTTP checks of published ports from test hosts
   iperf3                          # bench:overlay (TCP throughput through the overlay)

@@ -2,7 +2,7 @@
 // Docker's default seccomp profile, from Debian package golang-github-docker-docker-dev 20.10.24+dfsg1-1+deb12u1, /usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json.
 // Docker's own format (includes/excludes by capability, architecture and kernel version): seccomp.ts
 // turns it into an OCI linux.seccomp object for one container.
-import type { DockerSeccompProfile } from './seccomp.js';
+import type { DockerSeccompProfile } from './seccomp-profile.js';
 
 export const DOCKER_DEFAULT_PROFILE: DockerSeccompProfile = {
   "defaultAction": "SCMP_ACT_ERRNO",

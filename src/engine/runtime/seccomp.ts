@@ -8,33 +8,9 @@
  */
 import { arch, release } from 'node:os';
 import { DOCKER_DEFAULT_PROFILE } from './seccomp-default-profile.js';
+import type { DockerSeccompProfile, DockerSeccompRule, OciSeccomp } from './seccomp-profile.js';
 
-export interface SeccompArg { index: number; value: number; valueTwo?: number; op: string }
-interface Filter { caps?: string[]; arches?: string[]; minKernel?: string }
-export interface DockerSeccompRule {
-  names?: string[];
-  /** Older profiles name one syscall per rule. */
-  name?: string;
-  action: string;
-  errnoRet?: number;
-  args?: SeccompArg[] | null;
-  comment?: string;
-  includes?: Filter;
-  excludes?: Filter;
-}
-export interface DockerSeccompProfile {
-  defaultAction: string;
-  defaultErrnoRet?: number;
-  architectures?: string[];
-  archMap?: { architecture: string; subArchitectures: string[] }[];
-  syscalls?: DockerSeccompRule[];
-}
-export interface OciSeccomp {
-  defaultAction: string;
-  defaultErrnoRet?: number;
-  architectures: string[];
-  syscalls: { names: string[]; action: string; errnoRet?: number; args?: SeccompArg[] }[];
-}
+export type { DockerSeccompProfile, DockerSeccompRule, OciSeccomp, SeccompArg } from './seccomp-profile.js';
 
 /** Docker 25 dropped these from its default: io_uring bypasses syscall filtering and is a rich source of kernel bugs. */
 const REMOVED_FROM_DEFAULT = new Set(['io_uring_enter', 'io_uring_register', 'io_uring_setup']);

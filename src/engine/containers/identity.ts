@@ -1,10 +1,10 @@
 /**
  * Resolves a container's `user` ("name", "uid", "uid:gid", "name:group") to numbers, reading the
- * image's /etc/passwd and /etc/group from its layers (top layer first, as overlayfs would show them).
+ * image's /etc/passwd and /etc/group from its layers as overlayfs would show them, through
+ * layer-files.ts: a hostile image cannot make the daemon block on a FIFO or read a host file.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ContainerError } from '../../api/container.js';
+import { LayerFileError, readLayerFile } from './layer-files.js';
 
 export interface Identity {
   uid: number;
@@ -13,18 +13,20 @@ export interface Identity {
 }
 
 function readFromLayers(lowerDirs: string[], path: string): string[] {
-  for (const dir of lowerDirs) {
-    try {
-      return readFileSync(join(dir, path), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
-    } catch { /* not in this layer (or whited out): look lower */ }
+  let text: string | undefined;
+  try {
+    text = readLayerFile(lowerDirs, path);
+  } catch (err) {
+    if (err instanceof LayerFileError) throw new ContainerError(`cannot read the image's ${path}: ${err.message}`, 'invalid');
+    throw err;
   }
-  return [];
+  return (text ?? '').split('\n').filter((l) => l && !l.startsWith('#'));
 }
 
 export function resolveIdentity(user: string, lowerDirs: string[]): Identity {
   if (user === '' || user === 'root' || user === '0') return { uid: 0, gid: 0, additionalGids: [] };
   const [userPart = '', groupPart] = user.split(':', 2);
-  const passwd = readFromLayers(lowerDirs, 'etc/passwd').map((l) => l.split(':'));
+  const passwd = readFromLayers(lowerDirs, '/etc/passwd').map((l) => l.split(':'));
   let uid: number;
   let gid: number | undefined;
   let userName: string | undefined;
@@ -39,7 +41,7 @@ export function resolveIdentity(user: string, lowerDirs: string[]): Identity {
     gid = Number(entry[3]);
     userName = userPart;
   }
-  const groups = readFromLayers(lowerDirs, 'etc/group').map((l) => l.split(':'));
+  const groups = readFromLayers(lowerDirs, '/etc/group').map((l) => l.split(':'));
   if (groupPart !== undefined) {
     if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
     else {

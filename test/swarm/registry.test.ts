@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { htpasswdFile, startRegistry, type RunningRegistry } from '../../testkit/registry.js';
 import { busyboxTarball, tempDir, TestDaemon, waitFor } from '../daemon/harness.js';
 
-const BASE_PORT = 26000 + (process.pid % 500) * 4;
+const BASE_PORT = 20000 + (process.pid % 500) * 4;
 const addr = (i: number) => `127.0.0.1:${BASE_PORT + i}`;
 const daemons: TestDaemon[] = [];
 let manager: TestDaemon;
